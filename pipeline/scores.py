@@ -1,0 +1,237 @@
+"""The scores table: one schema, defined here once and validated at every boundary.
+
+One row is one number: a ``metric`` of ``model`` (at training ``step``) on ``task`` with
+``num_fewshot`` shots, as reported by ``source``.  ``suite`` names the collection the
+number came from (a published result set, or capcast's own evaluations); numbers are
+only comparable within one suite, because harness versions, prompts and shots differ.
+
+Readers, the evaluate stage, the collect stage and the CLIs all pass their frames through
+:func:`validate`, which names the offending row and says what to do.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import CapcastError
+
+
+class ScoresError(CapcastError):
+    """Bad scores-table input; the message names the file/row and the fix."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # pandas dtype
+    required: bool
+    doc: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("suite", "string", False, "result collection (pythia_evals, obsscaling, capcast_eval, ...); default 'user'"),
+    Column("model", "string", True, "model id, Hugging Face style (EleutherAI/pythia-1.4b)"),
+    Column("family", "string", True, "model family (pythia, pythia-deduped, opt, cerebras-gpt, ...)"),
+    Column("params", "float64", True, "parameter count N (total, as published or as counted on load)"),
+    Column("tokens", "float64", True, "training tokens D seen at this checkpoint"),
+    Column("compute_flops", "float64", True, "training compute C in FLOPs; empty means 6*N*D"),
+    Column("step", "Int64", False, "training step of the checkpoint; empty for a final/unknown checkpoint"),
+    Column("task", "string", True, "benchmark task name (lm-eval style: arc_easy, lambada_openai, mmlu, ...)"),
+    Column("metric", "string", True, "metric name: acc, acc_norm, exact_match, ... or a loss: nll, bpb, ppl, ..."),
+    Column("value", "float64", True, "the number"),
+    Column("stderr", "float64", False, "standard error of value; empty if unknown"),
+    Column("num_fewshot", "Int64", False, "number of in-context examples; empty if unknown"),
+    Column("source", "string", True, "citation: repository@commit:path (or a local file) the number came from"),
+)
+REQUIRED = tuple(c.name for c in COLUMNS if c.required)
+ALL_COLUMNS = tuple(c.name for c in COLUMNS)
+# A number is identified by these; two rows with the same key are a duplicate.
+KEY = ("suite", "model", "step", "task", "metric", "num_fewshot")
+
+ACCURACY_METRICS = {
+    "acc", "acc_norm", "acc_bytes", "exact_match", "em", "mc1", "mc2", "pass@1", "prob_correct",
+    "f1", "pct_stereotype",
+}
+LOSS_METRICS = {"nll", "nll_token", "nll_char", "bpb", "ppl", "xent", "loss", "byte_perplexity", "word_perplexity"}
+
+# Random-guess accuracy per task (multiple choice: 1 / number of choices).  Used as the
+# sigmoid floor of the link laws and as the "near chance" line of emergence.  Tasks with
+# free-form answers (exact match) have chance 0.
+CHANCE: dict[str, float] = {
+    "piqa": 0.5, "winogrande": 0.5, "wsc": 0.5, "xwinograd": 0.5, "boolq": 0.5, "copa": 0.5,
+    "arc_easy": 0.25, "arc_challenge": 0.25, "sciq": 0.25, "logiqa": 0.25, "mmlu": 0.25,
+    "hellaswag": 0.25, "openbookqa": 0.25, "parsinlu_qa": 0.25, "social_iqa": 1 / 3, "commonsense_qa": 0.2,
+    # TruthfulQA MC: questions have 2-13 choices; 0.25 is the Open LLM Leaderboard's baseline.
+    "truthfulqa": 0.25, "truthfulqa_mc1": 0.25, "truthfulqa_mc2": 0.25,
+    # Inverse Scaling Prize classification tasks are all two-way.
+    "isp_hindsight_neglect": 0.5, "isp_into_the_unknown": 0.5, "isp_memo_trap": 0.5,
+    "isp_modus_tollens": 0.5, "isp_neqa": 0.5, "isp_pattern_matching_suppression": 0.5,
+    "isp_redefine": 0.5, "isp_repetitive_algebra": 0.5, "isp_resisting_correction": 0.5,
+    "isp_sig_figs": 0.5,
+}
+CHANCE_PREFIXES = {"hendrycksTest-": 0.25, "mmlu_": 0.25, "arithmetic_": 0.0, "bbh_": 0.0}
+ZERO_CHANCE_METRICS = {"exact_match", "em", "pass@1", "f1"}
+
+
+def metric_kind(metric: str) -> str:
+    """'accuracy' (higher is better, in [0, 1]), 'loss' (lower is better) or 'other'."""
+    base = metric.split(",")[0]
+    if base in ACCURACY_METRICS:
+        return "accuracy"
+    if base in LOSS_METRICS:
+        return "loss"
+    return "other"
+
+
+def chance(task: str, metric: str = "acc") -> float:
+    """Random-guess level of an accuracy-like metric on ``task``; 0 for losses' purposes is meaningless.
+
+    Unknown multiple-choice tasks raise: a silently wrong floor would bias every sigmoid fit.
+    """
+    if metric_kind(metric) != "accuracy":
+        raise ScoresError(f"chance level is defined for accuracy metrics only, not {task}:{metric}")
+    if metric in ZERO_CHANCE_METRICS or task.startswith("lambada"):
+        return 0.0
+    if task in CHANCE:
+        return CHANCE[task]
+    for prefix, level in CHANCE_PREFIXES.items():
+        if task.startswith(prefix):
+            return level
+    raise ScoresError(
+        f"no chance level known for task {task!r}; add it to CHANCE in pipeline/scores.py "
+        "(1 / number of choices for multiple choice, 0 for free-form answers)"
+    )
+
+
+def _where(df: pd.DataFrame, i, origin: str) -> str:
+    row = df.loc[i]
+    who = ", ".join(f"{k}={row[k]!r}" for k in ("model", "step", "task", "metric") if k in df.columns)
+    return f"{origin}: row {i} ({who})"
+
+
+def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
+    """Check and normalise a scores frame; return it with schema dtypes and column order.
+
+    ``origin`` names the file or stage the frame came from, for error messages.  Raises
+    :class:`ScoresError` on missing columns, unparseable or missing values, non-positive
+    sizes, NaN values and duplicate keys.  Fills ``compute_flops`` with 6*N*D where empty
+    and ``suite`` with 'user' where absent.
+    """
+    missing = [c for c in REQUIRED if c not in df.columns and c != "compute_flops"]
+    if missing:
+        raise ScoresError(
+            f"{origin}: missing required column(s) {missing}; the scores table needs "
+            f"{list(REQUIRED)} (see README, 'The scores table')"
+        )
+    if df.empty:
+        raise ScoresError(f"{origin}: the table has no rows")
+    out = df.copy()
+    out.index = pd.RangeIndex(len(out))
+    for col in COLUMNS:
+        if col.name not in out.columns:
+            out[col.name] = pd.NA
+        if col.name == "suite":
+            out[col.name] = out[col.name].fillna("user")
+        out[col.name] = _coerce(out, col, origin)
+    flops = out["compute_flops"].isna()
+    out.loc[flops, "compute_flops"] = 6.0 * out.loc[flops, "params"] * out.loc[flops, "tokens"]
+    for name in ("model", "family", "task", "metric", "source", "value", "params", "tokens", "compute_flops"):
+        bad = out.index[out[name].isna()]
+        if len(bad):
+            raise ScoresError(f"{_where(out, bad[0], origin)}: empty {name!r} ({len(bad)} such rows); fill it or drop the row")
+    for name in ("params", "compute_flops"):
+        bad = out.index[~(out[name] > 0)]
+        if len(bad):
+            raise ScoresError(f"{_where(out, bad[0], origin)}: {name} must be > 0, got {out.loc[bad[0], name]}")
+    bad = out.index[out["tokens"] < 0]
+    if len(bad):
+        raise ScoresError(f"{_where(out, bad[0], origin)}: tokens must be >= 0")
+    bad = out.index[~np.isfinite(out["value"].to_numpy(dtype=float))]
+    if len(bad):
+        raise ScoresError(f"{_where(out, bad[0], origin)}: value is not a finite number")
+    bad = out.index[out["stderr"].notna() & (out["stderr"] < 0)]
+    if len(bad):
+        raise ScoresError(f"{_where(out, bad[0], origin)}: stderr must be >= 0")
+    dup = out.duplicated(list(KEY), keep=False)
+    if dup.any():
+        first = out.index[dup]
+        raise ScoresError(
+            f"{_where(out, first[0], origin)}: duplicate row, same {list(KEY)} as row {first[1]}; "
+            "each number must appear once per suite (drop one, or give them different suites)"
+        )
+    extra = [c for c in out.columns if c not in ALL_COLUMNS]
+    return out[list(ALL_COLUMNS) + extra]
+
+
+def _coerce(df: pd.DataFrame, col: Column, origin: str) -> pd.Series:
+    s = df[col.name]
+    if col.dtype == "string":
+        return s.astype("string").str.strip().replace("", pd.NA)
+    num = pd.to_numeric(s, errors="coerce")
+    bad = s.notna() & (s.astype("string").str.strip() != "") & num.isna()
+    if bad.any():
+        i = df.index[bad][0]
+        raise ScoresError(f"{_where(df, i, origin)}: column {col.name!r} holds {s[i]!r}, not a number")
+    if col.dtype == "Int64":
+        frac = num.notna() & (num != np.round(num))
+        if frac.any():
+            i = df.index[frac][0]
+            raise ScoresError(f"{_where(df, i, origin)}: column {col.name!r} must be a whole number, got {s[i]!r}")
+        return num.round().astype("Int64")
+    return num.astype("float64")
+
+
+def read(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a scores table from CSV or Parquet and validate it."""
+    path = Path(path)
+    if not path.exists():
+        raise ScoresError(f"{path}: no such file")
+    try:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # pandas/pyarrow raise many types; name the file instead
+        raise ScoresError(f"{path}: cannot be read as a {path.suffix or 'CSV'} table ({exc})") from None
+    return validate(df, origin=str(path))
+
+
+def sort(df: pd.DataFrame) -> pd.DataFrame:
+    """Canonical row order, so that the same rows give byte-identical files."""
+    return df.sort_values(list(KEY), na_position="first", kind="mergesort").reset_index(drop=True)
+
+
+def write(df: pd.DataFrame, path: str | os.PathLike, origin: str | None = None) -> None:
+    """Validate, sort and write atomically (CSV, or Parquet by suffix)."""
+    path = Path(path)
+    df = sort(validate(df, origin or f"writing {path}"))
+    if path.suffix == ".parquet":
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n"))
+
+
+def atomic_write(path: str | os.PathLike, writer) -> None:
+    """Call ``writer(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def binomial_stderr(p: float, n: int) -> float:
+    """sqrt(p(1-p)/n): the noise floor of an accuracy measured on n items."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else float("nan")
