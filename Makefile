@@ -7,6 +7,8 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
+# dvc runs stage commands with `python`: make it the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: repro test install bench clean-venv
 

@@ -77,6 +77,7 @@ def _pythia(deduped: bool) -> Family:
     aliases.update({f"EleutherAI/pythia-v1.1-{s}{suffix}": f"EleutherAI/pythia-{s}{suffix}" for s, _, _ in _PYTHIA_SIZES})
     if not deduped:
         aliases["EleutherAI/pythia-1b-bf16"] = "EleutherAI/pythia-1b"
+        aliases["EleutherAI/pythia-v1.1-1b-bf16"] = "EleutherAI/pythia-1b"
     return Family("pythia-deduped" if deduped else "pythia", PYTHIA_SOURCE, models,
                   tokens_per_step=PYTHIA_TOKENS_PER_STEP, aliases=aliases)
 

@@ -40,7 +40,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("family", "string", True, "model family (pythia, pythia-deduped, opt, cerebras-gpt, ...)"),
     Column("params", "float64", True, "parameter count N (total, as published or as counted on load)"),
     Column("tokens", "float64", True, "training tokens D seen at this checkpoint"),
-    Column("compute_flops", "float64", True, "training compute C in FLOPs; empty means 6*N*D"),
+    Column("compute_flops", "float64", True, "training compute C in FLOPs (0 at initialisation); empty means 6*N*D"),
     Column("step", "Int64", False, "training step of the checkpoint; empty for a final/unknown checkpoint"),
     Column("task", "string", True, "benchmark task name (lm-eval style: arc_easy, lambada_openai, mmlu, ...)"),
     Column("metric", "string", True, "metric name: acc, acc_norm, exact_match, ... or a loss: nll, bpb, ppl, ..."),
@@ -111,7 +111,7 @@ def chance(task: str, metric: str = "acc") -> float:
 
 def _where(df: pd.DataFrame, i, origin: str) -> str:
     row = df.loc[i]
-    who = ", ".join(f"{k}={row[k]!r}" for k in ("model", "step", "task", "metric") if k in df.columns)
+    who = ", ".join(f"{k}={row[k]}" for k in ("model", "step", "task", "metric") if k in df.columns)
     return f"{origin}: row {i} ({who})"
 
 
@@ -145,13 +145,14 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
         bad = out.index[out[name].isna()]
         if len(bad):
             raise ScoresError(f"{_where(out, bad[0], origin)}: empty {name!r} ({len(bad)} such rows); fill it or drop the row")
-    for name in ("params", "compute_flops"):
-        bad = out.index[~(out[name] > 0)]
-        if len(bad):
-            raise ScoresError(f"{_where(out, bad[0], origin)}: {name} must be > 0, got {out.loc[bad[0], name]}")
-    bad = out.index[out["tokens"] < 0]
+    bad = out.index[~(out["params"] > 0)]
     if len(bad):
-        raise ScoresError(f"{_where(out, bad[0], origin)}: tokens must be >= 0")
+        raise ScoresError(f"{_where(out, bad[0], origin)}: params must be > 0, got {out.loc[bad[0], 'params']}")
+    # tokens = compute = 0 is a real point: a checkpoint at initialisation (Pythia step 0).
+    for name in ("tokens", "compute_flops"):
+        bad = out.index[out[name] < 0]
+        if len(bad):
+            raise ScoresError(f"{_where(out, bad[0], origin)}: {name} must be >= 0, got {out.loc[bad[0], name]}")
     bad = out.index[~np.isfinite(out["value"].to_numpy(dtype=float))]
     if len(bad):
         raise ScoresError(f"{_where(out, bad[0], origin)}: value is not a finite number")
@@ -225,6 +226,7 @@ def atomic_write(path: str | os.PathLike, writer) -> None:
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

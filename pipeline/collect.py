@@ -1,0 +1,38 @@
+"""collect stage: published rows + capcast's own evaluations -> data/scores.parquet (one validated table)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import params, scores
+
+
+def collect(published: str | Path, evals_dir: str | Path | None) -> pd.DataFrame:
+    parts = [scores.read(published)]
+    if evals_dir is not None and any(Path(evals_dir).glob("*.json")):
+        from pipeline.evaluate import load_eval_rows  # imports lm-eval only when there is something to fold in
+
+        parts.append(load_eval_rows(evals_dir))
+    return scores.validate(pd.concat(parts, ignore_index=True), origin=f"collect ({published} + {evals_dir})")
+
+
+def _main(argv) -> int:
+    cfg = params.load("collect")
+    parser = argparse.ArgumentParser(prog="python -m pipeline collect", description=__doc__)
+    parser.add_argument("--published", default=cfg.get("published", "data/published/scores.csv"))
+    parser.add_argument("--evals-dir", default=cfg.get("evals_dir", "data/evals"))
+    parser.add_argument("--out", default=cfg.get("out", "data/scores.parquet"))
+    args = parser.parse_args(argv)
+    table = collect(args.published, args.evals_dir)
+    scores.write(table, args.out, origin="collect")
+    counts = table.groupby("suite").size()
+    print(f"wrote {len(table)} rows to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def main(argv=None) -> int:
+    from pipeline.__main__ import run_cli
+
+    return run_cli(_main, argv)

@@ -1,0 +1,73 @@
+import pandas as pd
+import pytest
+
+from pipeline import scores
+from pipeline.scores import ScoresError
+
+
+def rows(**over):
+    base = dict(model="m", family="f", params=1e8, tokens=2e10, compute_flops="", step="", task="piqa",
+                metric="acc", value=0.6, stderr="", num_fewshot="", source="here")
+    return pd.DataFrame([{**base, **over}])
+
+
+def test_minimal_user_table_is_accepted_and_compute_defaults_to_6nd():
+    out = scores.validate(rows())
+    assert out.loc[0, "compute_flops"] == pytest.approx(6 * 1e8 * 2e10)
+    assert out.loc[0, "suite"] == "user"
+    assert pd.isna(out.loc[0, "step"]) and pd.isna(out.loc[0, "stderr"])
+    assert list(out.columns[: len(scores.ALL_COLUMNS)]) == list(scores.ALL_COLUMNS)
+
+
+@pytest.mark.parametrize("over, message", [
+    (dict(value=float("inf")), "value is not a finite number"),
+    (dict(value="nan"), "holds 'nan', not a number"),
+    (dict(value=""), "empty 'value'"),
+    (dict(params="abc"), "'params' holds 'abc', not a number"),
+    (dict(params=0), "params must be > 0"),
+    (dict(step=1.5), "must be a whole number"),
+    (dict(stderr=-1), "stderr must be >= 0"),
+    (dict(model=""), "empty 'model'"),
+])
+def test_bad_cells_name_the_row_and_the_problem(over, message):
+    with pytest.raises(ScoresError, match="row 0") as err:
+        scores.validate(rows(**over), origin="my.csv")
+    assert message in str(err.value) and "my.csv" in str(err.value)
+
+
+def test_missing_columns_and_duplicates_are_reported():
+    with pytest.raises(ScoresError, match=r"missing required column\(s\) \['value'\]"):
+        scores.validate(rows().drop(columns=["value"]))
+    with pytest.raises(ScoresError, match="duplicate row.*as row 1"):
+        scores.validate(pd.concat([rows(), rows()]))
+    # the same number from two suites is not a duplicate
+    assert len(scores.validate(pd.concat([rows(suite="a"), rows(suite="b")]))) == 2
+
+
+def test_chance_levels():
+    assert scores.chance("piqa") == 0.5
+    assert scores.chance("hendrycksTest-anatomy", "acc_norm") == 0.25
+    assert scores.chance("arithmetic_2da", "acc") == 0.0
+    assert scores.chance("gsm8k", "exact_match") == 0.0
+    with pytest.raises(ScoresError, match="no chance level known for task 'mystery'"):
+        scores.chance("mystery")
+    with pytest.raises(ScoresError, match="accuracy metrics only"):
+        scores.chance("lambada_openai", "ppl")
+
+
+def test_write_read_round_trip_is_byte_stable(tmp_path):
+    table = pd.concat([rows(task="arc_easy", value=0.41), rows(task="piqa", step=3, value=0.6)])
+    for suffix in (".csv", ".parquet"):
+        a, b = tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"
+        scores.write(table, a)
+        scores.write(scores.read(a).iloc[::-1], b)
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_read_errors_name_the_file(tmp_path):
+    with pytest.raises(ScoresError, match="no such file"):
+        scores.read(tmp_path / "absent.csv")
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(ScoresError, match="bad.parquet: cannot be read"):
+        scores.read(bad)
