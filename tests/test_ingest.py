@@ -157,3 +157,38 @@ def test_github_mode_builds_pinned_urls(monkeypatch):
     assert seen == ["https://raw.githubusercontent.com/jmichaelov/emergent-inabilities/"
                     "eb36a6c85b852601f283c4a045221b44373fb987/results/all_results.tsv"]
     assert len(df) == 768
+
+
+def test_cerebras_llm_line_and_modelzoo_readers(table):
+    card = table.query("suite == 'cerebras_card' and model == 'cerebras/Cerebras-GPT-13B' and task == 'piqa'")
+    assert dict(zip(card.num_fewshot, card.value)) == {0: 0.766, 5: 0.768}
+    zoo = table.query("suite == 'cerebras_modelzoo' and task == 'arc_challenge' and num_fewshot == 0")
+    assert set(zoo.family) == {"cerebras-gpt", "pythia", "pythia-deduped", "opt"}
+    assert zoo.query("model == 'facebook/opt-13b'").value.iloc[0] == 0.329
+    assert "pile" not in set(table.query("suite == 'cerebras_modelzoo' and family == 'opt'").task)  # '\\-' cells
+    line = table.query("suite == 'llm_line'")
+    assert set(line.metric) == {"acc", "nll", "bpb", "xent"} and "EleutherAI/pythia-12b" in set(line.model)
+
+
+def test_cerebras_card_and_llm_line_malformed(tmp_path):
+    root = copy_tree(tmp_path, "cerebras_gpt", "pythia_task_losses")
+    card = root / "cerebras_gpt/cerebras_gpt_model_card_evals.csv"
+    df = pd.read_csv(card, dtype=str)
+    df.loc[2, "zs_piqa"] = "NaN"
+    df.to_csv(card, index=False)
+    with pytest.raises(IngestError, match=r"cerebras_gpt_model_card_evals.csv: row 4, zs_piqa: value is"):
+        ingest.read_cerebras_card(Store(str(root)))
+    line = root / "pythia_task_losses/llm_line/latest_pm_hf.csv"
+    text = line.read_text().replace("ARC-Easy BPB", "ARC-Easy Bits", 1)
+    line.write_text(text)
+    with pytest.raises(IngestError, match=r"latest_pm_hf.csv: missing column\(s\) \['ARC-Easy BPB'\]"):
+        ingest.read_llm_line(Store(str(root)))
+
+
+def test_modelzoo_readme_without_its_table(tmp_path):
+    root = tmp_path / "external"
+    readme = root / ingest.MODELZOO_LOCAL
+    readme.parent.mkdir(parents=True)
+    readme.write_text("# Cerebras-GPT\n\nno evaluation tables here\n")
+    with pytest.raises(IngestError, match="no heading '#### 0-shot Evaluation'"):
+        ingest.read_cerebras_modelzoo(Store(str(root)))
