@@ -274,7 +274,21 @@ def read_obsscaling(store: Store) -> tuple[pd.DataFrame, list[str]]:
         merged = df[known].merge(models[["Model", "family", "params", "tokens", "compute_flops"]], on="Model")
         upstream, rel = FILES[local]
         out.append(_melt(merged, columns, suite, upstream.cite(rel), local))
-    return pd.concat(out, ignore_index=True), skipped
+    table = pd.concat(out, ignore_index=True)
+    return table.assign(stderr=_known_binomial_stderr(table)), skipped
+
+
+# Item counts of tasks whose published scores come without stderr, where the count is documented.
+# GPT-3 arithmetic (Brown et al. 2020, sec. 3.9.1): "2,000 random instances of each task"; the
+# published values are all multiples of 1/2000.
+ITEM_COUNTS = {"arithmetic_2da": 2000, "arithmetic_2dm": 2000, "arithmetic_3da": 2000, "arithmetic_3ds": 2000}
+
+
+def _known_binomial_stderr(table: pd.DataFrame) -> pd.Series:
+    """sqrt(p(1-p)/n) for accuracies of tasks with a documented item count; NaN elsewhere."""
+    n = table["task"].map(ITEM_COUNTS)
+    p = table["value"]
+    return np.sqrt(p * (1 - p) / n).where(n.notna() & table["metric"].eq("acc"))
 
 
 # ---------------------------------------------------------------- Pythia inverse scaling (Michaelov & Bergen 2023)

@@ -75,7 +75,9 @@ CHANCE: dict[str, float] = {
     "isp_redefine": 0.5, "isp_repetitive_algebra": 0.5, "isp_resisting_correction": 0.5,
     "isp_sig_figs": 0.5,
 }
-CHANCE_PREFIXES = {"hendrycksTest-": 0.25, "mmlu_": 0.25, "arithmetic_": 0.0, "bbh_": 0.0}
+# lm-eval's inverse_scaling_* tasks (the prize's classification tasks) are two-way like isp_*.
+CHANCE_PREFIXES = {"hendrycksTest-": 0.25, "mmlu_": 0.25, "arithmetic_": 0.0, "bbh_": 0.0, "isp_": 0.5,
+                   "inverse_scaling_": 0.5}
 ZERO_CHANCE_METRICS = {"exact_match", "em", "pass@1", "f1"}
 
 
