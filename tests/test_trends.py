@@ -1,0 +1,349 @@
+"""Shape labels, forecasts, turn and emergence estimates of the trends stage (issue #5).
+
+Synthetic curves with known shapes and noise: every label, the hard cases (a U whose turn lies
+beyond the data; emergence whose rise starts at the last point), interval calibration, the CLI on
+small tables, and its one-line errors.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline import shapes, trends
+from tests.paths import ROOT
+
+PYTHIA_N = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])
+T = np.log10(PYTHIA_N)
+U = T - T.min()
+SPAN = U.max()
+ST = trends.settings(trends.load_config(ROOT / "params.yaml"))
+
+
+def curve(y, s=0.01, chance=0.25, t=T, orient=1.0, bounded=True):
+    y = np.asarray(y, dtype=float)
+    s_eff, n_items = shapes.effective_stderr(y, np.full(len(y), s), bounded, 1e-3)
+    return shapes.Curve(np.asarray(t, dtype=float), y, s_eff, chance, orient, bounded, n_items)
+
+
+def noisy(y, s, seed):
+    return np.asarray(y) + s * np.random.default_rng(seed).standard_normal(len(y))
+
+
+def bnsl(u, a, b, c0, c1, d, f):
+    """Caballero et al. (2022) one-break law in decades of scale."""
+    return a + b * 10 ** (-c0 * u - c1 * f * np.log10(1 + 10 ** ((u - d) / f)))
+
+
+SHAPES = {
+    "positive": (lambda: 0.3 + 0.12 * U, 0.25),
+    "inverse": (lambda: 0.8 - 0.1 * U, 0.5),
+    "flat": (lambda: np.full(8, 0.42), 0.25),
+    "emergent": (lambda: 0.25 + 0.5 * shapes.sigmoid((U - 1.6) / 0.12), 0.25),
+    "u_shaped": (lambda: 0.3 + 0.2 * (U - 1.1) ** 2, 0.25),
+    "inverted_u": (lambda: 0.7 - 0.2 * (U - 1.1) ** 2, 0.25),
+    # scatter far beyond the stated errors and no form beats a constant
+    "noisy": (lambda: 0.5 + 0.08 * np.array([1, -1, 1, -1, -1, 1, -1, 1]), 0.5),
+}
+
+
+@pytest.mark.parametrize("label", sorted(SHAPES))
+def test_every_label_on_synthetic_curves(label):
+    make, chance = SHAPES[label]
+    got = [shapes.classify(curve(noisy(make(), 0.01, seed), chance=chance), ST).label for seed in range(5)]
+    assert got == [label] * 5, got
+
+
+def test_flat_at_chance_says_so_and_trend_evidence_is_reported():
+    an = shapes.classify(curve(noisy(np.full(8, 0.25), 0.01, 3)), ST)
+    assert an.label == "flat" and "at chance" in an.evidence and "dBIC(trend-vs-" in an.evidence
+    an = shapes.classify(curve(noisy(0.8 - 0.1 * U, 0.01, 0), chance=0.5), ST)
+    import re
+    slope = float(re.search(r"slope=([-+0-9.e]+)±", an.evidence).group(1))
+    assert "dBIC(break-vs-mono)=" in an.evidence and "(t=-" in an.evidence and abs(slope + 0.1) < 0.01
+
+
+def test_null_curves_rarely_get_a_trend():
+    """False-trend rate under pure noise at chance (the thresholds' size)."""
+    labels = [shapes.classify(curve(noisy(np.full(8, 0.25), 0.01, 100 + i)), ST).label for i in range(60)]
+    assert sum(lab not in ("flat", "noisy") for lab in labels) <= 3
+
+
+def test_hard_case_emergence_rising_only_at_the_last_point():
+    y = np.r_[np.full(7, 0.25), 0.45]
+    for seed in range(5):
+        an = shapes.classify(curve(noisy(y, 0.01, seed)), ST)
+        assert an.label == "emergent", an.evidence
+        assert "(7 pts)" in an.evidence or "(6 pts)" in an.evidence
+
+
+def test_hard_case_u_whose_turn_lies_beyond_the_data():
+    """Declining data whose one-break law turns up 0.2 decades after the largest model: not a
+    U in the data (label inverse), and the turn test must not rule a turn out."""
+    truth = bnsl(U, 0.2, 0.6, 0.4, -2.0, SPAN + 0.2, 0.25)
+    assert np.all(np.diff(truth) < 0)  # the data only decline
+    verdicts = []
+    for seed in range(5):
+        c = curve(noisy(truth, 0.003, seed), s=0.003, chance=0.5)
+        an = shapes.classify(c, ST)
+        assert an.label == "inverse", an.evidence
+        tr = shapes.turn_test(c, an, ST, 2.0, 3.84)
+        verdicts.append(tr.verdict)
+        if tr.verdict in ("yes", "possible"):
+            assert tr.t > T.max() - 0.3
+    assert verdicts.count("no") <= 1, verdicts
+
+
+def test_a_turn_seen_in_the_data_is_u_shaped_and_the_turn_is_located():
+    truth = bnsl(U, 0.2, 0.6, 0.4, -2.0, SPAN - 0.8, 0.25)
+    an = shapes.classify(curve(noisy(truth, 0.005, 1), s=0.005, chance=0.5), ST)
+    assert an.label == "u_shaped"
+    grid = np.linspace(0, SPAN, 500)
+    true_turn = grid[np.argmin(bnsl(grid, 0.2, 0.6, 0.4, -2.0, SPAN - 0.8, 0.25))]
+    assert abs((an.turn_t - T.min()) - true_turn) < 0.3
+
+
+def test_loss_curves_are_fitted_in_log_space_and_lower_is_better():
+    ppl = 150 * (PYTHIA_N / PYTHIA_N[0]) ** -0.5 + 3
+    pts = pd.DataFrame({"params": PYTHIA_N, "compute_flops": 6 * PYTHIA_N * 3e11, "model": [f"m{i}" for i in range(8)],
+                        "value": ppl, "stderr": 0.02 * ppl})
+    prep = trends.prepare("lambada_openai", "ppl", pts, "compute_flops", trends.load_config(ROOT / "params.yaml"))
+    assert prep.curve.log and prep.curve.orient == -1
+    an = shapes.classify(prep.curve, ST)
+    assert an.label == "positive" and "ln(value)" in prep.note
+    point, lo, hi, _ = shapes.forecast(prep.curve, an, np.array([prep.curve.t.max() + 1]), ST, 100, 0)
+    truth = 150 * (10 * PYTHIA_N[-1] / PYTHIA_N[0]) ** -0.5 + 3
+    assert 0 < lo[0] <= point[0] <= hi[0] < ppl[-1] and abs(np.log(point[0] / truth)) < 0.3
+
+
+def test_intervals_cover_held_out_points_on_synthetic_curves():
+    """Fit the 5 smallest scales, predict the 3 largest: 90% intervals should cover ~90%."""
+    hits = []
+    for seed in range(25):
+        truth = 0.3 + 0.08 * U + 0.02 * U ** 2
+        y = noisy(truth, 0.012, seed)
+        c = curve(y[:5], s=0.012, t=T[:5])
+        an = shapes.classify(c, ST)
+        _, lo, hi, _ = shapes.forecast(c, an, T[5:], ST, 200, seed)
+        hits += list((lo <= y[5:]) & (y[5:] <= hi))
+    assert np.mean(hits) >= 0.8, np.mean(hits)
+
+
+def test_too_few_scales_and_missing_stderr_are_labelled_never_guessed():
+    cfg = trends.load_config(ROOT / "params.yaml")
+    base = pd.DataFrame({"params": PYTHIA_N, "compute_flops": 6 * PYTHIA_N * 3e11,
+                         "model": [f"m{i}" for i in range(8)], "value": 0.3 + 0.1 * U, "stderr": 0.01})
+    p = trends.prepare("piqa", "acc", base.iloc[:3], "compute_flops", cfg)
+    assert p.curve is None and p.reason == "insufficient: <4 scales (3)"
+    p = trends.prepare("piqa", "acc", base.assign(stderr=np.nan), "compute_flops", cfg)
+    assert p.reason == "insufficient: no stderr"
+    p = trends.prepare("piqa", "acc", base.assign(stderr=[0.01] * 6 + [np.nan] * 2), "compute_flops", cfg)
+    assert p.reason == "insufficient: no stderr for 2 of 8 points"
+    p = trends.prepare("mystery_task", "acc", base, "compute_flops", cfg)
+    assert p.curve is not None and p.curve.chance is None and "chance unknown" in p.note
+
+
+def test_defaults_mirror_params_yaml():
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["trends"]
+    defaults = trends.DEFAULTS
+    for key, val in section.items():
+        if key == "backtest":
+            continue
+        if isinstance(val, dict):
+            for k2, v2 in val.items():
+                assert defaults[key][k2] == v2, (key, k2)
+        else:
+            assert defaults[key] == val, key
+
+
+# ----------------------------------------------------------------------------- tables and CLI
+def table(families=("fa", "fb"), n_sizes=8, stderr=True, seed=0):
+    """A small scores table: per family, a rising task, a declining one, one at chance, and a
+    task loss (nll) beside the rising one, over n_sizes sizes, each at two checkpoints."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fi, fam in enumerate(families):
+        for i, n in enumerate(PYTHIA_N[:n_sizes]):
+            u = np.log10(n / PYTHIA_N[0])
+            for step, frac in ((71500, 0.5), (143000, 1.0)):
+                tok = 3e11 * frac
+                vals = {
+                    ("piqa", "acc"): 0.55 + 0.08 * u * frac + 0.02 * fi,
+                    ("truthfulqa_mc2", "acc"): 0.47 - 0.06 * u,
+                    ("logiqa", "acc"): 0.25,
+                    ("piqa", "nll"): 2.0 * 10 ** (-0.15 * u * frac),
+                }
+                for (task, metric), v in vals.items():
+                    se = 0.01 if metric == "acc" else 0.01 * v
+                    rows.append(dict(suite="syn", model=f"{fam}-{n:.2e}", family=fam, params=n, tokens=tok,
+                                     compute_flops=6 * n * tok, step=step, task=task, metric=metric,
+                                     value=v + se * rng.standard_normal(), stderr=se if stderr else np.nan,
+                                     num_fewshot=0, source="synthetic"))
+    return pd.DataFrame(rows)
+
+
+def run_cli(tmp_path, df, *extra):
+    path = tmp_path / "scores.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "trends.csv"
+    rc = trends.main(["--scores", str(path), "--out", str(out), "--params", str(ROOT / "params.yaml"), *extra])
+    return rc, out
+
+
+def test_cli_labels_every_curve_and_writes_forecasts(tmp_path):
+    rc, out = run_cli(tmp_path, table())
+    assert rc == 0
+    res = pd.read_csv(out)
+    assert {"family", "task", "metric", "label", "evidence", "n_points", "pred_2x", "lo_10x", "hi_100x",
+            "cross_compute", "turn"} <= set(res.columns)
+    lab = res.set_index(["family", "task", "metric"])["label"]
+    assert lab[("fa", "piqa", "acc")] == "positive"
+    assert lab[("fa", "truthfulqa_mc2", "acc")] == "inverse"
+    assert lab[("fa", "logiqa", "acc")] == "flat"
+    assert lab[("fa", "piqa", "nll")] == "positive"
+    row = res[(res.family == "fa") & (res.task == "piqa") & (res.metric == "acc")].iloc[0]
+    assert row.lo_2x <= row.pred_2x <= row.hi_2x and row.pred_2x > 0.7
+    inv = res[(res.task == "truthfulqa_mc2")].iloc[0]
+    assert inv.turn in ("yes", "possible", "no")
+    ck = pd.read_csv(tmp_path / "trends_checkpoints.csv")
+    assert ck.empty or set(ck.columns) >= {"model", "label", "evidence", "n_points"}
+    assert (tmp_path / "trends_emergence.csv").exists()
+
+
+def test_cli_train_query_labels_small_models_and_scores_the_rest(tmp_path):
+    rc, out = run_cli(tmp_path, table(), "--train", "params <= 1.5e9", "--x", "params")
+    assert rc == 0
+    res = pd.read_csv(out)
+    assert (res["n_points"] == 5).all() and (res["x"] == "params").all()
+    ho = pd.read_csv(tmp_path / "trends_heldout.csv")
+    assert set(ho["model"].str.split("-").str[-1]) == {"2.80e+09", "6.90e+09", "1.20e+10"}
+    assert ho["pred"].notna().all() and ho["hit"].mean() >= 0.6
+    assert (ho["label_small"] == ho["label_all"]).mean() >= 0.5
+
+
+def test_cli_output_is_byte_identical_across_runs(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    df = table()
+    for d in (a, b):
+        assert run_cli(d, df)[0] == 0
+    for name in ("trends.csv", "trends_emergence.csv", "trends_checkpoints.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_no_stderr_and_few_scales_reach_the_table_with_their_reason(tmp_path):
+    df = pd.concat([table(families=("fa",), stderr=False), table(families=("fb",), n_sizes=3)])
+    rc, out = run_cli(tmp_path, df)
+    assert rc == 0
+    res = pd.read_csv(out).set_index(["family", "task", "metric"])
+    assert res.loc[("fa", "piqa", "acc"), "label"] == "insufficient: no stderr"
+    assert res.loc[("fb", "piqa", "acc"), "label"] == "insufficient: <4 scales (3)"
+    assert pd.isna(res.loc[("fa", "piqa", "acc"), "pred_2x"])
+
+
+def test_backtest_metrics_from_params_splits(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["trends"]["backtest"] = [{"name": "small", "universe": "family == 'fa'", "train": "params <= 1.5e9"}]
+    ppath = tmp_path / "params.yaml"
+    ppath.write_text(yaml.safe_dump(params))
+    path = tmp_path / "scores.csv"
+    table().to_csv(path, index=False)
+    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "t.csv"), "--params", str(ppath),
+                      "--backtest-out", str(tmp_path / "bt.csv"), "--metrics-out", str(tmp_path / "m.json"),
+                      "--markdown-out", str(tmp_path / "t.md")])
+    assert rc == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["heldout_points"] == 12 and 0 <= m["interval_coverage"] <= 1 and m["label_agreement"] is not None
+    assert "## Trends" in (tmp_path / "t.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train", "params <<< 3"], "--train 'params <<< 3' is not a valid pandas query"),
+    (["--train", "params > 1e15"], "selects no rows"),
+])
+def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
+    rc, _ = run_cli(tmp_path, table(), *args)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_missing_column_is_one_line(tmp_path, capsys):
+    rc, _ = run_cli(tmp_path, table().drop(columns=["value"]))
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing required column" in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- emergence routes
+def emergence_table(seed=0):
+    """Families whose task accuracy is a sigmoid of a task loss that falls with compute; family
+    'late' is still at chance (0.25) at its largest model, the others have crossed."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fam, shift in (("early", 0.0), ("mid", 0.5), ("late", 1.2)):
+        for n in np.logspace(8, 10, 6):
+            c = 6 * n * 2e11
+            loss = 3.0 * (c / 1e20) ** -0.08 * 10 ** (0.1 * shift)
+            acc = 0.25 + 0.75 * shapes.sigmoid(-12 * (loss - 1.9))
+            for metric, v, se in (("acc", acc, 0.01), ("nll", loss, 0.01)):
+                rows.append(dict(suite="syn", model=f"{fam}-{n:.2e}", family=fam, params=n, tokens=2e11,
+                                 compute_flops=c, step=np.nan, task="mmlu", metric=metric,
+                                 value=v + se * rng.standard_normal(), stderr=se, num_fewshot=0, source="syn"))
+    return pd.DataFrame(rows)
+
+
+def test_loss_route_finds_where_an_at_chance_family_takes_off():
+    df = emergence_table()
+    cfg = trends.load_config(ROOT / "params.yaml")
+    curves, em = trends.analyse_table(df, cfg)
+    late = curves[(curves.family == "late") & (curves.metric == "acc")].iloc[0]
+    assert late["cross_method"] == "loss"
+    # truth: acc = 0.35 where sigmoid(-12 (L - 1.9)) = 0.1/0.75
+    target_loss = 1.9 - np.log(0.1 / 0.75 / (1 - 0.1 / 0.75)) / 12
+    c_true = 1e20 * (target_loss / (3.0 * 10 ** 0.12)) ** (-1 / 0.08)
+    assert late["cross_compute_lo"] <= c_true <= late["cross_compute_hi"]
+    assert abs(np.log10(late["cross_compute"] / c_true)) < 0.3
+    assert late["cross_params"] == pytest.approx(late["cross_compute"] / (6 * 2e11), rel=1e-3)
+
+
+def pc_table(seed=0):
+    """Four families whose benchmark scores (linearly) and an emergent task (sigmoid) follow one
+    latent capability that is linear in log compute with family-specific efficiency; 'late'
+    stays near chance on the emergent task."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fam, eff in (("a", 0.0), ("b", -0.3), ("c", -0.6), ("late", -1.5)):
+        for i, n in enumerate(np.logspace(8.3, 10.3, 6)):
+            c = 6 * n * 2e11
+            cap = 0.8 * (np.log10(c) - 21) + eff  # latent capability
+            model = f"{fam}-{i}"
+            # benchmarks linear in the capability, as the observational scaling law assumes
+            bench = {"b1": 0.45 + 0.08 * cap, "b2": 0.6 + 0.05 * cap, "b3": 0.4 + 0.1 * cap, "b4": 0.3 + 0.06 * cap}
+            for task, v in bench.items():
+                rows.append(dict(suite="pcs", model=model, family=fam, params=n, tokens=2e11, compute_flops=c,
+                                 step=np.nan, task=task, metric="acc", value=v + 0.005 * rng.standard_normal(),
+                                 stderr=np.nan, num_fewshot=0, source="syn"))
+            emerg = shapes.sigmoid(3 * (cap - 1.0))
+            rows.append(dict(suite="emer", model=model, family=fam, params=n, tokens=2e11, compute_flops=c,
+                             step=np.nan, task="arithmetic_2da", metric="acc",
+                             value=float(np.clip(emerg + 0.005 * rng.standard_normal(), 0, 1)),
+                             stderr=np.nan, num_fewshot=2, source="syn"))
+    return pd.DataFrame(rows)
+
+
+def test_pc_route_forecasts_take_off_of_an_at_chance_family_and_backtests_it():
+    df = pc_table()
+    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg["emergence"].update(pc_suite="pcs", pc_exclude=[], n_pcs=2, report_suites=["emer"])
+    curves, em = trends.analyse_table(df, cfg)
+    late = curves[(curves.family == "late") & (curves.suite == "emer")].iloc[0]
+    assert late["label"] == "insufficient: no stderr" and late["cross_method"] == "pc"
+    # truth: emergent accuracy 0.1 where 3 (cap - 1) = logit(0.1)
+    cap = 1.0 + np.log(0.1 / 0.9) / 3
+    c_true = 10 ** ((cap + 1.5) / 0.8 + 21)
+    assert late["cross_compute_lo"] <= c_true <= late["cross_compute_hi"]
+    assert abs(np.log10(late["cross_compute"] / c_true)) < 0.3
+    eb = trends.emergence_backtest(df, cfg)
+    assert len(eb) >= 1 and eb["hit"].astype(bool).mean() >= 0.5
