@@ -5,9 +5,10 @@ Everything here is deterministic and needs no network:
 * a synthetic "world" of facts (animals eat foods, things have colours, people live in
   towns), from which come a training corpus and the two local tasks in
   ``tests/data/tasks`` (a multiple-choice task and a LAMBADA-like last-word task);
-* a byte-level BPE tokenizer (vocab 512) trained on that corpus;
-* GPT-NeoX and OPT models with 2 layers and hidden sizes 32-64, briefly trained so that
-  bigger/longer-trained checkpoints score better than smaller/shorter ones;
+* a byte-level BPE tokenizer (vocab 320: few merges, so answers span several tokens)
+  trained on that corpus;
+* GPT-NeoX and OPT models with 2 layers and hidden sizes 32 and 64, trained for a few
+  AdamW steps so that longer-trained checkpoints have lower task loss;
 * a fake Hugging Face hub cache, so that ``org/name`` ids with ``revision=stepN`` load
   through transformers' real offline code path (and a missing revision fails there).
 """
@@ -84,7 +85,7 @@ def install_tasks(dest: Path, source: Path = TASKS_DIR) -> Path:
     return dest
 
 
-def train_tokenizer(directory: Path, vocab_size: int = 512):
+def train_tokenizer(directory: Path, vocab_size: int = 320):
     """Byte-level BPE (GPT-2/NeoX style) trained on the corpus, saved as a transformers tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -190,15 +191,9 @@ class TinyZoo:
     local: dict  # name -> local folder (OPT models)
     hub: dict  # repo id -> revisions available
 
-    def tokens(self, step: int) -> float:
-        return float(step * TOKENS_PER_STEP)
-
 
 def build_zoo(root: Path, specs=NEOX + OPT) -> TinyZoo:
     """Build tokenizer, models and tasks under ``root`` (a few seconds on one CPU core)."""
-    import torch
-
-    torch.set_num_threads(1)
     root.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(root / "tokenizer")
     zoo = TinyZoo(root, root / "hub", install_tasks(root / "tasks"), {}, {})

@@ -1,0 +1,28 @@
+"""Shared pytest fixtures.  Each block belongs to one part of the pipeline; add yours as a new block."""
+import os
+
+import pytest
+
+
+# ------------------------------------------------------------------------ evaluate stage (issue #3)
+# Tests never touch the network, also when run as plain `pytest` (the Makefile sets these too).
+# Set at import, before anything imports huggingface_hub/datasets/transformers, which read them once.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """Tiny GPT-NeoX (in a stand-in hub cache, with step revisions) and OPT (local folders) models,
+    their BPE tokenizer and the local tasks; see tests/tiny_models.py.  The hub cache is patched
+    for the whole session so that ``capcast-test/...`` ids load offline through transformers."""
+    import huggingface_hub.constants
+
+    from tests.tiny_models import build_zoo
+
+    zoo = build_zoo(tmp_path_factory.mktemp("tiny_zoo"))
+    patch = pytest.MonkeyPatch()
+    patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(zoo.hub_cache))
+    yield zoo
+    patch.undo()
+# ------------------------------------------------------------------- end of evaluate stage block
