@@ -1,0 +1,307 @@
+"""backtest stage: fit every law on named splits, predict the held-out models, score the errors.
+
+``python -m pipeline backtest`` (no arguments) runs every split in the ``backtest:`` section of
+params.yaml on the collected scores table and writes
+
+* ``reports/backtest.csv`` — one row per (split, method, target) and per (split, method) over
+  all targets ("ALL"): n, MAE and max error (points), 90% interval coverage, Spearman rank
+  correlation of predicted vs actual over the held-out models, the noise floor;
+* ``reports/backtest_predictions.csv`` — every prediction with its interval;
+* ``reports/metrics.json`` — the same numbers for ``dvc metrics``.
+
+``python -m pipeline backtest --scores FILE --method M --target TASK:METRIC --train Q --test Q``
+runs one backtest on any table in the scores schema (see docs/laws.md).
+
+A split is declared before fitting: train rows and test rows are pandas queries over the row
+columns, or a ``leave_out`` column whose values are held out one at a time.  Nothing about the
+test rows informs a fit or a choice; their ``value`` is read only to score.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import scores
+from pipeline.errors import CapcastError, FitError
+
+OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
+PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
+                "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
+FLOAT_FORMAT = "%.6g"
+
+
+# -- selecting rows -------------------------------------------------------------------
+def select(table: pd.DataFrame, query: str, what: str) -> pd.DataFrame:
+    """Rows matching a pandas query; one-line FitError when it is invalid or selects nothing."""
+    try:
+        rows = table.query(query)
+    except Exception as exc:  # pandas raises many types for a bad expression
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FitError(f"{what} query {query!r} is not a valid pandas query over the columns "
+                       f"{', '.join(c for c in table.columns)} ({msg})") from None
+    if not isinstance(rows, pd.DataFrame) or rows.empty:
+        raise FitError(f"{what} query {query!r} selects no rows (the table has {len(table)} rows, suites "
+                       f"{', '.join(sorted(map(str, table['suite'].unique())))}); loosen it")
+    return rows
+
+
+def folds(name: str, split: dict) -> list[tuple[str, str, str]]:
+    """(fold, train query, test query) for a split: itself, or one fold per held-out value."""
+    if "leave_out" not in split:
+        return [(name, split["train"], split["test"])]
+    col, rows = split["leave_out"], split.get("rows", "index == index")
+    return [(f"{name}/{value}", f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}")
+            for value in split["values"]]
+
+
+# -- running laws ----------------------------------------------------------------------
+def law_options(cfg: dict, split: dict, method: str, target: str) -> dict:
+    """Global, then split-level, then target-level options of one method."""
+    opts = {k: cfg[k] for k in ("n_bootstrap", "level", "random_state") if k in cfg}
+    opts.update((cfg.get("options") or {}).get(method) or {})
+    opts.update((split.get("options") or {}).get(method) or {})
+    opts.update(((split.get("target_options") or {}).get(target) or {}).get(method) or {})
+    return opts
+
+
+def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    from pipeline import laws
+
+    law = laws.make(method, target=target, **options).fit(train)
+    pred = law.predict(test)
+    task, _, metric = target.rpartition(":")
+    rows = test[(test["task"] == task) & (test["metric"] == metric)].drop_duplicates(["model", "step"])
+    suite = pred[["model", "step"]].merge(rows[["model", "step", "suite"]], on=["model", "step"], how="left")
+    pred.insert(0, "suite", suite["suite"].to_numpy())
+    pred.insert(0, "metric", metric)
+    pred.insert(0, "task", task)
+    pred.insert(0, "method", method)
+    return pred
+
+
+def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print) -> tuple[pd.DataFrame, list]:
+    """All methods x targets x folds of one split: (predictions, errors)."""
+    preds, errors = [], []
+    for fold, train_q, test_q in folds(name, split):
+        train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
+        for method in split["methods"]:
+            for target in split["targets"]:
+                try:
+                    p = run_law(method, target, law_options(cfg, split, method, target), train, test)
+                except CapcastError as exc:
+                    errors.append({"split": name, "fold": fold, "method": method, "target": target, "error": str(exc)})
+                    log(f"  {fold} {method} {target}: not fitted: {exc}")
+                    continue
+                p.insert(0, "fold", fold)
+                p.insert(0, "split", name)
+                preds.append(p)
+    return (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=PRED_COLUMNS)), errors
+
+
+# -- scoring ---------------------------------------------------------------------------
+def _points(task_metric_kind: str) -> float:
+    return 100.0 if task_metric_kind == "accuracy" else 1.0
+
+
+def score_group(g: pd.DataFrame) -> dict:
+    """n, MAE, max error (points), coverage, Spearman, noise floor of one group of predictions."""
+    g = g[np.isfinite(g["predicted"].astype(float)) & np.isfinite(g["actual"].astype(float))]
+    scale = np.array([_points(scores.metric_kind(m)) for m in g["metric"]]) if len(g) else np.array([])
+    err = np.abs(g["predicted"].to_numpy(float) - g["actual"].to_numpy(float)) * scale
+    inside = (g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])
+    return {"n": int(len(g)), "mae": float(err.mean()) if len(g) else np.nan,
+            "max_error": float(err.max()) if len(g) else np.nan,
+            "coverage": float(inside.mean()) if len(g) else np.nan,
+            "spearman": _spearman(g),
+            "noise": float(np.nanmean(g["stderr"].to_numpy(float) * scale)) if g["stderr"].notna().any() else np.nan}
+
+
+def _spearman(g: pd.DataFrame) -> float:
+    """Mean over targets of the rank correlation of predicted vs actual (>= 3 units each)."""
+    from scipy.stats import spearmanr
+
+    values = []
+    for _, t in g.groupby(["task", "metric"], sort=True):
+        if len(t) >= 3 and t["actual"].nunique() > 1 and t["predicted"].nunique() > 1:
+            values.append(float(spearmanr(t["predicted"], t["actual"]).statistic))
+    return float(np.mean(values)) if values else np.nan
+
+
+def score(preds: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (split, method), g in preds.groupby(["split", "method"], sort=False):
+        for (task, metric), t in g.groupby(["task", "metric"], sort=False):
+            extra = {"n_components": int(t["n_components"].iloc[0])} if "n_components" in t and t["n_components"].notna().any() else {}
+            rows.append({"split": split, "method": method, "task": task, "metric": metric, **score_group(t), **extra})
+        rows.append({"split": split, "method": method, "task": "ALL", "metric": "", **score_group(g)})
+    out = pd.DataFrame(rows)
+    if "n_components" in out:
+        out["n_components"] = out["n_components"].astype("Int64")
+    return out
+
+
+def metrics(table: pd.DataFrame, preds: pd.DataFrame, errors: list) -> dict:
+    """DVC metrics: per split and method (over all targets), and overall interval coverage."""
+    def clean(d):
+        return {k: (None if pd.isna(v) else int(v) if k in ("n", "errors") else round(float(v), 4)) for k, v in d.items()}
+
+    out = {"overall": clean(score_group(preds) | {"errors": len(errors)}), "splits": {}}
+    for _, r in table[table["task"] == "ALL"].iterrows():
+        out["splits"].setdefault(r["split"], {})[r["method"]] = clean(
+            {k: r[k] for k in ("n", "mae", "max_error", "coverage", "spearman")})
+    return out
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
+
+
+# -- the stage -------------------------------------------------------------------------
+def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = None, only=None) -> dict:
+    t0 = time.perf_counter()
+    table = scores.read(scores_path or cfg.get("scores", "data/scores.parquet"))
+    out = Path(out_dir or cfg.get("out_dir", "reports"))
+    splits = cfg.get("splits") or {}
+    if not splits:
+        raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
+    all_preds, all_errors = [], []
+    for name, split in splits.items():
+        if only and name not in only:
+            continue
+        t = time.perf_counter()
+        preds, errors = run_split(table, name, split, cfg)
+        all_preds.append(preds)
+        all_errors += errors
+        print(f"{name}: {len(preds)} predictions, {len(errors)} not fitted ({time.perf_counter() - t:.1f}s)")
+    preds = pd.concat(all_preds, ignore_index=True)
+    results = score(preds)
+    errors = pd.DataFrame(all_errors, columns=["split", "fold", "method", "target", "error"])
+    write_csv(results, out / "backtest.csv")
+    write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components") if c in preds]),
+              out / "backtest_predictions.csv")
+    write_csv(errors, out / "backtest_errors.csv")
+    summary = metrics(results, preds, all_errors)
+    scores.atomic_write(out / "metrics.json",
+                        lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n"))
+    _print_summary(results)
+    print(f"overall {cfg.get('level', 0.9):.0%} interval coverage {summary['overall']['coverage']:.3f} over "
+          f"{summary['overall']['n']} "
+          f"predictions; wrote {out}/backtest.csv ({time.perf_counter() - t0:.1f}s)")
+    return summary
+
+
+def _print_summary(results: pd.DataFrame) -> None:
+    allrows = results[results["task"] == "ALL"]
+    for _, r in allrows.iterrows():
+        print(f"  {r['split']:<22} {r['method']:<22} n={r['n']:<4} MAE {r['mae']:6.2f}  max {r['max_error']:6.2f}  "
+              f"coverage {r['coverage']:.2f}  spearman {r['spearman']:.2f}")
+
+
+# -- the CLI for any table ----------------------------------------------------------------
+def _parser(cfg: dict) -> argparse.ArgumentParser:
+    from pipeline.laws import METHODS
+
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline backtest",
+        description="Without --scores: run the splits in params.yaml (backtest:). With --scores: fit one "
+                    "law on the --train rows of FILE and predict the --test rows.")
+    p.add_argument("--scores", help="CSV or Parquet in the scores-table schema")
+    p.add_argument("--method", choices=sorted(METHODS), help="law to fit")
+    p.add_argument("--target", help="TASK:METRIC to predict, e.g. arc_easy:acc")
+    p.add_argument("--loss", help="two_step: TASK:METRIC of the loss rows (step 1 fits them, step 2 links)")
+    p.add_argument("--features", help="observational: TASK:METRIC,... forming the capability matrix "
+                                      "(default: every other task's metrics present for all training models)")
+    p.add_argument("--mode", choices=["features", "compute"], help="observational: predict from the model's "
+                                                                   "other benchmarks (default) or from compute via its family line")
+    p.add_argument("--train", help="pandas query selecting the training rows, e.g. \"params <= 1.5e9\"")
+    p.add_argument("--test", help="pandas query selecting the rows to predict, e.g. \"params > 1.5e9\"")
+    p.add_argument("--out", help="write model, step, task, metric, actual, predicted, lower, upper here (CSV)")
+    p.add_argument("--bootstrap", type=int, default=cfg.get("n_bootstrap", 200), help="bootstrap resamples (0: none)")
+    p.add_argument("--level", type=float, default=cfg.get("level", 0.9), help="prediction-interval level")
+    p.add_argument("--seed", type=int, default=cfg.get("random_state", 0), help="random_state of the bootstrap")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other option of the law, e.g. --set params=non_embedding (repeatable)")
+    p.add_argument("--only", action="append", help="stage mode: run only this split (repeatable)")
+    return p
+
+
+def _options(args) -> dict:
+    import inspect
+
+    import yaml
+
+    from pipeline.laws import METHODS
+
+    accepted = inspect.signature(METHODS[args.method].__init__).parameters
+    opts = {"n_bootstrap": args.bootstrap, "level": args.level, "random_state": args.seed}
+    for flag, key, value in (("--loss", "loss", args.loss), ("--mode", "mode", args.mode),
+                             ("--features", "features", args.features)):
+        if value is None:
+            continue
+        if key not in accepted:
+            users = ", ".join(m for m, c in METHODS.items() if key in inspect.signature(c.__init__).parameters)
+            raise FitError(f"{flag} is used by --method {users} only; drop it for --method {args.method}")
+        opts[key] = [f.strip() for f in value.split(",") if f.strip()] if key == "features" else value
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FitError(f"--set {item!r} is not KEY=VALUE")
+        opts[key.strip()] = yaml.safe_load(value)
+    return opts
+
+
+def cli(args) -> int:
+    missing = [f"--{k}" for k in ("method", "target", "train", "test") if not getattr(args, k)]
+    if missing:
+        raise FitError(f"with --scores, also give {', '.join(missing)}")
+    from pipeline.laws.data import Metric
+
+    target = str(Metric.parse(args.target))
+    table = scores.read(args.scores)
+    train, test = select(table, args.train, "--train"), select(table, args.test, "--test")
+    pred = run_law(args.method, target, _options(args), train, test)
+    width = max(len(str(m)) for m in pred["model"])
+    pct = int(round(args.level * 100))
+    for _, r in pred.iterrows():
+        step = "" if pd.isna(r["step"]) else f"@{int(r['step'])}"
+        actual = "   n/a" if pd.isna(r["actual"]) else f"{r['actual']:.4f}"
+        print(f"{str(r['model']) + step:<{width + 8}} actual {actual}  predicted {r['predicted']:.4f}  "
+              f"{pct}% [{r['lower']:.4f}, {r['upper']:.4f}]")
+    if args.out:
+        write_csv(pred.reindex(columns=OUT_COLUMNS), Path(args.out))
+    s = score_group(pred)
+    unit = "points" if scores.metric_kind(target.rpartition(":")[2]) == "accuracy" else "(metric units)"
+    if s["n"]:
+        print(f"MAE {s['mae']:.2f} {unit} over {s['n']} predictions "
+              f"({pct}% interval coverage {s['coverage']:.2f}, max error {s['max_error']:.2f})")
+    else:
+        print("MAE n/a: the --test rows hold no actual values of the target")
+    return 0
+
+
+def _main(argv) -> int:
+    from pipeline import params
+
+    try:
+        cfg = params.load("backtest")
+    except CapcastError:
+        if "--scores" not in argv:
+            raise
+        cfg = {}  # the CLI works on any table, with or without this repository's params.yaml
+    args = _parser(cfg).parse_args(argv)
+    if args.scores:
+        return cli(args)
+    run_stage(cfg, only=args.only)
+    return 0
+
+
+def main(argv=None) -> int:
+    from pipeline.__main__ import run_cli
+
+    return run_cli(_main, sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,50 @@
+"""Scaling laws as small estimators: ``fit(rows) -> self``, ``predict(rows) -> DataFrame``.
+
+Methods (``make(name, target=..., **options)``):
+
+* ``two_step`` — loss law L(N, D) chained into a sigmoid link (Bhagia et al. 2024);
+* ``observational`` — capabilities from other benchmarks, PCA, sigmoid link (Ruan et al. 2024);
+  ``observational_compute`` is the same law predicting from compute via each family's line;
+* ``loglinear`` — metric linear in log compute; ``sigmoid`` — sigmoid in log compute;
+* ``link`` — step 2 of two-step alone, from each unit's observed loss (a diagnostic).
+
+See docs/laws.md for the forms, the fitting choices and the backtest results.
+"""
+from __future__ import annotations
+
+from pipeline.errors import FitError
+from pipeline.laws.baselines import LogLinear, SigmoidCompute
+from pipeline.laws.link import Link
+from pipeline.laws.loss import LossLaw
+from pipeline.laws.observational import Observational
+from pipeline.laws.two_step import TwoStep
+
+METHODS = {
+    "two_step": TwoStep,
+    "observational": Observational,
+    "observational_compute": Observational,
+    "loglinear": LogLinear,
+    "sigmoid": SigmoidCompute,
+    "link": Link,
+}
+PRESETS = {"observational_compute": {"mode": "compute"}}
+
+
+def make(method: str, **options):
+    """An unfitted law by method name; unknown options raise FitError naming the valid ones."""
+    import inspect
+
+    if method not in METHODS:
+        raise FitError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    cls = METHODS[method]
+    options = {**PRESETS.get(method, {}), **options}
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    bad = sorted(set(options) - set(valid))
+    if bad:
+        raise FitError(f"{method}: unknown option(s) {', '.join(bad)}; valid: {', '.join(valid)}")
+    law = cls(**options)
+    law.method = method
+    return law
+
+
+__all__ = ["METHODS", "make", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw"]

@@ -1,0 +1,157 @@
+"""What every law shares: the estimator interface, intervals, the output frame.
+
+Interface (scikit-learn style, see docs/laws.md): parameters in ``__init__``; ``fit(rows)``
+takes scores-table rows (any suites, tasks and metrics; each law picks what it needs) and
+returns ``self``; fitted state lives in attributes ending in ``_``; ``predict(rows)`` returns
+one row per unit to predict with ``predicted``, ``lower``, ``upper`` (a ``level`` prediction
+interval) beside the unit's identity, scale and ``actual`` value (empty for a forecast).
+
+A law implements three things and inherits the rest (bootstrap, calibration, noise, output):
+
+* ``_fit(rows) -> units``: the full fit; sets ``state_`` (every parameter array with a leading
+  axis of length 1) and returns its training units (model, step, family, params, tokens,
+  compute_flops, value, stderr);
+* ``_refit(weights) -> state``: the same fit for every row of ``weights(units)`` (bootstrap
+  counts, holdout masks), warm-started from ``state_``;
+* ``_predict_state(state, units) -> (B, m)``: the metric for each unit under each state row.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import FitError
+from pipeline.laws import data, intervals
+from pipeline.laws.data import Metric
+
+OUTPUT = ["model", "step", "family", "params", "tokens", "compute_flops", "actual", "stderr",
+          "predicted", "lower", "upper"]
+
+
+class Law:
+    """Base class; subclasses set ``method`` and implement ``_fit``, ``_refit``, ``_predict_state``."""
+
+    method = "law"
+
+    def __init__(self, target, n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
+        self.target = target
+        self.n_bootstrap = n_bootstrap
+        self.level = level
+        self.random_state = random_state
+
+    def get_params(self) -> dict:
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def target_(self) -> Metric:
+        return Metric.parse(self.target)
+
+    def _chance(self) -> float:
+        """The target's random-guess level: the ``chance`` option if set, else the table's."""
+        given = getattr(self, "chance", None)
+        if given is not None:
+            return float(given)
+        try:
+            return self.target_.chance()
+        except FitError as exc:
+            raise FitError(f"{exc}, or pass --set chance=LEVEL") from None
+
+    # -- the estimator interface ----------------------------------------------------
+    def fit(self, rows: pd.DataFrame):
+        train = self._fit(rows).reset_index(drop=True)
+        fitted = self._predict_state(self.state_, train)[0]
+        accuracy = self.target_.kind == "accuracy"
+        y, se = train["value"].to_numpy(float), train["stderr"].to_numpy(float)
+        self.n_items_ = intervals.items_from_stderr(y, se) if accuracy else None
+        self.misfit_ = intervals.misfit_sd(y - fitted, se)
+        self.n_train_ = len(train)
+        self.train_models_ = sorted(train["model"].astype(str).unique())
+        self.train_families_ = sorted(train["family"].astype(str).unique())
+        self._uncertainty(train, y, fitted)
+        return self
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        if not hasattr(self, "state_"):
+            raise FitError(f"{self.method}: predict called before fit")
+        units = self._units(rows)
+        point = self._predict_state(self.state_, units)[0]
+        draws = None if self.boot_ is None else self._predict_state(self.boot_, units)
+        seen = units["family"].astype(str).isin(self.train_families_).to_numpy()
+        inflation = np.where(seen, self.inflation_, self.family_inflation_)
+        return self._output(units, point, draws, inflation, self._extra_columns(units))
+
+    # -- hooks with defaults ----------------------------------------------------------
+    def _units(self, rows):
+        return data.targets_to_predict(rows, self.target_)
+
+    def _extra_columns(self, units) -> dict:
+        return {}
+
+    # -- intervals ---------------------------------------------------------------------
+    def _seed(self, salt: int):
+        return [int(self.random_state), salt]
+
+    def _uncertainty(self, train, y, fitted) -> None:
+        """Bootstrap refits, then the calibration factors (see :mod:`pipeline.laws.intervals`)."""
+        self.boot_, self.inflation_, self.family_inflation_, self.calibration_ = None, 1.0, 1.0, {}
+        if not self.n_bootstrap:
+            return
+        boot = intervals.bootstrap(train["model"], self.n_bootstrap, self._seed(1))
+        self.boot_ = self._refit(boot)
+        accuracy = self.target_.kind == "accuracy"
+        noise = intervals.noise_sd(fitted, self.n_items_, self.misfit_, accuracy) * np.ones(len(train))
+        P = self._predict_state(self.boot_, train)
+        if np.isfinite(P).mean() < 0.5:
+            raise FitError(f"{self.method}: most bootstrap refits of {self.target_} failed; the training rows "
+                           f"do not pin the law down (widen --train)")
+        factors = intervals.oob_factors(y, P, boot(train), noise, self.level,
+                                        np.log(train["compute_flops"].to_numpy(float)))
+        hold = intervals.holdouts(train, min(intervals.CALIBRATION_REPLICATES, self.n_bootstrap), self._seed(2))
+        if hold is not None:
+            Ph = self._predict_state(self._refit(hold), train)
+            factors.update(intervals.holdout_factors(y, Ph, hold, hold(train), noise, self.level))
+        self.calibration_ = {k: round(v, 4) for k, v in factors.items()}
+        self.inflation_ = max([1.0] + [v for k, v in factors.items() if not k.startswith("family:")])
+        self.family_inflation_ = max([self.inflation_] + [v for k, v in factors.items() if k.startswith("family:")])
+
+    def _output(self, units: pd.DataFrame, point, draws, inflation, extra: dict) -> pd.DataFrame:
+        accuracy = self.target_.kind == "accuracy"
+        noise = intervals.noise_sd(point, self.n_items_, self.misfit_, accuracy)
+        bounds = (0.0, 1.0) if accuracy else None
+        if bounds:
+            point = np.clip(point, *bounds)
+        lower, upper = intervals.interval(point, draws, noise, self.level,
+                                          np.random.default_rng(self._seed(7)), bounds, inflation)
+        out = units.reindex(columns=data.UNIT + data.SCALE).copy()
+        out["actual"] = units["value"].to_numpy(float)
+        out["stderr"] = units["stderr"].to_numpy(float)
+        out["predicted"], out["lower"], out["upper"] = point, lower, upper
+        for k, v in extra.items():
+            out[k] = v
+        return out.reset_index(drop=True)
+
+
+def floor_is_free(rule, y, stderr, chance: float) -> bool:
+    """Whether the sigmoid floor is fitted rather than fixed at chance.
+
+    ``rule``: "chance" (fixed), "free" (fitted in [0, chance]) or "auto": fixed at chance unless
+    the training accuracies sit significantly below it (median below chance - 2 * median
+    stderr), as ARC-Challenge does for small models (its distractors were chosen adversarially),
+    where a floor at chance cannot fit the data at all.
+    """
+    if rule == "chance":
+        return False
+    if rule == "free":
+        return True
+    if rule != "auto":
+        raise FitError(f"floor must be 'chance', 'free' or 'auto', not {rule!r}")
+    se = np.asarray(stderr, float)
+    margin = 2 * float(np.nanmedian(se)) if np.isfinite(se).any() else 0.0
+    return bool(np.median(np.asarray(y, float)) < chance - margin)

@@ -1,0 +1,88 @@
+"""Single-step baselines: the metric straight from log compute.
+
+* :class:`LogLinear` — y = c0 + c1 * log C, least squares.  The "accuracy from (N, D)"
+  straw man of Bhagia et al. 2024 (8.3 points on their 13B target) in its simplest form.
+* :class:`SigmoidCompute` — y = floor + (ceiling - floor) * sigmoid(k (log C - x0)), floor at
+  the task's chance level (same rule as the two-step link), ceiling <= 1, Huber fit; the
+  log-FLOPs baseline of Ruan et al. 2024 (their emergent tasks: 15.1 points MAE).
+
+Both use the same training units as the other laws (including the same skip of each run's
+early checkpoints), so a backtest compares methods on identical rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.errors import FitError
+from pipeline.laws import data
+from pipeline.laws.base import Law, floor_is_free
+from pipeline.laws.curves import Linear, Sigmoid
+from pipeline.laws.link import require_accuracy
+
+
+def _log_compute(units) -> np.ndarray:
+    return np.log(units["compute_flops"].to_numpy(float))[:, None]
+
+
+class _ComputeLaw(Law):
+    """A curve of x = log C fitted to the target."""
+
+    def __init__(self, target, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
+                 random_state: int = 0):
+        super().__init__(target, n_bootstrap, level, random_state)
+        self.skip_fraction = skip_fraction
+
+    def _make_curve(self, x, y, stderr):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _fit(self, rows):
+        target = self.target_
+        units = data.skip_early(data.values(rows, target, self.method), self.skip_fraction)
+        x, y = _log_compute(units), units["value"].to_numpy(float)
+        self.curve_ = self._make_curve(x[:, 0], y, units["stderr"].to_numpy(float))
+        data.need(len(y), self.curve_.n_params + 1, self.method, f"points of {target}")
+        if np.unique(np.round(x, 6)).size < 2:
+            raise FitError(f"{self.method}: all training rows of {target} have the same compute; widen --train")
+        theta, _, ok = self.curve_.fit(x, y)
+        if not ok:
+            raise FitError(f"{self.method}: the fit of {target} against log compute did not converge "
+                           f"({len(y)} points); check the rows selected by --train")
+        self.state_ = theta[None]
+        self.params_ = self.curve_.readable(theta)
+        self._train = (units, x, y)
+        return units
+
+    def _refit(self, weights):
+        units, x, y = self._train
+        W = weights(units)
+        return self.curve_.refit(x, y, self.state_, W)
+
+    def _predict_state(self, state, units):
+        return self.curve_.predict(state, _log_compute(units))
+
+
+class LogLinear(_ComputeLaw):
+    """Metric linear in log training compute (least squares)."""
+
+    method = "loglinear"
+
+    def _make_curve(self, x, y, stderr):
+        return Linear(x)
+
+
+class SigmoidCompute(_ComputeLaw):
+    """Metric as a sigmoid of log training compute, floor at chance, ceiling <= 1 (Huber)."""
+
+    method = "sigmoid"
+
+    def __init__(self, target, floor: str = "auto", chance: float | None = None, huber_delta: float = 0.01,
+                 skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
+        super().__init__(target, skip_fraction, n_bootstrap, level, random_state)
+        self.floor, self.chance, self.huber_delta = floor, chance, huber_delta
+
+    def _make_curve(self, x, y, stderr):
+        target = self.target_
+        require_accuracy(target, self.method)
+        chance = self._chance()
+        free = floor_is_free(self.floor, y, stderr, chance)
+        return Sigmoid(x, chance, direction=+1, free_floor=free, delta=self.huber_delta)

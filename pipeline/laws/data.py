@@ -1,0 +1,187 @@
+"""From scores-table rows to the points a law fits: one value per checkpoint, with its scale.
+
+A *unit* is one checkpoint: (model, step); ``step`` is empty for a final/unknown checkpoint.
+Laws see units with their family, N (``params``), D (``tokens``), C (``compute_flops``), the
+metric ``value`` and its ``stderr``.  Every problem a user can fix raises :class:`FitError`
+with a one-line message naming what to change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline import scores
+from pipeline.errors import FitError
+
+UNIT = ["model", "step"]
+SCALE = ["family", "params", "tokens", "compute_flops"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A ``task:metric`` pair such as ``arc_easy:acc`` or ``lambada_openai:ppl``."""
+
+    task: str
+    metric: str
+
+    @classmethod
+    def parse(cls, text, what: str = "--target") -> "Metric":
+        if isinstance(text, Metric):
+            return text
+        task, sep, metric = str(text).strip().rpartition(":")
+        if not sep or not task or not metric:
+            raise FitError(f"{what} {text!r} is not TASK:METRIC (e.g. arc_easy:acc)")
+        return cls(task.strip(), metric.strip())
+
+    def __str__(self) -> str:
+        return f"{self.task}:{self.metric}"
+
+    @property
+    def kind(self) -> str:
+        return scores.metric_kind(self.metric)
+
+    def chance(self) -> float:
+        """Random-guess level of an accuracy metric (the sigmoid floor); 0 if unknown kind."""
+        if self.kind != "accuracy":
+            return 0.0
+        try:
+            return scores.chance(self.task, self.metric)
+        except scores.ScoresError as exc:
+            raise FitError(str(exc)) from None
+
+
+def present(rows: pd.DataFrame, limit: int = 8) -> str:
+    """The task:metric pairs in ``rows``, for messages."""
+    pairs = sorted({f"{t}:{m}" for t, m in zip(rows["task"], rows["metric"])})
+    more = f", ... ({len(pairs)} in all)" if len(pairs) > limit else ""
+    return ", ".join(pairs[:limit]) + more if pairs else "nothing"
+
+
+def values(rows: pd.DataFrame, metric: Metric, law: str, where: str = "the training rows") -> pd.DataFrame:
+    """One row per unit of ``metric`` in ``rows``; FitError if absent or ambiguous."""
+    mask = (rows["task"].to_numpy(object) == metric.task) & (rows["metric"].to_numpy(object) == metric.metric)
+    sel = rows.loc[mask]
+    if sel.empty:
+        raise FitError(f"{law}: {metric} has no rows in {where} (they hold {present(rows)}); "
+                       f"check the TASK:METRIC or widen the query")
+    dup = sel.duplicated(UNIT, keep=False)
+    if dup.any():
+        first = sel.loc[dup].iloc[0]
+        step = "final" if pd.isna(first["step"]) else f"step {first['step']}"
+        raise FitError(f"{law}: {metric} has more than one row for {first['model']} ({step}) in {where} "
+                       f"(different suites or num_fewshot); narrow the query, e.g. add "
+                       f"\"and num_fewshot == 0\" or \"and suite == '...'\"")
+    return _sorted(sel[UNIT + SCALE + ["value", "stderr"]])
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by model, then step (final checkpoints last): a canonical order."""
+    step = frame["step"].astype("Float64").to_numpy(float, na_value=np.inf)
+    order = np.lexsort((step, frame["model"].to_numpy(object).astype(str)))
+    out = frame.iloc[order].reset_index(drop=True)
+    out["step"] = out["step"].astype("Int64")
+    return out
+
+
+def join(left: pd.DataFrame, right: pd.DataFrame, suffix: str) -> pd.DataFrame:
+    """Units present in both (matched on model and step)."""
+    r = right[UNIT + ["value", "stderr"]].rename(columns={"value": f"value{suffix}", "stderr": f"stderr{suffix}"})
+    return left.merge(r, on=UNIT, how="inner")
+
+
+def skip_early(units: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """Drop each run's checkpoints before ``fraction`` of its largest token count.
+
+    Bhagia et al. 2024 skip the first 10% of every ladder run (``--skip_perc 0.1``): early
+    checkpoints are in warm-up (Pythia: 1% of training) or the high-learning-rate transient and
+    follow neither the loss law nor the loss-accuracy link of the rest of the run.  Units with
+    no step (final checkpoints) are kept; units with no tokens or compute are always dropped,
+    since every law here works on log scales.
+    """
+    keep = (units["tokens"] > 0) & (units["compute_flops"] > 0)
+    if fraction > 0:
+        stepped = units["step"].notna()
+        top = units.loc[stepped].groupby("model")["tokens"].transform("max")
+        early = pd.Series(False, index=units.index)
+        early.loc[stepped] = units.loc[stepped, "tokens"] < fraction * top
+        keep &= ~early
+    return units.loc[keep].reset_index(drop=True)
+
+
+def param_counts(units: pd.DataFrame, kind: str) -> np.ndarray:
+    """N for each unit: published total (``params``) or non-embedding parameters ("auto": the
+    non-embedding counts if all are known, else the totals).
+
+    Non-embedding counts (Kaplan et al. 2020 found the cleanest laws with them; small Pythia
+    models are mostly embedding: 70M total, 19M non-embedding) come from a
+    ``params_non_embedding`` column when the table has one, else from the families registry.
+    """
+    if kind == "total":
+        return units["params"].to_numpy(float)
+    if kind not in ("non_embedding", "auto"):
+        raise FitError(f"params must be 'auto', 'total' or 'non_embedding', not {kind!r}")
+    from pipeline import families
+
+    given = units["params_non_embedding"].to_numpy(float) if "params_non_embedding" in units else None
+    models = units["model"].astype(str).to_numpy()
+    known = {}
+    for m in np.unique(models):
+        found = families.find(m)
+        known[m] = found[1].params_non_embedding if found and found[1].params_non_embedding else np.nan
+    out = np.array([known[m] for m in models], float)
+    if given is not None:
+        out = np.where(np.isfinite(given), given, out)
+    if np.isnan(out).any():
+        if kind == "auto":
+            return units["params"].to_numpy(float)
+        raise FitError(f"non-embedding parameter count unknown for {models[np.isnan(out)][0]}; add a "
+                       f"params_non_embedding column to the table or use params: total")
+    return out
+
+
+def param_kind(units: pd.DataFrame, kind: str) -> str:
+    """Resolve ``kind="auto"``: non-embedding when every unit's count is known, else total."""
+    if kind != "auto":
+        return kind
+    try:
+        param_counts(units, "non_embedding")
+        return "non_embedding"
+    except FitError:
+        return "total"
+
+
+def unit_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every unit in ``rows`` once, with its scale columns (for forecasting without actuals)."""
+    extra = [c for c in ("params_non_embedding",) if c in rows.columns]
+    u = rows.drop_duplicates(UNIT)[UNIT + SCALE + extra].copy()
+    u["step"] = u["step"].astype("Int64")
+    u["value"], u["stderr"] = np.nan, np.nan
+    return _sorted(u)
+
+
+def targets_to_predict(rows: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Units to predict: those with a ``metric`` row in ``rows`` (actual = its value), or, if
+    there are none, every unit in ``rows`` (a forecast; actual empty)."""
+    sel = rows[(rows["task"] == metric.task) & (rows["metric"] == metric.metric)]
+    if sel.empty:
+        return unit_frame(rows)
+    extra = [c for c in ("params_non_embedding",) if c in rows.columns]
+    out = values(rows, metric, "predict", "the rows to predict")
+    if extra:
+        out = out.merge(rows.drop_duplicates(UNIT)[UNIT + extra], on=UNIT, how="left")
+    return out
+
+
+def with_extra(units: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Carry optional per-unit columns (params_non_embedding) from ``rows`` onto ``units``."""
+    if "params_non_embedding" not in rows.columns or "params_non_embedding" in units.columns:
+        return units
+    extra = rows.drop_duplicates(UNIT)[UNIT + ["params_non_embedding"]]
+    return units.merge(extra, on=UNIT, how="left")
+
+
+def need(n_have: int, n_need: int, law: str, what: str, hint: str = "widen --train") -> None:
+    if n_have < n_need:
+        raise FitError(f"{law}: {n_have} training {what} for the {n_need} parameters of the law; {hint}")

@@ -1,0 +1,169 @@
+"""The backtest stage and CLI (pipeline/backtest.py): any table in the scores schema, one-line
+errors, named splits, scores and byte-identical outputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import backtest
+from tests.test_laws import ladder_rows, observational_rows
+
+BARE = ["model", "family", "params", "tokens", "compute_flops", "step", "task", "metric", "value", "stderr",
+        "num_fewshot", "source"]
+
+
+@pytest.fixture
+def tiny_csv(tmp_path):
+    """A user's table: only the bare columns (no suite), step/stderr/num_fewshot sometimes empty."""
+    rows = ladder_rows(noise=0.002)[BARE].copy()
+    rows.loc[rows.index[::7], "stderr"] = np.nan
+    rows["num_fewshot"] = pd.array([pd.NA] * len(rows), dtype="Int64")
+    path = tmp_path / "mine.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+def run(capsys, *argv):
+    rc = backtest.main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_fits_train_predicts_test_and_writes_out(tiny_csv, tmp_path, capsys):
+    out_csv = tmp_path / "preds.csv"
+    rc, out, err = run(capsys, "--scores", str(tiny_csv), "--method", "two_step", "--target", "arc_easy:acc",
+                       "--loss", "toyloss:ppl", "--train", "params <= 2e9", "--test", "params > 2e9 and step == 100000",
+                       "--out", str(out_csv), "--bootstrap", "20")
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 3  # 4e9 and 8e9, then the MAE
+    assert lines[0].startswith("toy-4e+09@100000") and "90% [" in lines[0]
+    assert lines[-1].startswith("MAE ") and "points over 2 predictions" in lines[-1]
+    pred = pd.read_csv(out_csv)
+    assert list(pred.columns) == ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
+    assert (np.abs(pred["predicted"] - pred["actual"]) < 0.03).all()
+
+
+@pytest.mark.parametrize("method,extra", [("loglinear", []), ("sigmoid", []),
+                                          ("observational", ["--features", "toyloss:ppl"])])
+def test_cli_every_method(tiny_csv, capsys, method, extra):
+    rc, out, err = run(capsys, "--scores", str(tiny_csv), "--method", method, "--target", "arc_easy:acc",
+                       "--train", "params <= 2e9", "--test", "params > 2e9", "--bootstrap", "10", *extra)
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1].startswith("MAE ")
+
+
+def test_cli_observational_features_and_compute_mode(tmp_path, capsys):
+    path = tmp_path / "obs.parquet"
+    observational_rows().to_parquet(path)
+    common = ["--scores", str(path), "--method", "observational", "--target", "emerge:exact_match",
+              "--train", "compute_flops <= 3e23", "--test", "compute_flops > 3e23", "--bootstrap", "10"]
+    rc, out, err = run(capsys, *common, "--features", "f1:acc,f2:acc,f3:acc")
+    assert rc == 0, err
+    rc, out, err = run(capsys, *common, "--mode", "compute")
+    assert rc == 0, err and out.strip().splitlines()[-1].startswith("MAE ")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--train", "step == 100000 and params <= 1.2e8"], "two_step L(N,D): 3 training points (models x checkpoints) "
+                                                        "of toyloss:ppl for the 5 parameters of the law; widen --train"),
+    (["--train", "params <= 6e7"], "two_step: 2 distinct model sizes in the training rows of toyloss:ppl; L(N,D) "
+                                   "needs at least 3; widen --train"),
+    (["--train", "params <= 2e9", "--target", "piqa:acc"], "two_step: piqa:acc has no rows in the training rows"),
+    (["--train", "params < 0"], "--train query 'params < 0' selects no rows"),
+    (["--train", "params <=> 2e9"], "--train query 'params <=> 2e9' is not a valid pandas query"),
+    (["--train", "params <= 2e9", "--test", "family == 'nope'"], "--test query \"family == 'nope'\" selects no rows"),
+    (["--train", "params <= 2e9", "--target", "arc_easy"], "--target 'arc_easy' is not TASK:METRIC"),
+])
+def test_cli_errors_are_one_line(tiny_csv, capsys, argv, message):
+    base = {"--method": "two_step", "--target": "arc_easy:acc", "--loss": "toyloss:ppl",
+            "--test": "params > 2e9"}
+    given = dict(zip(argv[::2], argv[1::2]))
+    args = ["--scores", str(tiny_csv)] + [x for k, v in {**base, **given}.items() for x in (k, v)]
+    rc, out, err = run(capsys, *args)
+    assert rc == 2
+    assert err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_fit_that_does_not_converge_is_one_line(tiny_csv, capsys, monkeypatch):
+    from pipeline.laws import curves, two_step
+
+    monkeypatch.setattr(two_step, "_CACHE", {})
+    monkeypatch.setattr(curves.Curve, "fit", lambda self, X, y, weights=None: (np.zeros(self.n_params), 1.0, False))
+    rc, out, err = run(capsys, "--scores", str(tiny_csv), "--method", "two_step", "--target", "arc_easy:acc",
+                       "--loss", "toyloss:ppl", "--train", "params <= 2e9", "--test", "params > 2e9")
+    assert rc == 2 and "did not converge" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_rejects_a_file_outside_the_schema(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,value\nm,0.5\n")
+    rc, out, err = run(capsys, "--scores", str(bad), "--method", "loglinear", "--target", "a:acc",
+                       "--train", "value > 0", "--test", "value > 0")
+    assert rc == 2 and "missing required column" in err
+
+
+# -- the stage ---------------------------------------------------------------------------
+def stage_cfg() -> dict:
+    return {
+        "n_bootstrap": 20, "level": 0.9, "random_state": 0,
+        "splits": {
+            "size": {"train": "suite == 'toy' and params <= 2e9",
+                     "test": "suite == 'toy' and params > 2e9 and step == 100000",
+                     "targets": ["arc_easy:acc"], "methods": ["two_step", "loglinear", "sigmoid"],
+                     "options": {"two_step": {"loss": "toyloss:ppl"}}},
+            "lofo": {"leave_out": "family", "values": ["fa", "fb"], "rows": "suite == 'obs'",
+                     "targets": ["emerge:exact_match"], "methods": ["observational"]},
+        },
+    }
+
+
+@pytest.fixture
+def stage_table(tmp_path):
+    obs = observational_rows().assign(suite="obs")
+    table = pd.concat([ladder_rows(noise=0.002), obs], ignore_index=True)
+    path = tmp_path / "scores.parquet"
+    table.to_parquet(path)
+    return path
+
+
+def test_stage_writes_reports_and_is_byte_identical(stage_table, tmp_path, capsys):
+    out = tmp_path / "reports"
+    summary = backtest.run_stage(stage_cfg(), str(stage_table), str(out))
+    results = pd.read_csv(out / "backtest.csv")
+    assert {"split", "method", "task", "metric", "n", "mae", "max_error", "coverage", "spearman"} <= set(results)
+    assert set(results["method"]) == {"two_step", "loglinear", "sigmoid", "observational"}
+    size = results[(results["split"] == "size") & (results["task"] == "ALL")].set_index("method")
+    assert size.loc["two_step", "mae"] < size.loc["loglinear", "mae"]
+    preds = pd.read_csv(out / "backtest_predictions.csv")
+    assert set(preds["fold"]) == {"size", "lofo/fa", "lofo/fb"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["splits"]["size"]["two_step"]["n"] == 2
+    assert 0 <= metrics["overall"]["coverage"] <= 1 and metrics == json.loads(json.dumps(summary))
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    backtest.run_stage(stage_cfg(), str(stage_table), str(out))
+    assert first == {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def test_stage_records_a_law_that_cannot_be_fitted(stage_table, tmp_path, capsys):
+    cfg = stage_cfg()
+    cfg["splits"]["size"]["targets"].append("piqa:acc")
+    backtest.run_stage(cfg, str(stage_table), str(tmp_path))
+    errors = pd.read_csv(tmp_path / "backtest_errors.csv")
+    assert len(errors) == 3 and errors["error"].str.contains("piqa:acc has no rows").all()
+
+
+def test_folds_and_scores():
+    assert backtest.folds("s", {"train": "a", "test": "b"}) == [("s", "a", "b")]
+    folds = backtest.folds("l", {"leave_out": "family", "values": ["x"], "rows": "suite == 'y'"})
+    assert folds == [("l/x", "(suite == 'y') and family != 'x'", "(suite == 'y') and family == 'x'")]
+    preds = pd.DataFrame({"task": "t", "metric": "acc", "actual": [0.5, 0.6, 0.7, 0.8],
+                          "predicted": [0.52, 0.58, 0.75, 0.8], "lower": [0.4, 0.57, 0.6, 0.7],
+                          "upper": [0.6, 0.59, 0.8, 0.9], "stderr": [0.01] * 4})
+    s = backtest.score_group(preds)
+    assert s["mae"] == pytest.approx(2.25) and s["max_error"] == pytest.approx(5.0)
+    assert s["coverage"] == pytest.approx(0.75) and s["spearman"] == pytest.approx(1.0) and s["noise"] == pytest.approx(1.0)
