@@ -1,22 +1,49 @@
-"""Shared plot conventions: log axes with units, legends by family, chance lines, byte-stable files."""
+"""Shared plot conventions: log axes with units, legends by family, chance lines, byte-stable files.
+
+Every stage that draws uses these helpers, so that all plots read the same way: the scale axis
+(parameters, tokens or FLOPs) is logarithmic and says so with its unit, the value axis names the
+metric and its unit, each family has one colour everywhere, and accuracy plots show the task's
+random-guess level as a dotted grey line labelled "chance".
+"""
 from __future__ import annotations
 
+import math
+
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pipeline import scores  # noqa: E402
 from pipeline.scores import atomic_write  # noqa: E402
 
 FAMILY_COLORS = {
     "pythia": "#1f77b4", "pythia-deduped": "#17becf", "opt": "#d62728", "cerebras-gpt": "#2ca02c",
     "bloom": "#9467bd", "llama-2": "#ff7f0e",
 }
+METHOD_COLORS = {
+    "two_step": "#e377c2", "two-step": "#e377c2", "observational": "#8c564b",
+    "loglinear": "#7f7f7f", "sigmoid": "#bcbd22", "sigmoid_compute": "#bcbd22",
+}
 AXIS_LABELS = {
     "compute_flops": "training compute C (FLOPs, log scale)",
     "params": "parameters N (log scale)",
     "tokens": "training tokens D (log scale)",
 }
+METRIC_LABELS = {
+    "acc": "accuracy (fraction correct)",
+    "acc_norm": "length-normalised accuracy (fraction correct)",
+    "exact_match": "exact match (fraction)",
+    "mc1": "TruthfulQA MC1 (fraction correct)",
+    "mc2": "TruthfulQA MC2 (probability mass on true answers)",
+    "pass@1": "pass@1 (fraction of problems)",
+    "ppl": "perplexity (log scale)",
+    "xent": "cross-entropy (nats/token)",
+    "nll": "negative log-likelihood (nats)",
+    "bpb": "bits per byte",
+}
+CHANCE_STYLE = dict(ls=":", color="grey", lw=1.2, label="chance")
 
 
 def family_color(family: str) -> str:
@@ -26,8 +53,82 @@ def family_color(family: str) -> str:
     return matplotlib.colors.to_hex(palette[sum(map(ord, family)) % len(palette)])
 
 
-def save(fig, path) -> None:
-    """Write a PNG atomically, without the metadata that would make bytes differ between runs."""
+def method_color(method: str) -> str:
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    palette = plt.get_cmap("Dark2").colors
+    return matplotlib.colors.to_hex(palette[sum(map(ord, method)) % len(palette)])
+
+
+def metric_label(metric: str) -> str:
+    base = metric.split(",")[0]
+    return METRIC_LABELS.get(base, metric)
+
+
+def scale_axis(ax, scale: str = "compute_flops", axis: str = "x") -> None:
+    """Log scale and the unit-bearing label of ``scale`` (compute_flops, params or tokens).
+
+    Call after drawing: minor ticks (2..9 x 10^k) are kept only over spans of up to 4 decades;
+    wider axes get none (dozens of unlabelled tick objects per panel dominate drawing time).
+    """
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    (ax.set_xlabel if axis == "x" else ax.set_ylabel)(AXIS_LABELS[scale])
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    if not (lo > 0 and hi > 0):
+        return
+    span = abs(math.log10(hi / lo))
+    if span > 4:
+        which.set_minor_locator(matplotlib.ticker.NullLocator())
+    elif span < 1.2:
+        # under a decade matplotlib labels the minor ticks, and their labels collide: widen the axis
+        # to 1.2 decades around the data (at least one labelled power of ten) and label majors only
+        mid = math.sqrt(lo * hi)
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(mid / 10 ** 0.6, mid * 10 ** 0.6)
+        which.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def chance_line(ax, task: str, metric: str):
+    """Draw the random-guess level of an accuracy metric (nothing for losses or unknown tasks)."""
+    if scores.metric_kind(metric) != "accuracy":
+        return None
+    try:
+        level = scores.chance(task, metric)
+    except scores.ScoresError:
+        return None
+    return ax.axhline(level, **CHANCE_STYLE)
+
+
+def grid_layout(fig, top: float = 0.45, bottom: float = 0.55, left: float = 0.8, right: float = 0.15,
+                wspace: float = 0.95, hspace: float = 0.75) -> None:
+    """Fixed margins in inches around a grid of panels: as tidy as ``tight_layout`` for the
+    report's uniform panels, without its extra measuring pass over every tick label."""
+    w, h = fig.get_size_inches()
+    gs = fig.axes[0].get_gridspec() if fig.axes and fig.axes[0].get_subplotspec() else None
+    nrow, ncol = gs.get_geometry() if gs else (1, 1)
+    panel_w = (w - left - right - wspace * (ncol - 1)) / ncol
+    panel_h = (h - top - bottom - hspace * (nrow - 1)) / nrow
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=wspace / max(panel_w, 0.1), hspace=hspace / max(panel_h, 0.1))
+
+
+def dedup_legend(ax, **kwargs) -> None:
+    """A legend with each label once (family, method, chance), in first-drawn order."""
+    handles, labels = ax.get_legend_handles_labels()
+    seen = {}
+    for h, lab in zip(handles, labels):
+        if lab and not lab.startswith("_") and lab not in seen:
+            seen[lab] = h
+    if seen:
+        ax.legend(list(seen.values()), list(seen), **{"fontsize": 7, **kwargs})
+
+
+def save(fig, path, tight: bool = True) -> None:
+    """Write a PNG atomically, without the metadata that would make bytes differ between runs.
+
+    ``tight=False`` skips the tight bounding box (a second layout pass, about half the time of a
+    many-panel figure) for figures already laid out with ``fig.tight_layout()``.
+    """
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None},
-                                               bbox_inches="tight"))
+                                               bbox_inches="tight" if tight else None))
     plt.close(fig)

@@ -1,0 +1,375 @@
+"""forecast stage: what each family will score at a target size, and how the families compare.
+
+Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
+
+* ``reports/forecast.csv`` — one row per target x task x method: the predicted metric and its
+  interval (``forecast.interval``, 90% by default), at the target's N, D and C = 6ND;
+* ``reports/forecast_curves.csv`` — the same laws, fitted on the same rows, evaluated on a grid of
+  compute from the family's smallest model to the target: the fitted curves the report draws;
+* ``reports/family_offsets.csv`` and ``reports/capability.csv`` — the family comparison: a
+  capability score per model (first principal component of the suite's benchmark accuracies,
+  the "observational" view of Ruan et al. 2024) regressed on log10 compute with one shared slope
+  and one intercept per family; family X reaches the reference family's capability at
+  k = 10^((b_ref - b_X) / slope) times the compute.
+
+Every law is fitted on *all* rows of the target's suite and family (the backtest stage judges
+the same laws on held-out models).  Deterministic: the only randomness (bootstrap intervals
+inside the laws) is seeded from ``forecast.seed``; floats are written with 6 significant digits.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipeline import params, scores
+from pipeline.errors import CapcastError
+
+FLOAT_FORMAT = "%.6g"
+
+FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
+                    "task", "metric", "num_fewshot", "method", "level", "predicted", "lower", "upper"]
+CURVE_COLUMNS = ["target", "family", "suite", "task", "metric", "num_fewshot", "method",
+                 "compute_flops", "params", "tokens", "predicted", "lower", "upper"]
+OFFSET_COLUMNS = ["suite", "family", "reference", "models", "tasks", "min_compute_flops", "max_compute_flops",
+                  "slope", "own_slope", "intercept",
+                  "log10_k", "k", "level", "k_lower", "k_upper", "r2"]
+CAPABILITY_COLUMNS = ["suite", "family", "model", "params", "tokens", "compute_flops", "capability", "in_fit"]
+
+
+class ForecastError(CapcastError):
+    """Bad forecast configuration or too little data; the message says what to change."""
+
+
+# --------------------------------------------------------------------------------------- targets
+@dataclass(frozen=True)
+class Target:
+    name: str
+    family: str
+    suite: str
+    params: float
+    tokens: float
+    fixed: str = "tokens"  # what the family's recipe holds fixed across sizes: "tokens" or "ratio"
+    loss: str | None = None  # TASK:METRIC of the loss the two-step law goes through
+    methods: tuple | None = None  # this target's methods (default: forecast.methods)
+    options: dict | None = None  # per-method options for this target (over forecast.method_options)
+
+    @property
+    def compute_flops(self) -> float:
+        return 6.0 * self.params * self.tokens
+
+
+def parse_targets(cfg: dict) -> list[Target]:
+    """``forecast.targets`` -> Targets; tokens from ``tokens`` or ``tokens_per_param`` x params."""
+    out = []
+    for i, t in enumerate(cfg.get("targets") or []):
+        where = f"params.yaml forecast.targets[{i}]"
+        for key in ("name", "family", "suite", "params"):
+            if key not in t:
+                raise ForecastError(f"{where}: missing {key!r}")
+        n = float(t["params"])
+        if ("tokens" in t) == ("tokens_per_param" in t):
+            raise ForecastError(f"{where} ({t['name']}): give exactly one of 'tokens' or 'tokens_per_param'")
+        d = float(t["tokens"]) if "tokens" in t else float(t["tokens_per_param"]) * n
+        if n <= 0 or d <= 0:
+            raise ForecastError(f"{where} ({t['name']}): params and tokens must be > 0")
+        unknown = sorted(set(t) - {"name", "family", "suite", "params", "tokens", "tokens_per_param", "loss",
+                                    "methods", "options"})
+        if unknown:
+            raise ForecastError(f"{where} ({t['name']}): unknown key(s) {unknown}")
+        out.append(Target(str(t["name"]), str(t["family"]), str(t["suite"]), n, d,
+                          "tokens" if "tokens" in t else "ratio", t.get("loss"),
+                          tuple(t["methods"]) if t.get("methods") else None, t.get("options") or None))
+    if not out:
+        raise ForecastError("params.yaml forecast.targets is empty; add at least one target")
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise ForecastError(f"params.yaml forecast.targets: duplicate names in {names}")
+    return out
+
+
+def final_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (suite, model, task, metric, shots): the latest step (or the only, stepless, row)."""
+    order = table.assign(_step=table["step"].fillna(np.iinfo(np.int64).max).astype("int64"))
+    keys = ["suite", "model", "task", "metric", "num_fewshot"]
+    idx = order.sort_values("_step", kind="mergesort").groupby(keys, dropna=False)["_step"].idxmax()
+    return table.loc[np.sort(idx.to_numpy())]
+
+
+# ------------------------------------------------------------------------- family comparison
+def capability_scores(table: pd.DataFrame, suite: str, tasks: list | None = None,
+                      num_fewshot: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """First principal component of a suite's accuracy matrix (models x tasks), one score per model.
+
+    Uses final checkpoints, accuracy metrics, one (metric, shots) per task (the most frequent), the
+    tasks given (default: every accuracy task that all but a few models have) and the models that
+    have all of them.  Columns are standardised before the SVD; the sign makes the score rise with
+    mean accuracy.  Returns (scores per model, tasks used).
+    """
+    rows = final_checkpoints(table[table["suite"] == suite])
+    rows = rows[rows["metric"].map(scores.metric_kind) == "accuracy"]
+    if num_fewshot is not None:
+        rows = rows[rows["num_fewshot"] == num_fewshot]
+    if tasks:
+        rows = rows[rows["task"].isin(tasks)]
+    if rows.empty:
+        raise ForecastError(f"family comparison: suite {suite!r} has no accuracy rows for tasks {tasks}")
+    # one (metric, shots) per task: the most frequent, ties broken by name for determinism
+    cfgs = (rows.groupby(["task", "metric", "num_fewshot"], dropna=False).size().rename("n").reset_index()
+            .sort_values(["task", "n", "metric"], ascending=[True, False, True], kind="mergesort")
+            .drop_duplicates("task"))
+    rows = rows.merge(cfgs[["task", "metric", "num_fewshot"]], on=["task", "metric", "num_fewshot"])
+    wide = rows.pivot_table(index="model", columns="task", values="value", aggfunc="first")
+    if not tasks:  # keep tasks that at least 90% of models have, then complete models
+        wide = wide.loc[:, wide.notna().mean() >= 0.9]
+    wide = wide.dropna()
+    if wide.shape[0] < 3 or wide.shape[1] < 2:
+        raise ForecastError(f"family comparison: suite {suite!r} has {wide.shape[0]} models with all of "
+                            f"{wide.shape[1]} tasks; need at least 3 models and 2 tasks")
+    z = (wide - wide.mean()) / wide.std(ddof=0).replace(0, 1)
+    _, _, vt = np.linalg.svd(z.to_numpy(), full_matrices=False)
+    load = vt[0] * (1 if vt[0].sum() >= 0 else -1)
+    pc1 = z.to_numpy() @ load
+    meta = (rows.drop_duplicates("model").set_index("model")[["family", "params", "tokens", "compute_flops"]]
+            .loc[wide.index])
+    out = meta.assign(suite=suite, capability=pc1, in_fit=True).reset_index()
+    return out[CAPABILITY_COLUMNS].sort_values(["family", "compute_flops", "model"], kind="mergesort"), list(wide.columns)
+
+
+def common_range(cap: pd.DataFrame, families: list[str], margin: float) -> pd.DataFrame:
+    """Models whose compute lies in the range all ``families`` cover (widened by ``margin`` x on each
+    side): where the families' slopes differ, an offset is only meaningful where they overlap."""
+    d = cap[cap["family"].isin(families) & (cap["compute_flops"] > 0)]
+    by = d.groupby("family")["compute_flops"]
+    lo, hi = by.min().max() / margin, by.max().min() * margin
+    return d[(d["compute_flops"] >= lo) & (d["compute_flops"] <= hi)]
+
+
+def shared_slope_fit(cap: pd.DataFrame, families: list[str], reference: str, interval: float) -> pd.DataFrame:
+    """OLS capability = slope * log10(C) + b_family; k and its interval (delta method, t quantile).
+
+    Also each family's own slope (a separate line per family), to show whether sharing one is fair.
+    """
+    d = cap[cap["family"].isin(families) & (cap["compute_flops"] > 0)]
+    fams = [f for f in families if (d["family"] == f).sum() >= 2]
+    if reference not in fams:
+        raise ForecastError(f"family comparison: reference family {reference!r} has fewer than 2 models in "
+                            f"suite {cap['suite'].iloc[0]!r}")
+    d = d[d["family"].isin(fams)]
+    x = np.log10(d["compute_flops"].to_numpy())
+    X = np.column_stack([x] + [(d["family"] == f).to_numpy(float) for f in fams])
+    y = d["capability"].to_numpy()
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ beta
+    dof = max(len(y) - X.shape[1], 1)
+    sigma2 = float(resid @ resid) / dof
+    cov = sigma2 * np.linalg.pinv(X.T @ X)
+    r2 = 1.0 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
+    tq = stats.t.ppf(0.5 + interval / 2, dof)
+    slope = beta[0]
+    ir = 1 + fams.index(reference)
+    rows = []
+    for j, fam in enumerate(fams, start=1):
+        logk = (beta[ir] - beta[j]) / slope
+        grad = np.zeros(len(beta))
+        grad[0] = -logk / slope
+        grad[ir] += 1 / slope
+        grad[j] -= 1 / slope
+        se = math.sqrt(max(float(grad @ cov @ grad), 0.0))
+        own = d[d["family"] == fam]
+        own_slope = np.polyfit(np.log10(own["compute_flops"].to_numpy()), own["capability"].to_numpy(), 1)[0]
+        rows.append({"suite": d["suite"].iloc[0], "family": fam, "reference": reference,
+                     "models": int((d["family"] == fam).sum()),
+                     "min_compute_flops": float(own["compute_flops"].min()),
+                     "max_compute_flops": float(own["compute_flops"].max()),
+                     "slope": slope, "own_slope": own_slope, "intercept": beta[j],
+                     "log10_k": logk, "k": 10 ** logk, "level": interval, "k_lower": 10 ** (logk - tq * se),
+                     "k_upper": 10 ** (logk + tq * se), "r2": r2})
+    return pd.DataFrame(rows)
+
+
+def family_comparison(table: pd.DataFrame, cfg: dict, interval: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All ``forecast.family_comparison`` entries -> (offsets, capability scores)."""
+    offsets, caps = [], []
+    for i, c in enumerate(cfg.get("family_comparison") or []):
+        suite = c["suite"]
+        cap, tasks = capability_scores(table, suite, c.get("tasks"), c.get("num_fewshot"))
+        fams = list(c["families"])
+        cap = cap[cap["family"].isin(fams)]
+        used = common_range(cap, fams, float(c["common_range_margin"])) if c.get("common_range_margin") else cap
+        off = shared_slope_fit(used, fams, c.get("reference", fams[0]), interval)
+        off["tasks"] = " ".join(tasks)
+        offsets.append(off[OFFSET_COLUMNS])
+        caps.append(cap.assign(in_fit=cap.index.isin(used.index)))
+    if not offsets:
+        return pd.DataFrame(columns=OFFSET_COLUMNS), pd.DataFrame(columns=CAPABILITY_COLUMNS)
+    return pd.concat(offsets, ignore_index=True), pd.concat(caps, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------- the laws
+def recipe(target: Target, compute: np.ndarray, fixed: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) along the target's recipe at each compute C = 6ND.
+
+    ``fixed="tokens"``: D stays the target's (Pythia and OPT trained every size on the same
+    tokens), N = C / 6D.  ``fixed="ratio"``: D/N stays the target's (Cerebras-GPT: 20 tokens per
+    parameter), N = sqrt(C / 6r).
+    """
+    if fixed == "tokens":
+        d = np.full_like(compute, target.tokens)
+        return compute / (6.0 * d), d
+    r = target.tokens / target.params
+    n = np.sqrt(compute / (6.0 * r))
+    return n, r * n
+
+
+def non_embedding(family: str, n: np.ndarray) -> np.ndarray | None:
+    """Non-embedding parameter counts of hypothetical models of ``family`` with ``n`` total parameters.
+
+    The families registry knows them for the published sizes (Pythia); the embedding count
+    E = N - N_non_emb grows as a power of N across them (vocabulary x width), so log E is fitted
+    linear in log N and extrapolated.  None when the registry has fewer than 3 counts: the laws then
+    use total N for every unit (``params="auto"``), as they do for the training models.
+    """
+    from pipeline import families
+
+    fam = families.FAMILIES.get(family)
+    known = [(m.params, m.params_non_embedding) for m in (fam.models if fam else ()) if m.params_non_embedding]
+    if len(known) < 3:
+        return None
+    total, ne = np.array(known, float).T
+    slope, icept = np.polyfit(np.log(total), np.log(total - ne), 1)
+    emb = np.exp(icept + slope * np.log(np.asarray(n, float)))
+    return np.maximum(np.asarray(n, float) - emb, 0.05 * np.asarray(n, float))
+
+
+def training_rows(table: pd.DataFrame, target: Target, method: str, cfg: dict) -> pd.DataFrame:
+    """Rows a law sees: the target's suite (and shots), narrowed to its family unless the method
+    needs the other families too (``forecast.suite_wide_methods``)."""
+    rows = table[table["suite"] == target.suite]
+    shots = cfg.get("num_fewshot", 0)
+    if shots is not None:
+        rows = rows[(rows["num_fewshot"] == shots) | rows["num_fewshot"].isna()]
+    if method not in set(cfg.get("suite_wide_methods") or []):
+        rows = rows[rows["family"] == target.family]
+    if rows.empty:
+        raise ForecastError(f"target {target.name!r}: suite {target.suite!r} has no rows of family "
+                            f"{target.family!r}; fix forecast.targets in params.yaml")
+    return rows
+
+
+def target_tasks(table: pd.DataFrame, target: Target, cfg: dict) -> list[str]:
+    """forecast.tasks (or the target's own ``tasks``) that the family has in its suite."""
+    have = table[(table["suite"] == target.suite) & (table["family"] == target.family)
+                 & (table["metric"] == cfg.get("metric", "acc"))]
+    wanted = list(cfg.get("tasks") or sorted(have["task"].unique()))
+    return [t for t in wanted if t in set(have["task"])]
+
+
+def _unit_rows(target: Target, n, d, c) -> pd.DataFrame:
+    """Rows describing models to forecast (no value of the target metric: a pure forecast)."""
+    k = len(c)
+    extra = {}
+    ne = non_embedding(target.family, n)
+    if ne is not None:
+        extra["params_non_embedding"] = ne
+    return pd.DataFrame({**extra,
+        "suite": target.suite, "model": [f"{target.name} @{i}" for i in range(k)],
+        "family": target.family, "params": n, "tokens": d, "compute_flops": c,
+        "step": pd.array([pd.NA] * k, dtype="Int64"), "task": "__forecast__", "metric": "__none__",
+        "value": np.nan, "stderr": np.nan, "num_fewshot": pd.array([pd.NA] * k, dtype="Int64"), "source": "forecast",
+    })
+
+
+def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: float
+                    ) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Fit every method on every task of one target; (forecast rows, curve frames)."""
+    from pipeline import laws
+    from pipeline.errors import FitError
+
+    metric = cfg.get("metric", "acc")
+    shots = cfg.get("num_fewshot", 0)
+    fixed = "tokens" if target.fixed == "tokens" else "ratio"
+    own = final_checkpoints(table[(table["suite"] == target.suite) & (table["family"] == target.family)])
+    own = own[own["compute_flops"] > 0]
+    lo = float(own["compute_flops"].min()) if len(own) else target.compute_flops / 1e3
+    grid = np.logspace(np.log10(lo), np.log10(target.compute_flops), int(cfg.get("curve_points", 40)))
+    gn, gd = recipe(target, grid, fixed)
+    units = _unit_rows(target, np.r_[target.params, gn], np.r_[target.tokens, gd], np.r_[target.compute_flops, grid])
+    ne = units["params_non_embedding"].iloc[0] if "params_non_embedding" in units else np.nan
+    rows, curves = [], []
+    for task in target_tasks(table, target, cfg):
+        for method in target.methods or cfg["methods"]:
+            options = dict((cfg.get("method_options") or {}).get(method) or {})
+            options.update((target.options or {}).get(method) or {})
+            if method in ("two_step", "link") and target.loss and "loss" not in options:
+                options["loss"] = target.loss
+            base = {"target": target.name, "family": target.family, "suite": target.suite,
+                    "params": target.params, "params_non_embedding": ne, "tokens": target.tokens, "compute_flops": target.compute_flops,
+                    "task": task, "metric": metric, "num_fewshot": shots, "method": method, "level": interval}
+            try:
+                law = laws.make(method, target=f"{task}:{metric}", level=interval,
+                                random_state=int(cfg.get("seed", 0)), **options)
+                law.fit(training_rows(table, target, method, cfg))
+                pred = law.predict(units)
+            except FitError as exc:
+                rows.append({**base, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": str(exc)})
+                print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
+                continue
+            first = pred.iloc[0]
+            rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
+                         "upper": first["upper"], "note": ""})
+            curve = pred.iloc[1:][["params", "tokens", "compute_flops", "predicted", "lower", "upper"]].copy()
+            for k in ("target", "family", "suite", "task", "metric", "num_fewshot", "method"):
+                curve[k] = base[k]
+            curves.append(curve[CURVE_COLUMNS])
+    return rows, curves
+
+
+def forecast_all(table: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    interval = float(cfg.get("interval", 0.9))
+    rows, curves = [], []
+    for target in parse_targets(cfg):
+        r, c = forecast_target(table, target, cfg, interval)
+        rows += r
+        curves += c
+    fc = pd.DataFrame(rows, columns=FORECAST_COLUMNS + ["note"])
+    cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
+    return fc, cv
+
+
+# ----------------------------------------------------------------------------------- writing
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
+                                                    lineterminator="\n"))
+
+
+def _main(argv) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline forecast", description=__doc__.split("\n")[0])
+    parser.add_argument("--scores", default="data/scores.parquet")
+    parser.add_argument("--out-dir", default="reports")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    cfg = params.load("forecast", args.params)
+    out = Path(args.out_dir)
+    table = scores.read(args.scores)
+    interval = float(cfg.get("interval", 0.9))
+    fc, curves = forecast_all(table, cfg)
+    write_csv(fc, out / "forecast.csv")
+    write_csv(curves, out / "forecast_curves.csv")
+    offsets, caps = family_comparison(table, cfg, interval)
+    write_csv(offsets, out / "family_offsets.csv")
+    write_csv(caps, out / "capability.csv")
+    print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
+          f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv")
+    return 0
+
+
+def main(argv=None) -> int:
+    from pipeline.__main__ import run_cli
+
+    return run_cli(_main, argv)

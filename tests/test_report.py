@@ -1,0 +1,408 @@
+"""The report: every number equals the CSV it came from; plots are labelled; the page renders offline.
+
+The report is built once into a temporary directory from the repository's inputs (the CSVs the
+pipeline wrote under reports/; stages missing there are run into the temporary directory), then:
+
+* every table of index.html and of forecast.md is parsed and each row is found, cell for cell,
+  in the CSV its caption names (formatted with the report's one number format, and re-checked as
+  floats to 3 significant digits);
+* the prose numbers of the family comparison match family_offsets.csv;
+* the plot builders give log scale axes with units, legends, and chance lines;
+* headless Chromium opens index.html from disk, every image decodes, and no request leaves.
+"""
+from __future__ import annotations
+
+import base64
+import html.parser
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import report
+from tests.paths import ROOT
+
+PY = sys.executable
+ENV = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+       "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _run(args, cwd=ROOT):
+    res = subprocess.run([PY, "-m", "pipeline", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(in_dir, out_dir, scores): the report built from the repository's inputs into a temporary directory."""
+    tmp = tmp_path_factory.mktemp("report")
+    scores_path = ROOT / "data/scores.parquet"
+    if not scores_path.exists():  # a fresh clone before `dvc repro`
+        scores_path = tmp / "scores.parquet"
+        _run(["collect", "--out", str(scores_path)])
+    inputs = ROOT / "reports"
+    if not (inputs / "forecast.csv").exists() or not (inputs / "family_offsets.csv").exists():
+        inputs = tmp / "inputs"
+        inputs.mkdir()
+        for name in ("backtest.csv", "backtest_predictions.csv", "trends.csv", "trends_emergence.csv",
+                     "trends_backtest.csv", "trends_metrics.json"):
+            if (ROOT / "reports" / name).exists():
+                shutil.copy(ROOT / "reports" / name, inputs / name)
+        _run(["forecast", "--scores", str(scores_path), "--out-dir", str(inputs)])
+    out = tmp / "out"
+    _run(["report", "--scores", str(scores_path), "--in-dir", str(inputs), "--out-dir", str(out)])
+    return inputs, out, scores_path
+
+
+def _source(built, name: str) -> pd.DataFrame:
+    inputs, out, _ = built
+    path = out / name if (out / name).exists() else inputs / name
+    assert path.exists(), f"table source {name} not found"
+    if path.suffix == ".json":  # a DVC metrics file: its numbers as rows, split ALL first
+        return report.metrics_frame(json.loads(path.read_text()))
+    return pd.read_csv(path)
+
+
+# ------------------------------------------------------------------------------- parsing
+class _Tables(html.parser.HTMLParser):
+    """Tables with their data-source, header and body cells; plus img srcs and every URL attribute."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tables, self.imgs, self.urls, self.tags = [], [], [], []
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        for k in ("src", "href", "action", "data", "poster", "srcset"):
+            if k in a:
+                self.urls.append((tag, k, a[k]))
+        if tag == "table":
+            self.tables.append({"source": a.get("data-source"), "head": [], "rows": []})
+        elif tag == "tr" and self.tables:
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.imgs.append(a)
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self.tables:
+            t = self.tables[-1]
+            if t["head"]:
+                t["rows"].append(self._row)
+            else:
+                t["head"] = self._row
+
+
+def html_tables(text: str) -> list[dict]:
+    p = _Tables()
+    p.feed(text)
+    return p.tables
+
+
+def md_tables(text: str) -> list[dict]:
+    tables, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        m = re.match(r"<!-- table source=(\S+) -->", lines[i])
+        if not m:
+            i += 1
+            continue
+        j = i + 1
+        while not lines[j].startswith("|"):
+            j += 1
+        block = []
+        while j < len(lines) and lines[j].startswith("|"):
+            block.append(lines[j])
+            j += 1
+        cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row)[1:-1]] for row in block]
+        tables.append({"source": m.group(1), "head": cells[0], "rows": cells[2:]})
+        i = j
+    return tables
+
+
+def _matches(cell: str, value) -> bool:
+    """A printed cell equals a CSV value: same text through the report's format, or (for numbers)
+    the same number to 3 significant digits, read back independently of that format."""
+    if isinstance(value, str):
+        return cell == value
+    if pd.isna(value):
+        return cell == report.DASH
+    if cell == report.fmt(value.item() if isinstance(value, np.generic) else value):
+        return True
+    if isinstance(value, (int, np.integer)) or float(value).is_integer():
+        if cell == str(int(value)):
+            return True
+    try:
+        x = float(cell)
+    except ValueError:
+        return False
+    v = float(value)
+    return x == v or (math.isfinite(v) and abs(x - v) <= 5e-3 * abs(v) + 1e-12)
+
+
+def check_table(t: dict, csv: pd.DataFrame, where: str) -> int:
+    """Every row of a printed table is a row of the CSV (for the columns the CSV has)."""
+    cols = [c for c in t["head"] if c in csv.columns]
+    assert len(cols) >= 2, f"{where} ({t['source']}): columns {t['head']} are not the CSV's {list(csv.columns)}"
+    idx = [t["head"].index(c) for c in cols]
+    records = csv[cols].to_dict("records")
+    numbers = 0
+    for row in t["rows"]:
+        cells = [row[i] for i in idx]
+        found = any(all(_matches(cell, rec[c]) for cell, c in zip(cells, cols)) for rec in records)
+        assert found, f"{where}: row {dict(zip(cols, cells))} is not in {t['source']}"
+        numbers += sum(1 for c in cells if re.fullmatch(r"-?[\d.]+(e[+-]\d+)?|inf", c))
+    return numbers
+
+
+# ------------------------------------------------------------------------------- numbers
+def test_html_tables_equal_their_csvs(built):
+    text = (built[1] / "index.html").read_text()
+    tables = html_tables(text)
+    sources = {t["source"] for t in tables}
+    assert {"forecast.csv", "family_offsets.csv", "data_summary.csv"} <= sources, sources
+    if (built[0] / "backtest.csv").exists():
+        assert "backtest.csv" in sources
+    if (built[0] / "trends.csv").exists():
+        assert "trends.csv" in sources
+    numbers = sum(check_table(t, _source(built, t["source"]), "index.html") for t in tables)
+    assert numbers > 200
+
+
+def test_markdown_tables_equal_their_csvs_and_the_html(built):
+    md = md_tables((built[1] / "forecast.md").read_text())
+    ht = html_tables((built[1] / "index.html").read_text())
+    for t in md:
+        check_table(t, _source(built, t["source"]), "forecast.md")
+    assert [(t["source"], t["head"], t["rows"]) for t in md] == [(t["source"], t["head"], t["rows"]) for t in ht]
+
+
+def test_targets_table_is_the_chosen_forecast(built):
+    """The headline table of each target has one row per task, with a method of forecast.csv."""
+    fc = _source(built, "forecast.csv")
+    ht = [t for t in html_tables((built[1] / "index.html").read_text())
+          if t["source"] == "forecast.csv" and t["head"][:3] == ["task", "metric", "method"]]
+    assert len(ht) == fc["target"].nunique()
+    for t, (target, g) in zip(ht, fc.groupby("target", sort=False)):
+        assert sorted(r[0] for r in t["rows"]) == sorted(g.loc[g["predicted"].notna(), "task"].unique()), target
+
+
+def test_family_sentences_match_offsets(built):
+    text = (built[1] / "forecast.md").read_text()
+    off = _source(built, "family_offsets.csv")
+    said = re.findall(r"- (\S+) reaches (\S+)'s capability at (\S+)× the compute \((\S+) interval (\S+) to (\S+); "
+                      r"suite (\S+),", text)
+    others = off[off["family"] != off["reference"]]
+    assert len(said) == len(others) > 0
+    for fam, ref, k, level, lo, hi, suite in said:
+        row = others[(others["family"] == fam) & (others["reference"] == ref) & (others["suite"] == suite)].iloc[0]
+        assert (k, level, lo, hi) == tuple(report.fmt(float(row[c])) for c in ("k", "level", "k_lower", "k_upper"))
+        assert row["k_lower"] <= row["k"] <= row["k_upper"]
+
+
+def test_dvc_plot_data_written(built):
+    curves = pd.read_csv(built[1] / "plots/curves.csv")
+    assert {"compute_flops", "value", "family", "task", "chance"} <= set(curves.columns)
+    assert curves["family"].nunique() >= 3 and (curves["compute_flops"] > 0).all()
+    cap = pd.read_csv(built[1] / "plots/capability.csv")
+    assert len(cap) == len(_source(built, "capability.csv"))
+
+
+# ------------------------------------------------------------------------------- the page
+def test_page_is_self_contained(built):
+    text = (built[1] / "index.html").read_text()
+    p = _Tables()
+    p.feed(text)
+    assert "script" not in p.tags and "link" not in p.tags and "iframe" not in p.tags
+    assert not re.search(r"url\(|@import|https?://", text), "no external reference of any kind"
+    for tag, attr, url in p.urls:
+        assert url.startswith("#") or url.startswith("data:"), (tag, attr, url[:80])
+    assert len(p.imgs) >= 8
+    for img in p.imgs:
+        assert img.get("alt"), "every image has alt text"
+        head, data = img["src"].split(",", 1)
+        assert head == "data:image/png;base64"
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (built[1] / "forecast.md").read_text()
+    for rel in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (built[1] / rel).is_file(), rel
+
+
+# ------------------------------------------------------------------------------- plots
+def _check_axes(fig, accuracy: bool = True, legend: bool = True):
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert axes
+    for ax in axes:
+        assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+        if ax.get_xscale() == "log":
+            assert "log scale" in ax.get_xlabel() and re.search(r"FLOPs|parameters|tokens", ax.get_xlabel())
+        if accuracy:
+            assert any(line.get_label() == "chance" for line in ax.get_lines()), f"no chance line: {ax.get_title()}"
+    if legend:
+        assert fig.legends or all(ax.get_legend() for ax in axes)
+
+
+@pytest.fixture(scope="module")
+def inputs(built):
+    return report.load_inputs(built[2], built[0])
+
+
+def test_plots_have_labelled_log_axes_legends_and_chance(inputs):
+    from pipeline import params
+
+    cfg = params.load("report", ROOT / "params.yaml")
+    figs = []
+    fig = report.plot_accuracy_vs_compute(inputs.scores, cfg, None)
+    _check_axes(fig)
+    assert all(ax.get_xscale() == "log" for ax in fig.axes if ax.get_visible())
+    figs.append(fig)
+    c = cfg["family_curves"][0]
+    fig = report.plot_family_curves(inputs.scores, c["suite"], c["families"], c["metric"], c["num_fewshot"], None)
+    _check_axes(fig)
+    legend_labels = {t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()}
+    assert set(c["families"]) <= legend_labels, "legend by family"
+    figs.append(fig)
+    fig = report.plot_family_capability(inputs.capability, inputs.offsets, None)
+    _check_axes(fig, accuracy=False)
+    figs.append(fig)
+    chosen, evidence = report.choose_methods(inputs, cfg)
+    target = inputs.forecast["target"].iloc[0]
+    fig = report.plot_target(inputs, target, chosen[chosen["target"] == target], None, None)
+    _check_axes(fig)
+    figs.append(fig)
+    if inputs.trends is not None and inputs.trends["label"].isin(report.FLAGGED).any():
+        flagged = inputs.trends[inputs.trends["label"].isin(report.FLAGGED)].head(4)
+        fig = report.plot_trend_curves(inputs, flagged, 4, None)
+        _check_axes(fig, accuracy=False)
+        figs.append(fig)
+    if inputs.predictions is not None:
+        split = inputs.predictions["split"].iloc[0]
+        fig = report.plot_heldout(inputs, split, None)
+        _check_axes(fig, accuracy=False)
+        figs.append(fig)
+    for fig in figs:
+        report.plotting.plt.close(fig)
+
+
+# ------------------------------------------------------------------------------- browser
+CHECK = """<script>
+window.addEventListener('load', function () {
+  var imgs = document.images, ok = 0, bad = [];
+  for (var i = 0; i < imgs.length; i++) {
+    if (imgs[i].complete && imgs[i].naturalWidth > 0 && imgs[i].naturalHeight > 0) ok++; else bad.push(i);
+  }
+  document.body.setAttribute('data-images', imgs.length);
+  document.body.setAttribute('data-rendered', ok);
+  document.body.setAttribute('data-broken', bad.join(','));
+});
+</script>"""
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+         "--disable-default-apps", "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=10000"]
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (tests/setup_browser.sh installs it "
+                                                "with apt where it may; `make test` runs it)")
+def test_page_renders_in_headless_chromium_without_network(built, tmp_path):
+    """Open index.html from disk: every image decodes; the page makes no network request.
+
+    The page has no script of its own; a copy with a small checker script appended (it records
+    how many images decoded on the <body>) is what Chromium opens with --dump-dom.  The net log
+    of that run must hold no request started by the page (initiator other than the browser
+    itself) for anything but file: or data: URLs; --host-resolver-rules makes sure nothing could
+    leave anyway.  A second run takes a screenshot of the unmodified page.
+    """
+    chromium = _chromium()
+    page = tmp_path / "index.html"
+    text = (built[1] / "index.html").read_text()
+    page.write_text(text.replace("</body>", CHECK + "</body>"))
+    netlog = tmp_path / "net.json"
+    res = subprocess.run([chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile1'}", f"--log-net-log={netlog}",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", res.stdout)
+    assert body, res.stdout[:500]
+    attrs = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', body.group(1)))
+    n_img = text.count("<img ")
+    assert int(attrs["data-images"]) == n_img > 0
+    assert int(attrs["data-rendered"]) == n_img, f"broken images: {attrs['data-broken']}"
+
+    log = json.loads(netlog.read_text())
+    names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    requests = [e["params"] for e in log["events"]
+                if names.get(e["type"]) == "URL_REQUEST_START_JOB" and "url" in e.get("params", {})]
+    from_page = [r["url"] for r in requests if r.get("initiator") != "not an origin"
+                 and not r["url"].startswith(("file:", "data:"))]
+    assert from_page == [], f"the page requested {from_page}"
+
+    shot = tmp_path / "screenshot.png"
+    res = subprocess.run([chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1400,2200",
+                          f"--screenshot={shot}", (built[1] / "index.html").as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    keep = os.environ.get("CAPCAST_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
+
+
+# ------------------------------------------------------------------------------- method choice
+def _tiny_inputs():
+    def row(suite, family, model, value):
+        return {"suite": suite, "model": model, "family": family, "params": 1e9, "tokens": 1e10,
+                "compute_flops": 6e19, "step": pd.NA, "task": "piqa", "metric": "acc", "value": value,
+                "stderr": 0.01, "num_fewshot": 0, "source": "test"}
+
+    from pipeline import scores
+
+    table = scores.validate(pd.DataFrame([row("A", "f", "m1", 0.5), row("B", "f", "m1", 0.5000031),
+                                          row("A", "g", "m2", 0.6)]))
+    pred = pd.DataFrame([
+        # split s1 holds out m1 as measured in suite B (0.500003 at 6 significant digits), s2 holds out m2 in A
+        {"split": s, "method": m, "task": "piqa", "metric": "acc", "model": mod, "family": fam, "step": np.nan,
+         "compute_flops": 6e19, "actual": act, "predicted": 0.5, "lower": 0.4, "upper": 0.6}
+        for s, mod, fam, act in (("s1", "m1", "f", 0.500003), ("s2", "m2", "g", 0.6)) for m in ("x", "y")])
+    bt = pd.DataFrame([{"split": s, "method": m, "task": "piqa", "metric": "acc", "n": 1, "mae": mae}
+                       for s, m, mae in (("s1", "x", 1.0), ("s1", "y", 2.0), ("s2", "x", 3.0), ("s2", "y", 0.5))])
+    return report.Inputs(scores=table, backtest=bt, predictions=pred)
+
+
+def test_method_choice_prefers_this_family_in_this_suite_then_this_suite_then_this_family():
+    inp = _tiny_inputs()
+    assert report.evidence_splits(inp, "f", "B", ["x", "y"]) == (["s1"], report.EVIDENCE[0])
+    assert report.evidence_splits(inp, "f", "A", ["x", "y"]) == (["s2"], report.EVIDENCE[1])
+    assert report.evidence_splits(inp, "f", "C", ["x", "y"]) == (["s1"], report.EVIDENCE[2])
+    assert report.evidence_splits(inp, "f", "B", ["x", "z"]) == ([], "")  # one candidate tested: no contest
+    inp.forecast = pd.DataFrame([{"target": "T", "family": "f", "suite": suite, "task": "piqa", "metric": "acc",
+                                  "method": m, "predicted": 0.7, "lower": 0.6, "upper": 0.8}
+                                 for suite in ("A",) for m in ("x", "y")])
+    chosen, evidence = report.choose_methods(inp, {"default_method": "x"})
+    assert chosen["method"].tolist() == ["y"] and chosen["rule"].tolist() == [report.EVIDENCE[1]]
+    assert evidence.loc[evidence["chosen"] == "★", "method"].tolist() == ["y"]
