@@ -47,6 +47,13 @@ def test_dvc_repro_builds_everything_then_does_nothing(repo):
     assert (repo / "reports/plots/accuracy_vs_compute.png").stat().st_size > 10_000
     summary = pd.read_csv(repo / "reports/data_summary.csv")
     assert summary.rows.sum() == len(table)
+    # the report (issue #6): forecasts of every target, one self-contained page and its Markdown twin
+    forecast = pd.read_csv(repo / "reports/forecast.csv")
+    assert forecast["target"].nunique() >= 3 and forecast["predicted"].notna().any()
+    page = (repo / "reports/index.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') >= 8
+    assert "<script" not in page and "https://" not in page and "http://" not in page
+    assert "## Forecasts at the target sizes" in (repo / "reports/forecast.md").read_text()
 
     second = run([str(BIN / "dvc"), "repro"], repo)
     assert second.returncode == 0, second.stderr
