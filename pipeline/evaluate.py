@@ -794,7 +794,7 @@ def describe_folder(out_dir: Path) -> None:
     if not readme.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
         readme.write_text(
-            "capcast evaluations (python -m pipeline evaluate; see docs/evaluate.md)\n"
+            "capcast evaluations (python -m pipeline evaluate; see README, 'Evaluating checkpoints')\n"
             "<model>@<revision>.json  metrics and task losses per task; what collect reads\n"
             "samples/                 every choice's log-likelihood per document, gzipped JSON lines\n"
             "timing/                  wall time and throughput per evaluation\n")
