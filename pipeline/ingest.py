@@ -115,6 +115,13 @@ def _model_args(config: dict) -> dict:
     return dict(kv.split("=", 1) for kv in args.split(",") if "=" in kv)
 
 
+def _registry_model(name: str, where: str) -> tuple[families.Family, families.Model]:
+    found = families.find(name)
+    if found is None:
+        raise IngestError(f"{where}: unknown model {name!r}; add it to pipeline/families.py")
+    return found
+
+
 def _finite(x, where: str) -> float:
     try:
         v = float(x)
@@ -132,10 +139,7 @@ def lm_eval_json_rows(doc: dict, where: str, shots_expected: int | None, cite: s
     args = _model_args(doc["config"])
     if "pretrained" not in args:
         raise IngestError(f"{where}: config.model_args names no 'pretrained=' model")
-    found = families.find(args["pretrained"])
-    if found is None:
-        raise IngestError(f"{where}: unknown model {args['pretrained']!r}; add it to pipeline/families.py")
-    family, model = found
+    family, model = _registry_model(args["pretrained"], where)
     step = families.parse_step(args.get("revision")) if family.tokens_per_step else None
     shots = doc["config"].get("num_fewshot")
     if shots_expected is not None and shots != shots_expected:
@@ -299,10 +303,7 @@ def read_inverse_scaling(store: Store) -> pd.DataFrame:
     rows = []
     for i, r in df.iterrows():
         where = f"{local}: row {i + 2}"
-        found = families.find(str(r.ModelName))
-        if found is None:
-            raise IngestError(f"{where}: unknown model {r.ModelName!r}; add it to pipeline/families.py")
-        family, model = found
+        family, model = _registry_model(str(r.ModelName), where)
         step = families.parse_step(str(r.ModelRevision))
         rows.append(dict(suite="inverse_scaling_pythia", model=model.hf_id, family=family.name, params=model.params,
                          tokens=family.tokens_at(model, step), step=step, task=str(r.Task), metric="acc",
@@ -362,10 +363,7 @@ def read_cerebras_card(store: Store) -> pd.DataFrame:
     rows = []
     for i, r in df.iterrows():
         where = f"{local}: row {i + 2}"
-        found = families.find(str(r.model))
-        if found is None:
-            raise IngestError(f"{where}: unknown model {r.model!r}; add it to pipeline/families.py")
-        family, model = found
+        family, model = _registry_model(str(r.model), where)
         base = dict(suite="cerebras_card", model=model.hf_id, family=family.name, params=model.params,
                     tokens=_finite(r.train_tokens, where), compute_flops=_finite(r.train_flops, where),
                     source=CEREBRAS_CARD.cite("description.md") + " (transcribed)")

@@ -32,6 +32,19 @@ FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
 
 
 # ------------------------------------------------------------------------------- formatting
+
+def _shared_legend(fig, axes, n_used: int) -> dict:
+    """Hide unused panels and draw one legend for the figure (labels de-duplicated across panels)."""
+    for ax in list(axes.flat)[n_used:]:
+        ax.set_visible(False)
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=7,
+               frameon=False)
+    return handles
+
 def fmt(x) -> str:
     """The one number format of the report: integers as is, floats to 3 significant digits."""
     if x is None or x is pd.NA:
@@ -440,14 +453,7 @@ def plot_target(inp: Inputs, target: str, chosen: pd.DataFrame, held: pd.DataFra
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=f"{task}" + (f" — chosen: {best}" if best else ""), ylabel=plotting.metric_label(metric))
         ax.title.set_fontsize(9)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.set_visible(False)
-    handles = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=7,
-               frameon=False)
+    handles = _shared_legend(fig, axes, len(tasks))
     fig.suptitle(f"{target} — {suite}, {metric}, {fmt(shots)}-shot; diamonds: forecasts with "
                  f"{fmt(first['level']) if 'level' in first else '0.9'} intervals", fontsize=10)
     plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
@@ -772,14 +778,7 @@ def plot_heldout(inp: Inputs, split: str, path: Path | None):
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=task, ylabel=plotting.metric_label(metric))
         ax.title.set_fontsize(9)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.set_visible(False)
-    handles = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=7,
-               frameon=False)
+    handles = _shared_legend(fig, axes, len(tasks))
     fig.suptitle(f"Backtest {split}: held-out models, predictions with intervals", fontsize=10)
     plotting.grid_layout(fig, top=0.55, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
     if path:
