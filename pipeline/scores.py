@@ -40,7 +40,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("family", "string", True, "model family (pythia, pythia-deduped, opt, cerebras-gpt, ...)"),
     Column("params", "float64", True, "parameter count N (total, as published or as counted on load)"),
     Column("tokens", "float64", True, "training tokens D seen at this checkpoint"),
-    Column("compute_flops", "float64", True, "training compute C in FLOPs (0 at initialisation); empty means 6*N*D"),
+    Column("compute_flops", "float64", False, "training compute C in FLOPs (0 at initialisation); empty means 6*N*D"),
     Column("step", "Int64", False, "training step of the checkpoint; empty for a final/unknown checkpoint"),
     Column("task", "string", True, "benchmark task name (lm-eval style: arc_easy, lambada_openai, mmlu, ...)"),
     Column("metric", "string", True, "metric name: acc, acc_norm, exact_match, ... or a loss: nll, bpb, ppl, ..."),
@@ -125,7 +125,7 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
     sizes, NaN values and duplicate keys.  Fills ``compute_flops`` with 6*N*D where empty
     and ``suite`` with 'user' where absent.
     """
-    missing = [c for c in REQUIRED if c not in df.columns and c != "compute_flops"]
+    missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ScoresError(
             f"{origin}: missing required column(s) {missing}; the scores table needs "
