@@ -114,7 +114,12 @@ def chance(task: str, metric: str = "acc") -> float:
 def _where(df: pd.DataFrame, i, origin: str) -> str:
     row = df.loc[i]
     who = ", ".join(f"{k}={row[k]}" for k in ("model", "step", "task", "metric") if k in df.columns)
-    return f"{origin}: row {i} ({who})"
+    return f"{origin}: {_label(i, origin)} ({who})"
+
+
+def _label(i, origin: str) -> str:
+    # A CSV's rows are named by their line in the file (header = line 1), other frames by position.
+    return f"line {i + 2}" if str(origin).endswith(".csv") else f"row {i}"
 
 
 def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
@@ -165,7 +170,7 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
     if dup.any():
         first = out.index[dup]
         raise ScoresError(
-            f"{_where(out, first[0], origin)}: duplicate row, same {list(KEY)} as row {first[1]}; "
+            f"{_where(out, first[0], origin)}: duplicate row, same {list(KEY)} as {_label(first[1], origin)}; "
             "each number must appear once per suite (drop one, or give them different suites)"
         )
     extra = [c for c in out.columns if c not in ALL_COLUMNS]

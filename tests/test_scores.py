@@ -30,7 +30,7 @@ def test_minimal_user_table_is_accepted_and_compute_defaults_to_6nd():
     (dict(model=""), "empty 'model'"),
 ])
 def test_bad_cells_name_the_row_and_the_problem(over, message):
-    with pytest.raises(ScoresError, match="row 0") as err:
+    with pytest.raises(ScoresError, match="line 2") as err:  # header is line 1
         scores.validate(rows(**over), origin="my.csv")
     assert message in str(err.value) and "my.csv" in str(err.value)
 
@@ -38,7 +38,7 @@ def test_bad_cells_name_the_row_and_the_problem(over, message):
 def test_missing_columns_and_duplicates_are_reported():
     with pytest.raises(ScoresError, match=r"missing required column\(s\) \['value'\]"):
         scores.validate(rows().drop(columns=["value"]))
-    with pytest.raises(ScoresError, match="duplicate row.*as row 1"):
+    with pytest.raises(ScoresError, match="scores table: row 0 .*duplicate row.*as row 1"):
         scores.validate(pd.concat([rows(), rows()]))
     # the same number from two suites is not a duplicate
     assert len(scores.validate(pd.concat([rows(suite="a"), rows(suite="b")]))) == 2
