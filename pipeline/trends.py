@@ -169,7 +169,7 @@ def metric_orientation(task: str, metric: str, values: np.ndarray) -> tuple[floa
         except scores.ScoresError:
             ch, note = None, "chance unknown: emergence not testable"
         return 1.0, bounded, (ch if bounded else None), note
-    return 1.0, False, None, f"metric kind unknown: higher taken as better"
+    return 1.0, False, None, "metric kind unknown: higher taken as better"
 
 
 def prepare(task: str, metric: str, pts: pd.DataFrame, xcol: str, cfg: dict) -> Prepared:

@@ -38,7 +38,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import FitError
-from pipeline.laws import data, intervals
+from pipeline.laws import data
 from pipeline.laws.base import Law, floor_is_free
 from pipeline.laws.curves import Logistic
 from pipeline.laws.data import Metric

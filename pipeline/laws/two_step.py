@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
-
 from pipeline.laws import data
 from pipeline.laws.base import Law
 from pipeline.laws.link import fit_link, link_x, require_accuracy, resolve_loss
