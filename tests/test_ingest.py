@@ -1,3 +1,4 @@
+import io
 import json
 import shutil
 
@@ -192,3 +193,30 @@ def test_modelzoo_readme_without_its_table(tmp_path):
     readme.write_text("# Cerebras-GPT\n\nno evaluation tables here\n")
     with pytest.raises(IngestError, match="no heading '#### 0-shot Evaluation'"):
         ingest.read_cerebras_modelzoo(Store(str(root)))
+
+
+def test_github_mode_lists_the_results_tree_at_the_pinned_commit(monkeypatch):
+    """--from github: the JSON listing comes from the git tree API at the pinned commit, files from raw URLs."""
+    local = EXTERNAL / "pythia_evals/opt/opt-125m.json"
+    tree = {"tree": [{"path": "evals/opt/opt-125m.json"}, {"path": "evals/opt/README.md"},
+                     {"path": "evals/pythia-v1/x.txt"}]}
+    seen = []
+
+    class Resp(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    def fake_urlopen(url, timeout):
+        seen.append(url)
+        body = json.dumps(tree).encode() if url.startswith("https://api.github.com/") else local.read_bytes()
+        return Resp(body)
+
+    monkeypatch.setattr(ingest.urllib.request, "urlopen", fake_urlopen)
+    df = ingest.read_pythia_evals(Store("github"))
+    commit = ingest.PYTHIA.commit
+    assert f"https://api.github.com/repos/EleutherAI/pythia/git/trees/{commit}?recursive=1" in seen
+    assert f"https://raw.githubusercontent.com/EleutherAI/pythia/{commit}/evals/opt/opt-125m.json" in seen
+    assert set(df.model) == {"facebook/opt-125m"} and (df.source == f"EleutherAI/pythia@{commit}:evals/opt/opt-125m.json").all()
