@@ -133,25 +133,16 @@ def test_missing_input_folder_is_a_clear_error(tmp_path):
     assert ingest.main(["--from", str(tmp_path / "nowhere")]) == 2
 
 
+class FakeResponse(io.BytesIO):
+    """What urllib.request.urlopen returns, enough for ingest's reads (a context manager with read())."""
+
+
 def test_github_mode_builds_pinned_urls(monkeypatch):
     seen = []
 
-    class Resp:
-        def __init__(self, body):
-            self.body = body
-
-        def read(self):
-            return self.body
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
     def fake_urlopen(url, timeout):
         seen.append(url)
-        return Resp((EXTERNAL / "inverse_scaling/emergent_inabilities_pythia/results/all_results.tsv").read_bytes())
+        return FakeResponse((EXTERNAL / "inverse_scaling/emergent_inabilities_pythia/results/all_results.tsv").read_bytes())
 
     monkeypatch.setattr(ingest.urllib.request, "urlopen", fake_urlopen)
     df = ingest.read_inverse_scaling(Store("github"))
@@ -202,17 +193,10 @@ def test_github_mode_lists_the_results_tree_at_the_pinned_commit(monkeypatch):
                      {"path": "evals/pythia-v1/x.txt"}]}
     seen = []
 
-    class Resp(io.BytesIO):
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
     def fake_urlopen(url, timeout):
         seen.append(url)
         body = json.dumps(tree).encode() if url.startswith("https://api.github.com/") else local.read_bytes()
-        return Resp(body)
+        return FakeResponse(body)
 
     monkeypatch.setattr(ingest.urllib.request, "urlopen", fake_urlopen)
     df = ingest.read_pythia_evals(Store("github"))
