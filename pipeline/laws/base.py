@@ -155,3 +155,14 @@ def floor_is_free(rule, y, stderr, chance: float) -> bool:
     se = np.asarray(stderr, float)
     margin = 2 * float(np.nanmedian(se)) if np.isfinite(se).any() else 0.0
     return bool(np.median(np.asarray(y, float)) < chance - margin)
+
+
+class CurveLaw(Law):
+    """A law fitted as one curve x -> y: ``_fit`` sets ``curve_``, ``state_`` and ``_train = (units, x, y)``.
+
+    The bootstrap refit is then the curve's own vectorised refit under the unit weights.
+    """
+
+    def _refit(self, weights):
+        units, x, y = self._train
+        return self.curve_.refit(x, y, self.state_, weights(units))

@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.errors import FitError
 from pipeline.laws import data
-from pipeline.laws.base import Law, floor_is_free
+from pipeline.laws.base import CurveLaw, floor_is_free
 from pipeline.laws.curves import Linear, Sigmoid
 from pipeline.laws.link import require_accuracy
 
@@ -24,7 +24,7 @@ def _log_compute(units) -> np.ndarray:
     return np.log(units["compute_flops"].to_numpy(float))[:, None]
 
 
-class _ComputeLaw(Law):
+class _ComputeLaw(CurveLaw):
     """A curve of x = log C fitted to the target."""
 
     def __init__(self, target, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
@@ -51,11 +51,6 @@ class _ComputeLaw(Law):
         self.params_ = self.curve_.readable(theta)
         self._train = (units, x, y)
         return units
-
-    def _refit(self, weights):
-        units, x, y = self._train
-        W = weights(units)
-        return self.curve_.refit(x, y, self.state_, W)
 
     def _predict_state(self, state, units):
         return self.curve_.predict(state, _log_compute(units))

@@ -25,7 +25,7 @@ import pandas as pd
 from pipeline import scores
 from pipeline.errors import FitError
 from pipeline.laws import data
-from pipeline.laws.base import Law, floor_is_free
+from pipeline.laws.base import CurveLaw, floor_is_free
 from pipeline.laws.curves import Sigmoid
 from pipeline.laws.data import Metric
 from pipeline.laws.loss import as_loss
@@ -73,7 +73,7 @@ def fit_link(pairs: pd.DataFrame, target: Metric, loss: Metric, scale: str, floo
             "params": curve.readable(theta)}
 
 
-class Link(Law):
+class Link(CurveLaw):
     """Step 2 alone: accuracy from the *observed* loss of each unit (needs its loss rows)."""
 
     method = "link"
@@ -97,11 +97,6 @@ class Link(Law):
         self.state_ = fitted["theta"][None]
         self._train = (pairs, fitted["x"], fitted["y"])
         return pairs
-
-    def _refit(self, weights):
-        units, x, y = self._train
-        W = weights(units)
-        return self.curve_.refit(x, y, self.state_, W)
 
     def _x(self, units):
         if "value_loss" not in units:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.errors import FitError
 from pipeline.laws import data
-from pipeline.laws.base import Law
+from pipeline.laws.base import CurveLaw
 from pipeline.laws.curves import Chinchilla, PowerCompute
 from pipeline.laws.data import Metric
 
@@ -59,7 +59,7 @@ def design(form: str, N, D, C) -> np.ndarray:
     return np.log(np.asarray(C, float))[:, None]
 
 
-class LossLaw(Law):
+class LossLaw(CurveLaw):
     """A loss law fitted on the rows of one loss metric (``target``, e.g. ``lambada_openai:ppl``).
 
     ``form``: "NxD", "C" or "auto" (C when D/N is constant).  ``params``: "total",
@@ -83,11 +83,6 @@ class LossLaw(Law):
         self.state_ = fitted["theta"][None]
         self._train = (units, fitted["X"], fitted["L"])
         return units
-
-    def _refit(self, weights):
-        units, X, L = self._train
-        W = weights(units)
-        return self.curve_.refit(X, L, self.state_, W)
 
     def _predict_state(self, state, units):
         X = design(self.form_, data.param_counts(units, self.param_kind_), units["tokens"].to_numpy(float),
