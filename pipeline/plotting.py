@@ -132,3 +132,9 @@ def save(fig, path, tight: bool = True) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None},
                                                bbox_inches="tight" if tight else None))
     plt.close(fig)
+
+
+def hide_unused(axes, n_used: int) -> None:
+    """Hide the panels of a grid beyond the first ``n_used``."""
+    for ax in list(axes.flat)[n_used:]:
+        ax.set_visible(False)

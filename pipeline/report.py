@@ -35,8 +35,7 @@ FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
 
 def _shared_legend(fig, axes, n_used: int) -> dict:
     """Hide unused panels and draw one legend for the figure (labels de-duplicated across panels)."""
-    for ax in list(axes.flat)[n_used:]:
-        ax.set_visible(False)
+    plotting.hide_unused(axes, n_used)
     handles = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -321,8 +320,7 @@ def plot_accuracy_vs_compute(table: pd.DataFrame, cfg: dict, path: Path):
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=task, ylabel=plotting.metric_label(cfg["plot_metric"]))
         plotting.dedup_legend(ax)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.set_visible(False)
+    plotting.hide_unused(axes, len(tasks))
     fig.suptitle(f"{cfg['suite']}: {cfg['plot_metric']} at the final checkpoint vs compute ({cfg['num_fewshot']}-shot)")
     plotting.grid_layout(fig, top=0.6)
     if path:
@@ -380,8 +378,7 @@ def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], met
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=task, ylabel=plotting.metric_label(metric))
         plotting.dedup_legend(ax, fontsize=6)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.set_visible(False)
+    plotting.hide_unused(axes, len(tasks))
     fig.suptitle(f"{suite}: {metric} vs compute, {', '.join(families)} ({fmt(shots)}-shot)")
     plotting.grid_layout(fig, top=0.6)
     if path:
@@ -741,8 +738,7 @@ def plot_backtest_mae(bt: pd.DataFrame, path: Path | None):
         ax.set_xticks(range(len(methods)), methods, rotation=20, fontsize=8)
         ax.set(title=split, ylabel="MAE on held-out models (accuracy points)", xlabel="method")
         ax.title.set_fontsize(10)
-    for ax in list(axes.flat)[len(splits):]:
-        ax.set_visible(False)
+    plotting.hide_unused(axes, len(splits))
     fig.suptitle("Backtest MAE per split: bars = all tasks, points = one task each", fontsize=10)
     plotting.grid_layout(fig, top=0.55, bottom=0.8, hspace=1.0)
     if path:
@@ -868,8 +864,7 @@ def plot_trend_curves(inp: Inputs, flagged: pd.DataFrame, max_panels: int, path:
         ax.set_title(f"{r['task']} ({r['suite']}, {fmt(r['num_fewshot'])}-shot)\n{r['family']}: {r['label']}", fontsize=8)
         ax.tick_params(labelsize=7)
         plotting.dedup_legend(ax, fontsize=6)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
+    plotting.hide_unused(axes, n)
     fig.suptitle("Flagged curves: points = final checkpoints (±1 stderr); diamonds = forecasts at "
                  + ", ".join(horizons) + " the largest scale", fontsize=9)
     plotting.grid_layout(fig, top=0.95, bottom=0.5, left=0.7, wspace=0.75, hspace=0.85)
