@@ -710,6 +710,7 @@ def load_eval_rows(evals_dir: str | os.PathLike) -> pd.DataFrame:
 
 def record_rows(record: dict, source: str) -> list[dict]:
     base = {"suite": SUITE, "model": record["model"], "family": record["family"], "params": record.get("params"),
+            "params_non_embedding": record.get("params_non_embedding"),
             "tokens": record["tokens"], "compute_flops": None, "step": record.get("step"), "source": source}
     rows = []
     for key in sorted(record["evaluations"]):

@@ -22,6 +22,19 @@ CEREBRAS_SOURCE = (
     "modelzoo/transformers/pytorch/gpt3/configs/Cerebras_GPT/README.md (training table, 20 tokens/param)"
 )
 BLOOM_SOURCE = "bigscience/bloom-* model cards: 366B tokens; nominal sizes"
+OPT_SHAPES_SOURCE = ("facebookresearch/metaseq@f7ffa5fd61cf90f498a36d365c13dd7f1a912ff7:"
+                     "metaseq/launcher/opt_job_constants.py (layers, d_model; d_ffn = 4 d_model)")
+CEREBRAS_SHAPES_SOURCE = CEREBRAS_SOURCE.replace("(training table, 20 tokens/param)", "(model table)")
+
+
+def non_embedding_from_shape(n_layers: int, d_model: int, d_ffn: int) -> float:
+    """Parameters of a GPT-style decoder without its embeddings: per layer the attention
+    projections (4 d^2 + 4 d, with biases), the MLP (2 d d_ffn + d_ffn + d) and two layer norms
+    (4 d), plus the final layer norm (2 d).  Gives Pythia's published non-embedding counts
+    exactly (tests/test_scores.py); used where a family publishes only its shapes (OPT,
+    Cerebras-GPT)."""
+    d = d_model
+    return float(n_layers * (4 * d * d + 2 * d * d_ffn + 9 * d + d_ffn) + 2 * d)
 
 
 @dataclass(frozen=True)
@@ -82,14 +95,18 @@ def _pythia(deduped: bool) -> Family:
                   tokens_per_step=PYTHIA_TOKENS_PER_STEP, aliases=aliases)
 
 
-_OPT_SIZES = (("125m", 125e6), ("350m", 350e6), ("1.3b", 1.3e9), ("2.7b", 2.7e9), ("6.7b", 6.7e9),
-              ("13b", 13e9), ("30b", 30e9), ("66b", 66e9), ("175b", 175e9))
+_OPT_SIZES = (  # nominal, total, layers, d_model
+    ("125m", 125e6, 12, 768), ("350m", 350e6, 24, 1024), ("1.3b", 1.3e9, 24, 2048), ("2.7b", 2.7e9, 32, 2560),
+    ("6.7b", 6.7e9, 32, 4096), ("13b", 13e9, 40, 5120), ("30b", 30e9, 48, 7168), ("66b", 66e9, 64, 9216),
+    ("175b", 175e9, 96, 12288))
 OPT_TOKENS = 180e9
 
-# (size, params, tokens, final step) from the Cerebras modelzoo training table.
-_CEREBRAS = (("111M", 111e6, 2.22e9, 9037), ("256M", 256e6, 5.12e9, 9468), ("590M", 590e6, 11.8e9, 21836),
-             ("1.3B", 1.316e9, 26.3e9, 24334), ("2.7B", 2.652e9, 53.0e9, 49041),
-             ("6.7B", 6.658e9, 133e9, 62522), ("13B", 12.853e9, 257e9, 174335))
+# (size, params, tokens, final step) from the Cerebras modelzoo training table; (layers, d_model,
+# d_ffn) from its model table.
+_CEREBRAS = (("111M", 111e6, 2.22e9, 9037, 10, 768, 3072), ("256M", 256e6, 5.12e9, 9468, 14, 1088, 4352),
+             ("590M", 590e6, 11.8e9, 21836, 18, 1536, 6144), ("1.3B", 1.316e9, 26.3e9, 24334, 24, 2048, 8192),
+             ("2.7B", 2.652e9, 53.0e9, 49041, 32, 2560, 10240), ("6.7B", 6.658e9, 133e9, 62522, 32, 4096, 16384),
+             ("13B", 12.853e9, 257e9, 174335, 40, 5120, 20480))
 
 _BLOOM = (("560m", 560e6), ("1b1", 1.1e9), ("1b7", 1.7e9), ("3b", 3.0e9), ("7b1", 7.1e9))
 
@@ -97,9 +114,12 @@ FAMILIES: dict[str, Family] = {
     f.name: f for f in (
         _pythia(False),
         _pythia(True),
-        Family("opt", OPT_SOURCE, tuple(Model(f"facebook/opt-{s}", s, p, OPT_TOKENS) for s, p in _OPT_SIZES)),
-        Family("cerebras-gpt", CEREBRAS_SOURCE,
-               tuple(Model(f"cerebras/Cerebras-GPT-{s}", s, p, d, None, st) for s, p, d, st in _CEREBRAS),
+        Family("opt", f"{OPT_SOURCE}; non-embedding counts from shapes: {OPT_SHAPES_SOURCE}",
+               tuple(Model(f"facebook/opt-{s}", s, p, OPT_TOKENS, non_embedding_from_shape(L, d, 4 * d))
+                     for s, p, L, d in _OPT_SIZES)),
+        Family("cerebras-gpt", f"{CEREBRAS_SOURCE}; non-embedding counts from shapes: {CEREBRAS_SHAPES_SOURCE}",
+               tuple(Model(f"cerebras/Cerebras-GPT-{s}", s, p, d, non_embedding_from_shape(L, dm, ff), st)
+                     for s, p, d, st, L, dm, ff in _CEREBRAS),
                tokens_per_param=20.0),
         Family("bloom", BLOOM_SOURCE, tuple(Model(f"bigscience/bloom-{s}", s, p, 366e9) for s, p in _BLOOM)),
     )
@@ -107,12 +127,21 @@ FAMILIES: dict[str, Family] = {
 
 
 def _index() -> dict[str, tuple[Family, Model]]:
+    """Hub ids and aliases, and their short names (``pythia-1.4b`` for ``EleutherAI/pythia-1.4b``):
+    a table that names models without the organisation must find the same facts."""
     idx = {}
     for fam in FAMILIES.values():
         for m in fam.models:
             idx[m.hf_id.lower()] = (fam, m)
         for alias, target in fam.aliases.items():
             idx[alias.lower()] = (fam, next(m for m in fam.models if m.hf_id == target))
+    short: dict[str, set] = {}
+    for key, (fam, m) in idx.items():
+        short.setdefault(key.rpartition("/")[2], set()).add((fam.name, m.hf_id))
+    for name, found in short.items():
+        if len(found) == 1 and name not in idx:  # unambiguous short names only
+            fam_name, hf_id = next(iter(found))
+            idx[name] = idx[hf_id.lower()]
     return idx
 
 

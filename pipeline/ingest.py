@@ -433,6 +433,16 @@ def read_cerebras_modelzoo(store: Store) -> tuple[pd.DataFrame, list[str]]:
 
 
 # ---------------------------------------------------------------- all together
+def non_embedding_counts(models: pd.Series) -> pd.Series:
+    """Non-embedding parameter counts from the families registry (published, or from the family's
+    published shapes), NaN for models it does not hold: the laws read N from the table."""
+    known = {}
+    for m in models.astype(str).unique():
+        found = families.find(m)
+        known[m] = found[1].params_non_embedding if found and found[1].params_non_embedding else np.nan
+    return models.astype(str).map(known).astype(float)
+
+
 def ingest(root: str) -> tuple[pd.DataFrame, list[str]]:
     store = Store(root)
     obs, skipped = read_obsscaling(store)
@@ -441,6 +451,7 @@ def ingest(root: str) -> tuple[pd.DataFrame, list[str]]:
              read_llm_line(store)]
     skipped += zoo_skipped
     table = pd.concat(parts, ignore_index=True)
+    table["params_non_embedding"] = non_embedding_counts(table["model"])
     return scores.sort(scores.validate(table, origin=f"ingest --from {root}")), skipped
 
 

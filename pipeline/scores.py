@@ -39,6 +39,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("model", "string", True, "model id, Hugging Face style (EleutherAI/pythia-1.4b)"),
     Column("family", "string", True, "model family (pythia, pythia-deduped, opt, cerebras-gpt, ...)"),
     Column("params", "float64", True, "parameter count N (total, as published or as counted on load)"),
+    Column("params_non_embedding", "float64", False,
+           "parameters without token/position embeddings (and an untied output head); empty if unknown"),
     Column("tokens", "float64", True, "training tokens D seen at this checkpoint"),
     Column("compute_flops", "float64", False, "training compute C in FLOPs (0 at initialisation); empty means 6*N*D"),
     Column("step", "Int64", False, "training step of the checkpoint; empty for a final/unknown checkpoint"),
@@ -47,6 +49,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("value", "float64", True, "the number"),
     Column("stderr", "float64", False, "standard error of value; empty if unknown"),
     Column("num_fewshot", "Int64", False, "number of in-context examples; empty if unknown"),
+    Column("chance", "float64", False,
+           "random-guess level of an accuracy metric (mean 1/choices; 0 for free-form); empty: built-in table"),
     Column("source", "string", True, "citation: repository@commit:path (or a local file) the number came from"),
 )
 REQUIRED = tuple(c.name for c in COLUMNS if c.required)
@@ -111,6 +115,68 @@ def chance(task: str, metric: str = "acc") -> float:
     )
 
 
+def chance_level(task: str, metric: str, rows: pd.DataFrame | None = None) -> float:
+    """Random-guess level of ``task:metric``: the ``chance`` column of ``rows`` where it is
+    filled for that task and metric (one value), else the built-in table (:func:`chance`).
+
+    The column is how a user's own task gets its level (the evaluate stage and the lm-eval
+    importer fill it from the number of choices of every document).
+    """
+    if rows is not None and "chance" in rows.columns and len(rows):
+        sel = rows.loc[(rows["task"] == task) & (rows["metric"] == metric), "chance"]
+        levels = pd.unique(sel.dropna().astype(float))
+        if len(levels) > 1:
+            shown = ", ".join(f"{v:g}" for v in sorted(levels)[:4])
+            raise ScoresError(f"{task}:{metric} has different chance levels in its rows ({shown}); "
+                              "give one level per task and metric")
+        if len(levels) == 1:
+            return float(levels[0])
+    try:
+        return chance(task, metric)
+    except ScoresError as exc:
+        if "no chance level known" not in str(exc):
+            raise
+        raise ScoresError(f"no chance level known for task {task!r}; fill the 'chance' column of its rows "
+                          "or pass --chance TASK=LEVEL (1 / number of choices for multiple choice, "
+                          "0 for free-form answers)") from None
+
+
+def parse_chance(spec: str | list | None) -> dict[str, float]:
+    """``--chance`` values ``TASK=LEVEL[,TASK=LEVEL...]`` (repeatable) -> {task: level}."""
+    items = [spec] if isinstance(spec, str) else list(spec or [])
+    out = {}
+    for item in items:
+        for part in str(item).split(","):
+            if not part.strip():
+                continue
+            task, sep, level = part.partition("=")
+            try:
+                value = float(level)
+            except ValueError:
+                value = float("nan")
+            if not sep or not task.strip() or not (0.0 <= value < 1.0):
+                raise ScoresError(f"--chance {part.strip()!r} is not TASK=LEVEL with 0 <= LEVEL < 1 "
+                                  "(e.g. --chance my_task=0.25)")
+            out[task.strip()] = value
+    return out
+
+
+def with_chance(table: pd.DataFrame, levels: dict[str, float]) -> pd.DataFrame:
+    """``table`` with the ``chance`` column set to ``levels[task]`` on every accuracy row of those tasks."""
+    if not levels:
+        return table
+    unknown = sorted(set(levels) - set(table["task"].astype(str)))
+    if unknown:
+        raise ScoresError(f"--chance names task(s) {', '.join(unknown)} that the table does not hold")
+    out = table.copy()
+    if "chance" not in out.columns:
+        out["chance"] = np.nan
+    accuracy = out["metric"].astype(str).map(lambda m: metric_kind(m) == "accuracy").to_numpy(bool)
+    for task, level in levels.items():
+        out.loc[accuracy & (out["task"] == task).to_numpy(bool), "chance"] = level
+    return out
+
+
 def _where(df: pd.DataFrame, i, origin: str) -> str:
     row = df.loc[i]
     who = ", ".join(f"{k}={row[k]}" for k in ("model", "step", "task", "metric") if k in df.columns)
@@ -166,6 +232,12 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
     bad = out.index[out["stderr"].notna() & (out["stderr"] < 0)]
     if len(bad):
         raise ScoresError(f"{_where(out, bad[0], origin)}: stderr must be >= 0")
+    bad = out.index[out["params_non_embedding"].notna() & ~(out["params_non_embedding"] > 0)]
+    if len(bad):
+        raise ScoresError(f"{_where(out, bad[0], origin)}: params_non_embedding must be > 0 (or empty)")
+    bad = out.index[out["chance"].notna() & ~((out["chance"] >= 0) & (out["chance"] < 1))]
+    if len(bad):
+        raise ScoresError(f"{_where(out, bad[0], origin)}: chance must be in [0, 1) (or empty)")
     dup = out.duplicated(list(KEY), keep=False)
     if dup.any():
         first = out.index[dup]

@@ -200,4 +200,6 @@ def test_non_embedding_counts_extrapolate_the_registry():
     assert np.allclose(est, [m.params_non_embedding for m in pythia], rtol=0.06)
     big = forecast.non_embedding("pythia", np.array([30e9]))[0]
     assert 0.95 * 30e9 < big < 30e9
-    assert forecast.non_embedding("opt", np.array([1e9])) is None
+    opt = forecast.non_embedding("opt", np.array([1e9]))[0]  # from OPT's published shapes
+    assert 0.8e9 < opt < 1e9
+    assert forecast.non_embedding("bloom", np.array([1e9])) is None

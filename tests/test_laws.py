@@ -292,10 +292,13 @@ def test_other_input_errors_name_the_fix():
 
 def test_unknown_task_needs_a_chance_level_and_accepts_one():
     rows = ladder_rows().replace({"task": {"arc_easy": "my_task"}})
-    with pytest.raises(FitError, match=r"no chance level known for task 'my_task'.*or pass --set chance=LEVEL"):
+    with pytest.raises(FitError, match=r"no chance level known for task 'my_task'.*fill the 'chance' column"):
         make("sigmoid", target="my_task:acc", n_bootstrap=0).fit(rows)
     law = make("sigmoid", target="my_task:acc", chance=0.25, n_bootstrap=0).fit(rows)
     assert law.params_["floor"] == 0.25
+    # the level as data: a chance column on the task's rows
+    law = make("sigmoid", target="my_task:acc", n_bootstrap=0).fit(rows.assign(chance=0.2))
+    assert law.params_["floor"] == 0.2
 
 
 def test_loss_law_predicts_in_the_metric_units_with_an_interval():

@@ -3,6 +3,7 @@ import pytest
 
 from pipeline import scores
 from pipeline.scores import ScoresError
+from tests.paths import SHARED, needs_shared
 
 
 def rows(**over):
@@ -71,3 +72,36 @@ def test_read_errors_name_the_file(tmp_path):
     bad.write_text("not parquet")
     with pytest.raises(ScoresError, match="bad.parquet: cannot be read"):
         scores.read(bad)
+
+
+def test_chance_column_is_data_and_the_table_is_the_fallback():
+    table = scores.validate(pd.concat([rows(task="my_task", chance=0.2), rows(task="piqa")]))
+    assert scores.chance_level("my_task", "acc", table) == 0.2
+    assert scores.chance_level("piqa", "acc", table) == 0.5  # empty column: built-in table
+    with pytest.raises(ScoresError, match="fill the 'chance' column.*--chance TASK=LEVEL"):
+        scores.chance_level("other_task", "acc", table)
+    mixed = scores.validate(pd.concat([rows(task="t", chance=0.2), rows(task="t", model="m2", chance=0.25)]))
+    with pytest.raises(ScoresError, match="different chance levels"):
+        scores.chance_level("t", "acc", mixed)
+    with pytest.raises(ScoresError, match="chance must be in"):
+        scores.validate(rows(chance=1.5), origin="my.csv")
+    set_ = scores.with_chance(table, scores.parse_chance("my_task=0.3"))
+    assert scores.chance_level("my_task", "acc", set_) == 0.3
+    for bad in ("my_task", "my_task=2", "=0.2", "my_task=x"):
+        with pytest.raises(ScoresError, match="is not TASK=LEVEL"):
+            scores.parse_chance(bad)
+
+
+@needs_shared
+def test_non_embedding_counts_from_shapes_match_pythia_published_counts():
+    from pipeline import families
+
+    meta = pd.read_csv(SHARED / "data/upstream/derived/model_metadata.csv")
+    pythia = meta[meta["variant"] == "standard"].dropna(subset=["params_non_embedding"])
+    assert len(pythia) == 8
+    for _, m in pythia.iterrows():
+        d = int(m["d_model"])
+        assert families.non_embedding_from_shape(int(m["n_layers"]), d, 4 * d) == m["params_non_embedding"]
+    # registry lookups by hub id and by short name give the same facts
+    assert families.find("pythia-1.4b") == families.find("EleutherAI/pythia-1.4b")
+    assert families.find("opt-1.3b")[1].params_non_embedding == pytest.approx(1.21e9, rel=0.02)

@@ -42,9 +42,7 @@ def make(method: str, **options):
     bad = sorted(set(options) - set(valid))
     if bad:
         raise FitError(f"{method}: unknown option(s) {', '.join(bad)}; valid: {', '.join(valid)}")
-    law = cls(**options)
-    law.method = method
-    return law
+    return cls(**options)
 
 
 __all__ = ["METHODS", "make", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from pipeline.errors import FitError
 from pipeline.laws import data, intervals
@@ -28,8 +29,12 @@ OUTPUT = ["model", "step", "family", "params", "tokens", "compute_flops", "actua
           "predicted", "lower", "upper"]
 
 
-class Law:
-    """Base class; subclasses set ``method`` and implement ``_fit``, ``_refit``, ``_predict_state``."""
+class Law(BaseEstimator):
+    """Base class; subclasses set ``method`` and implement ``_fit``, ``_refit``, ``_predict_state``.
+
+    A scikit-learn estimator: ``__init__`` only stores its arguments under their own names, so
+    ``sklearn.base.clone``, ``get_params(deep=True)`` and ``set_params`` work on every law.
+    """
 
     method = "law"
 
@@ -39,29 +44,17 @@ class Law:
         self.level = level
         self.random_state = random_state
 
-    def get_params(self) -> dict:
-        import inspect
-
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     @property
     def target_(self) -> Metric:
         return Metric.parse(self.target)
 
-    def _chance(self) -> float:
-        """The target's random-guess level: the ``chance`` option if set, else the table's."""
+    def _chance(self, rows) -> float:
+        """The target's random-guess level: the ``chance`` option if set, else the rows' ``chance``
+        column, else the built-in table (:func:`pipeline.scores.chance_level`)."""
         given = getattr(self, "chance", None)
         if given is not None:
             return float(given)
-        try:
-            return self.target_.chance()
-        except FitError as exc:
-            raise FitError(f"{exc}, or pass --set chance=LEVEL") from None
+        return self.target_.chance(rows)
 
     # -- the estimator interface ----------------------------------------------------
     def fit(self, rows: pd.DataFrame):

@@ -32,14 +32,14 @@ class _ComputeLaw(CurveLaw):
         super().__init__(target, n_bootstrap, level, random_state)
         self.skip_fraction = skip_fraction
 
-    def _make_curve(self, x, y, stderr):  # pragma: no cover - interface
+    def _make_curve(self, x, y, stderr, rows):  # pragma: no cover - interface
         raise NotImplementedError
 
     def _fit(self, rows):
         target = self.target_
         units = data.skip_early(data.values(rows, target, self.method), self.skip_fraction)
         x, y = _log_compute(units), units["value"].to_numpy(float)
-        self.curve_ = self._make_curve(x[:, 0], y, units["stderr"].to_numpy(float))
+        self.curve_ = self._make_curve(x[:, 0], y, units["stderr"].to_numpy(float), rows)
         data.need(len(y), self.curve_.n_params + 1, self.method, f"points of {target}")
         if np.unique(np.round(x, 6)).size < 2:
             raise FitError(f"{self.method}: all training rows of {target} have the same compute; widen --train")
@@ -61,7 +61,7 @@ class LogLinear(_ComputeLaw):
 
     method = "loglinear"
 
-    def _make_curve(self, x, y, stderr):
+    def _make_curve(self, x, y, stderr, rows):
         return Linear(x)
 
 
@@ -75,9 +75,9 @@ class SigmoidCompute(_ComputeLaw):
         super().__init__(target, skip_fraction, n_bootstrap, level, random_state)
         self.floor, self.chance, self.huber_delta = floor, chance, huber_delta
 
-    def _make_curve(self, x, y, stderr):
+    def _make_curve(self, x, y, stderr, rows):
         target = self.target_
         require_accuracy(target, self.method)
-        chance = self._chance()
+        chance = self._chance(rows)
         free = floor_is_free(self.floor, y, stderr, chance)
         return Sigmoid(x, chance, direction=+1, free_floor=free, delta=self.huber_delta)

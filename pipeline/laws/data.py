@@ -42,12 +42,13 @@ class Metric:
     def kind(self) -> str:
         return scores.metric_kind(self.metric)
 
-    def chance(self) -> float:
-        """Random-guess level of an accuracy metric (the sigmoid floor); 0 if unknown kind."""
+    def chance(self, rows: pd.DataFrame | None = None) -> float:
+        """Random-guess level of an accuracy metric (the sigmoid floor): the ``chance`` column of
+        ``rows`` where filled, else the built-in table; 0 for other kinds."""
         if self.kind != "accuracy":
             return 0.0
         try:
-            return scores.chance(self.task, self.metric)
+            return scores.chance_level(self.task, self.metric, rows)
         except scores.ScoresError as exc:
             raise FitError(str(exc)) from None
 

@@ -92,7 +92,7 @@ class Link(CurveLaw):
         pairs = data.skip_early(data.join(data.values(rows, target, self.method),
                                           data.values(rows, self.loss_, self.method), "_loss"), self.skip_fraction)
         fitted = fit_link(pairs, target, self.loss_, self.scale, self.floor, self.huber_delta, self.method,
-                          self._chance())
+                          self._chance(rows))
         self.curve_, self.params_ = fitted["curve"], fitted["params"]
         self.state_ = fitted["theta"][None]
         self._train = (pairs, fitted["x"], fitted["y"])

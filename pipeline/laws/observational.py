@@ -156,7 +156,9 @@ class Observational(Law):
     """``target`` from the capabilities in ``features`` (list of TASK:METRIC; default: every other
     task's metrics that all training units have)."""
 
-    method = "observational"
+    @property
+    def method(self) -> str:
+        return "observational_compute" if self.mode == "compute" else "observational"
 
     def __init__(self, target, features=None, mode: str = "features", matrix: str = "target", n_components="auto",
                  variance: float = 0.95, max_components: int = 3, impute_rank: int = 1, floor: str = "auto",
@@ -190,7 +192,7 @@ class Observational(Law):
         self.slope_, self.family_intercepts_ = full["slope"][0][:k], full["intercepts"][0][:, :k]
         train = units.loc[link].reset_index(drop=True)
         y = train["value"].to_numpy(float)
-        self.lo_, self.hi_ = self._target_bounds(target, y, train["stderr"].to_numpy(float))
+        self.lo_, self.hi_ = self._target_bounds(target, y, train["stderr"].to_numpy(float), rows)
         self.curve_ = Logistic(k, self.huber_delta)
         data.need(len(y), self.curve_.n_params + 1, self.method, f"models with {target}")
         y_norm = (y - self.lo_) / (self.hi_ - self.lo_)
@@ -318,12 +320,12 @@ class Observational(Law):
             k = min(k, int(self.max_components))
         return max(1, min(k, len(explained), n_train - 2))
 
-    def _target_bounds(self, target: Metric, y, stderr) -> tuple[float, float]:
+    def _target_bounds(self, target: Metric, y, stderr, rows) -> tuple[float, float]:
         """Min-max normalisation bounds: (chance, 1) for accuracies (floor 0 instead when the
         training accuracies sit below chance, see ``floor_is_free``), (0, 100) for BLEU, else the
         training range widened by its width above (so the ceiling is not the best seen so far)."""
         if target.kind == "accuracy":
-            chance = self._chance()
+            chance = self._chance(rows)
             return (0.0 if floor_is_free(self.floor, y, stderr, chance) else chance), 1.0
         if target.metric.split(",")[0] == "bleu":
             return 0.0, 100.0

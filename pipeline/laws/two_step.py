@@ -79,7 +79,7 @@ class TwoStep(Law):
 
         pairs = data.with_extra(data.join(data.values(rows, target, self.method), loss_units, "_loss"), rows)
         fitted = fit_link(pairs, target, self.loss_, self.link_scale, self.floor, self.link_delta, self.method,
-                          self._chance())
+                          self._chance(rows))
         self.link_curve_, self.link_params_ = fitted["curve"], fitted["params"]
         self.free_floor_ = self.link_curve_.free_floor
         self.state_ = {"loss": step1["theta"][None], "link": fitted["theta"][None]}
