@@ -12,8 +12,9 @@ params.yaml on the collected scores table and writes
 ``python -m pipeline backtest --scores FILE --method M --target TASK:METRIC --train Q --test Q``
 runs one backtest on any table in the scores schema (see docs/laws.md).
 
-A split is declared before fitting: train rows and test rows are pandas queries over the row
-columns, or a ``leave_out`` column whose values are held out one at a time.  Nothing about the
+A split is declared before fitting: train rows and test rows are queries over the row
+columns (:mod:`pipeline.query`: comparisons, and/or/not, in-lists, arithmetic; never code), or
+a ``leave_out`` column whose values are held out one at a time.  Nothing about the
 test rows informs a fit or a choice; their ``value`` is read only to score.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import scores
+from pipeline import query, scores
 from pipeline.errors import CapcastError, FitError
 
 OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
@@ -37,18 +38,9 @@ FLOAT_FORMAT = "%.6g"
 
 
 # -- selecting rows -------------------------------------------------------------------
-def select(table: pd.DataFrame, query: str, what: str) -> pd.DataFrame:
-    """Rows matching a pandas query; one-line FitError when it is invalid or selects nothing."""
-    try:
-        rows = table.query(query)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FitError(f"{what} query {query!r} is not a valid pandas query over the columns "
-                       f"{', '.join(c for c in table.columns)} ({msg})") from None
-    if not isinstance(rows, pd.DataFrame) or rows.empty:
-        raise FitError(f"{what} query {query!r} selects no rows (the table has {len(table)} rows, suites "
-                       f"{', '.join(sorted(map(str, table['suite'].unique())))}); loosen it")
-    return rows
+def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
+    """Rows matching a query (:mod:`pipeline.query`); one-line FitError when it is invalid or selects nothing."""
+    return query.select(table, query_text, what, error=FitError)
 
 
 def folds(name: str, split: dict) -> list[tuple[str, str, str]]:
@@ -219,8 +211,8 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
                                       "(default: every other task's metrics present for all training models)")
     p.add_argument("--mode", choices=["features", "compute"], help="observational: predict from the model's "
                                                                    "other benchmarks (default) or from compute via its family line")
-    p.add_argument("--train", help="pandas query selecting the training rows, e.g. \"params <= 1.5e9\"")
-    p.add_argument("--test", help="pandas query selecting the rows to predict, e.g. \"params > 1.5e9\"")
+    p.add_argument("--train", help="query selecting the training rows, e.g. \"params <= 1.5e9\"")
+    p.add_argument("--test", help="query selecting the rows to predict, e.g. \"params > 1.5e9\"")
     p.add_argument("--out", help="write model, step, task, metric, actual, predicted, lower, upper here (CSV)")
     p.add_argument("--bootstrap", type=int, default=cfg.get("n_bootstrap", 200), help="bootstrap resamples (0: none)")
     p.add_argument("--level", type=float, default=cfg.get("level", 0.9), help="prediction-interval level")

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import scores, shapes
+from pipeline import query, scores, shapes
 from pipeline.errors import CapcastError
 
 CURVE_KEY = ["suite", "family", "task", "metric", "num_fewshot"]
@@ -630,17 +630,9 @@ def analyse_checkpoints(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- backtest / held-out
-def select(table: pd.DataFrame, query: str, what: str) -> pd.DataFrame:
-    try:
-        out = table.query(query, engine="python")
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise TrendsError(f"{what} {query!r} is not a valid pandas query over the scores columns "
-                          f"({type(exc).__name__}: {exc})") from None
-    if not isinstance(out, pd.DataFrame):
-        raise TrendsError(f"{what} {query!r} did not select rows")
-    if out.empty:
-        raise TrendsError(f"{what} {query!r} selects no rows")
-    return out
+def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
+    """Rows matching a query (:mod:`pipeline.query`); one-line TrendsError when it is invalid or selects nothing."""
+    return query.select(table, query_text, what, error=TrendsError)
 
 
 def holdout(universe: pd.DataFrame, train: pd.DataFrame, cfg: dict, name: str, seed: int = 0) -> pd.DataFrame:
@@ -914,7 +906,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", default="data/scores.parquet", help="scores table (CSV or Parquet)")
     p.add_argument("--x", choices=["params", "compute"], default=None, help="scale axis (default: params.yaml)")
     p.add_argument("--train", default=None,
-                   help="pandas query selecting the rows to fit (e.g. \"params <= 1.5e9\"); the other final "
+                   help="query selecting the rows to fit (e.g. \"params <= 1.5e9\"); the other final "
                         "checkpoints of the same curves are predicted into <out>_heldout.csv")
     p.add_argument("--out", default="reports/trends.csv", help="one row per curve: label, evidence, forecasts")
     p.add_argument("--emergence-out", default=None, help="default: <out>_emergence.csv")

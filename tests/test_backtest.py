@@ -74,7 +74,7 @@ def test_cli_observational_features_and_compute_mode(tmp_path, capsys):
                                    "needs at least 3; widen --train"),
     (["--train", "params <= 2e9", "--target", "piqa:acc"], "two_step: piqa:acc has no rows in the training rows"),
     (["--train", "params < 0"], "--train query 'params < 0' selects no rows"),
-    (["--train", "params <=> 2e9"], "--train query 'params <=> 2e9' is not a valid pandas query"),
+    (["--train", "params <=> 2e9"], "--train query 'params <=> 2e9': not a valid query (invalid syntax)"),
     (["--train", "params <= 2e9", "--test", "family == 'nope'"], "--test query \"family == 'nope'\" selects no rows"),
     (["--train", "params <= 2e9", "--target", "arc_easy"], "--target 'arc_easy' is not TASK:METRIC"),
 ])

@@ -261,7 +261,7 @@ def test_backtest_metrics_from_params_splits(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--train", "params <<< 3"], "--train 'params <<< 3' is not a valid pandas query"),
+    (["--train", "params <<< 3"], "--train query 'params <<< 3': not a valid query (invalid syntax)"),
     (["--train", "params > 1e15"], "selects no rows"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
