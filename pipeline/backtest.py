@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import query, scores
+from pipeline import config, query, scores
 from pipeline.errors import CapcastError, FitError
 
 OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
@@ -102,8 +102,14 @@ def _points(task_metric_kind: str) -> float:
 
 
 def score_group(g: pd.DataFrame) -> dict:
-    """n, MAE, max error (points), coverage, Spearman, noise floor of one group of predictions."""
-    g = g[np.isfinite(g["predicted"].astype(float)) & np.isfinite(g["actual"].astype(float))]
+    """n, MAE, max error (points), coverage, Spearman, noise floor of one group of predictions.
+
+    ``n`` counts the predictions scored; ``skipped`` those with an actual value but no finite
+    prediction (e.g. a family the law has no line for), so an MAE never covers fewer models
+    than were asked for without saying so."""
+    has_actual = np.isfinite(g["actual"].astype(float))
+    skipped = int((has_actual & ~np.isfinite(g["predicted"].astype(float))).sum())
+    g = g[np.isfinite(g["predicted"].astype(float)) & has_actual]
     scale = np.array([_points(scores.metric_kind(m)) for m in g["metric"]]) if len(g) else np.array([])
     err = np.abs(g["predicted"].to_numpy(float) - g["actual"].to_numpy(float)) * scale
     inside = (g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])
@@ -111,7 +117,8 @@ def score_group(g: pd.DataFrame) -> dict:
             "max_error": float(err.max()) if len(g) else np.nan,
             "coverage": float(inside.mean()) if len(g) else np.nan,
             "spearman": _spearman(g),
-            "noise": float(np.nanmean(g["stderr"].to_numpy(float) * scale)) if g["stderr"].notna().any() else np.nan}
+            "noise": float(np.nanmean(g["stderr"].to_numpy(float) * scale)) if g["stderr"].notna().any() else np.nan,
+            "skipped": skipped}
 
 
 def _spearman(g: pd.DataFrame) -> float:
@@ -143,7 +150,8 @@ def metrics(table: pd.DataFrame, preds: pd.DataFrame, errors: list) -> dict:
     def clean(d):
         return {k: (None if pd.isna(v) else int(v) if k in ("n", "errors") else round(float(v), 4)) for k, v in d.items()}
 
-    out = {"overall": clean(score_group(preds) | {"errors": len(errors)}), "splits": {}}
+    overall = {k: v for k, v in score_group(preds).items() if k != "skipped"}  # metrics.json keeps its keys
+    out = {"overall": clean(overall | {"errors": len(errors)}), "splits": {}}
     for _, r in table[table["task"] == "ALL"].iterrows():
         out["splits"].setdefault(r["split"], {})[r["method"]] = clean(
             {k: r[k] for k in ("n", "mae", "max_error", "coverage", "spearman")})
@@ -159,6 +167,8 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     t0 = time.perf_counter()
     table = scores.read(scores_path or cfg.get("scores", "data/scores.parquet"))
     out = Path(out_dir or cfg.get("out_dir", "reports"))
+    scores.clean_stale_temps(out, names=["backtest.csv", "backtest_predictions.csv", "backtest_errors.csv",
+                                         "metrics.json"])
     splits = cfg.get("splits") or {}
     if not splits:
         raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
@@ -191,8 +201,9 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
 def _print_summary(results: pd.DataFrame) -> None:
     allrows = results[results["task"] == "ALL"]
     for _, r in allrows.iterrows():
+        skipped = f"  ({r['skipped']} without a prediction, not in the MAE)" if r["skipped"] else ""
         print(f"  {r['split']:<22} {r['method']:<22} n={r['n']:<4} MAE {r['mae']:6.2f}  max {r['max_error']:6.2f}  "
-              f"coverage {r['coverage']:.2f}  spearman {r['spearman']:.2f}")
+              f"coverage {r['coverage']:.2f}  spearman {r['spearman']:.2f}{skipped}")
 
 
 # -- the CLI for any table ----------------------------------------------------------------
@@ -240,11 +251,19 @@ def _options(args) -> dict:
             users = ", ".join(m for m, c in METHODS.items() if key in inspect.signature(c.__init__).parameters)
             raise FitError(f"{flag} is used by --method {users} only; drop it for --method {args.method}")
         opts[key] = [f.strip() for f in value.split(",") if f.strip()] if key == "features" else value
+    flags = {"n_bootstrap": "--bootstrap", "level": "--level", "random_state": "--seed", "loss": "--loss",
+             "mode": "--mode", "features": "--features"}
     for item in args.set:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise FitError(f"--set {item!r} is not KEY=VALUE")
-        opts[key.strip()] = yaml.safe_load(value)
+        try:
+            opts[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise FitError(f"--set {item!r}: the value is not a number, text or [list]") from None
+        flags[key.strip()] = f"--set {key.strip()}"
+    for key, value in opts.items():  # the same checks as the options in params.yaml
+        config.check_option(args.method, key, value, flags.get(key, key))
     return opts
 
 
@@ -263,15 +282,26 @@ def cli(args) -> int:
     for _, r in pred.iterrows():
         step = "" if pd.isna(r["step"]) else f"@{int(r['step'])}"
         actual = "   n/a" if pd.isna(r["actual"]) else f"{r['actual']:.4f}"
+        if not np.isfinite(r["predicted"]):
+            print(f"{str(r['model']) + step:<{width + 8}} actual {actual}  predicted n/a (the law gives no number "
+                  "for this model)")
+            continue
         print(f"{str(r['model']) + step:<{width + 8}} actual {actual}  predicted {r['predicted']:.4f}  "
               f"{pct}% [{r['lower']:.4f}, {r['upper']:.4f}]")
     if args.out:
         write_csv(pred.reindex(columns=OUT_COLUMNS), Path(args.out))
     s = score_group(pred)
     unit = "points" if scores.metric_kind(target.rpartition(":")[2]) == "accuracy" else "(metric units)"
+    missing = ""
+    if s["skipped"]:
+        none = pred.loc[np.isfinite(pred["actual"].astype(float)) & ~np.isfinite(pred["predicted"].astype(float))]
+        names = ", ".join(str(m) for m in none["model"].iloc[:3]) + (", ..." if len(none) > 3 else "")
+        missing = f"; {s['skipped']} of {s['n'] + s['skipped']} have no prediction and are not in it ({names})"
     if s["n"]:
         print(f"MAE {s['mae']:.2f} {unit} over {s['n']} predictions "
-              f"({pct}% interval coverage {s['coverage']:.2f}, max error {s['max_error']:.2f})")
+              f"({pct}% interval coverage {s['coverage']:.2f}, max error {s['max_error']:.2f}){missing}")
+    elif s["skipped"]:
+        print(f"MAE n/a: none of the {s['skipped']} --test models with an actual value got a prediction ({names})")
     else:
         print("MAE n/a: the --test rows hold no actual values of the target")
     return 0
@@ -282,6 +312,8 @@ def _main(argv) -> int:
 
     try:
         cfg = params.load("backtest")
+    except config.ConfigError:
+        raise  # a params.yaml that is there but wrong is reported, also with --scores
     except CapcastError:
         if "--scores" not in argv:
             raise

@@ -25,6 +25,7 @@ def _main(argv) -> int:
     parser.add_argument("--evals-dir", default=cfg.get("evals_dir", "data/evals"))
     parser.add_argument("--out", default=cfg.get("out", "data/scores.parquet"))
     args = parser.parse_args(argv)
+    scores.clean_stale_temps(Path(args.out).parent, names=[Path(args.out).name])
     table = collect(args.published, args.evals_dir)
     scores.write(table, args.out, origin="collect")
     counts = table.groupby("suite").size()

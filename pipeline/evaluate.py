@@ -195,6 +195,27 @@ def checkpoints_from_entries(entries: list, where: str = "evaluate.models") -> l
     return out
 
 
+_DEVICE = re.compile(r"^(auto|cpu|mps|meta|(cuda|xpu|npu|hpu|mps)(:\d+)?)$")
+
+
+def check_batch_size(value, where: str) -> int | str:
+    """A whole number >= 1, 'auto' or 'auto:N' (lm-eval's forms), checked before any model loads."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or \
+            (isinstance(value, str) and re.fullmatch(r"auto(:\d+)?", value)):
+        return value
+    raise CapcastError(f"{where}: {value!r} is not a batch size; give a whole number >= 1, 'auto', or 'auto:N' "
+                       "(auto, re-tuned N times)")
+
+
+def check_device(value, where: str) -> str:
+    """auto, cpu, cuda, cuda:N, mps, ... (the device names torch knows), checked before any model loads."""
+    if isinstance(value, str) and _DEVICE.match(value.strip()):
+        return value.strip()
+    raise CapcastError(f"{where}: {value!r} is not a device; give auto, cpu, cuda, cuda:N (a GPU index) or mps")
+
+
 def settings_from_params(section: dict) -> Settings:
     unknown = sorted(set(section) - SETTING_KEYS)
     if unknown:
@@ -214,8 +235,8 @@ def settings_from_params(section: dict) -> Settings:
     backend = str(section.get("backend") or "hf")
     return Settings(
         tasks=tasks, num_fewshot=shots, limit=limit,
-        batch_size=section.get("batch_size") or defaults.batch_size,
-        device=str(section.get("device") or defaults.device),
+        batch_size=check_batch_size(section.get("batch_size") or defaults.batch_size, "evaluate.batch_size"),
+        device=check_device(section.get("device") or defaults.device, "evaluate.device"),
         dtype=str(section.get("dtype") or defaults.dtype),
         backend=backend,
         include_path=str(section["include_path"]) if section.get("include_path") else None,
@@ -781,16 +802,19 @@ def config_from_args(args: argparse.Namespace) -> tuple[list[Checkpoint], Settin
     if args.tokens_per_step is not None:
         entry["tokens_per_step"] = args.tokens_per_step
     entry = {k: v for k, v in entry.items() if v not in (None, {})}
-    batch = int(args.batch_size) if str(args.batch_size).isdigit() else args.batch_size
+    batch = check_batch_size(args.batch_size, "--batch-size")
     settings = settings_from_params({
         "tasks": args.tasks, "num_fewshot": args.num_fewshot, "limit": args.limit, "batch_size": batch,
-        "device": args.device, "dtype": args.dtype, "backend": args.backend, "include_path": args.include_path,
+        "device": check_device(args.device, "--device"), "dtype": args.dtype, "backend": args.backend, "include_path": args.include_path,
         "out_dir": args.out or "data/evals"})
     return checkpoints_from_entries([entry], where="--model"), settings
 
 
 def describe_folder(out_dir: Path) -> None:
-    """Create the output folder with a README, so that the DVC output exists (and is not empty) with no models."""
+    """Create the output folder with a README, so that the DVC output exists (and is not empty) with no models;
+    remove the temp files a killed run left in it (they would end up in the DVC-tracked output)."""
+    for path in scores.clean_stale_temps(out_dir, recursive=True):
+        log(f"removed {path}, left by an interrupted write")
     readme = out_dir / "README.txt"
     if not readme.exists():
         out_dir.mkdir(parents=True, exist_ok=True)

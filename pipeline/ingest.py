@@ -68,6 +68,14 @@ FILES = {
 }
 
 
+def _utf8(data: bytes, where) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}); is this the published "
+                          "file, whole and unedited?") from None
+
+
 class Store:
     """Reads input files from a local folder or from GitHub at the pinned commits."""
 
@@ -80,11 +88,11 @@ class Store:
     def text(self, local: str, upstream: Upstream, rel: str) -> str:
         if self.remote:
             with urllib.request.urlopen(upstream.url(rel), timeout=60) as resp:  # noqa: S310 (pinned https)
-                return resp.read().decode("utf-8")
+                return _utf8(resp.read(), upstream.url(rel))
         path = self.root / local
         if not path.is_file():
             raise IngestError(f"{path}: missing input file; is --from the shared/data/external folder?")
-        return path.read_text(encoding="utf-8")
+        return _utf8(path.read_bytes(), path)
 
     def listing(self, local_dir: str, upstream: Upstream, rel_dir: str) -> list[str]:
         """Relative paths (under rel_dir) of the JSON files of a results folder, sorted."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,8 @@ ACCURACY_METRICS = {
     "f1", "pct_stereotype",
 }
 LOSS_METRICS = {"nll", "nll_token", "nll_char", "bpb", "ppl", "xent", "loss", "byte_perplexity", "word_perplexity"}
+# Perplexities are exp(loss) > 1 (lm-eval's "perplexity" included, although its kind stays "other").
+PERPLEXITY_METRICS = {"ppl", "perplexity", "byte_perplexity", "word_perplexity"}
 
 # Random-guess accuracy per task (multiple choice: 1 / number of choices).  Used as the
 # sigmoid floor of the link laws and as the "near chance" line of emergence.  Tasks with
@@ -177,7 +181,9 @@ def with_chance(table: pd.DataFrame, levels: dict[str, float]) -> pd.DataFrame:
     return out
 
 
-def _where(df: pd.DataFrame, i, origin: str) -> str:
+def where(df: pd.DataFrame, i, origin: str) -> str:
+    """'FILE: line N (model=..., step=..., task=..., metric=...)' for messages about row ``i``
+    of a frame that :func:`validate` returned (its index is the row's position in the file)."""
     row = df.loc[i]
     who = ", ".join(f"{k}={row[k]}" for k in ("model", "step", "task", "metric") if k in df.columns)
     return f"{origin}: {_label(i, origin)} ({who})"
@@ -193,8 +199,10 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
 
     ``origin`` names the file or stage the frame came from, for error messages.  Raises
     :class:`ScoresError` on missing columns, unparseable or missing values, non-positive
-    sizes, NaN values and duplicate keys.  Fills ``compute_flops`` with 6*N*D where empty
-    and ``suite`` with 'user' where absent.
+    sizes, NaN values, values impossible for their metric (accuracies outside [0, 1], losses
+    <= 0, perplexities <= 1, negative stderr) and duplicate keys.  Fills ``compute_flops``
+    with 6*N*D where empty and ``suite`` with 'user' where absent.  Extra columns are kept;
+    one read as text whose every cell is a number becomes numbers.
     """
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -217,36 +225,86 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
     for name in ("model", "family", "task", "metric", "source", "value", "params", "tokens", "compute_flops"):
         bad = out.index[out[name].isna()]
         if len(bad):
-            raise ScoresError(f"{_where(out, bad[0], origin)}: empty {name!r} ({len(bad)} such rows); fill it or drop the row")
+            raise ScoresError(f"{where(out, bad[0], origin)}: empty {name!r} ({len(bad)} such rows); fill it or drop the row")
     bad = out.index[~(out["params"] > 0)]
     if len(bad):
-        raise ScoresError(f"{_where(out, bad[0], origin)}: params must be > 0, got {out.loc[bad[0], 'params']}")
+        raise ScoresError(f"{where(out, bad[0], origin)}: params must be > 0, got {out.loc[bad[0], 'params']}")
     # tokens = compute = 0 is a real point: a checkpoint at initialisation (Pythia step 0).
     for name in ("tokens", "compute_flops"):
         bad = out.index[out[name] < 0]
         if len(bad):
-            raise ScoresError(f"{_where(out, bad[0], origin)}: {name} must be >= 0, got {out.loc[bad[0], name]}")
+            raise ScoresError(f"{where(out, bad[0], origin)}: {name} must be >= 0, got {out.loc[bad[0], name]}")
     bad = out.index[~np.isfinite(out["value"].to_numpy(dtype=float))]
     if len(bad):
-        raise ScoresError(f"{_where(out, bad[0], origin)}: value is not a finite number")
-    bad = out.index[out["stderr"].notna() & (out["stderr"] < 0)]
+        raise ScoresError(f"{where(out, bad[0], origin)}: value is not a finite number")
+    bad = out.index[out["stderr"].notna() & ~((out["stderr"] >= 0) & np.isfinite(out["stderr"]))]
     if len(bad):
-        raise ScoresError(f"{_where(out, bad[0], origin)}: stderr must be >= 0")
+        raise ScoresError(f"{where(out, bad[0], origin)}: stderr must be a finite number >= 0 (or empty), "
+                          f"got {out.loc[bad[0], 'stderr']}")
+    _check_values_by_kind(out, origin)
     bad = out.index[out["params_non_embedding"].notna() & ~(out["params_non_embedding"] > 0)]
     if len(bad):
-        raise ScoresError(f"{_where(out, bad[0], origin)}: params_non_embedding must be > 0 (or empty)")
+        raise ScoresError(f"{where(out, bad[0], origin)}: params_non_embedding must be > 0 (or empty)")
     bad = out.index[out["chance"].notna() & ~((out["chance"] >= 0) & (out["chance"] < 1))]
     if len(bad):
-        raise ScoresError(f"{_where(out, bad[0], origin)}: chance must be in [0, 1) (or empty)")
+        raise ScoresError(f"{where(out, bad[0], origin)}: chance must be in [0, 1) (or empty)")
     dup = out.duplicated(list(KEY), keep=False)
     if dup.any():
         first = out.index[dup]
         raise ScoresError(
-            f"{_where(out, first[0], origin)}: duplicate row, same {list(KEY)} as {_label(first[1], origin)}; "
+            f"{where(out, first[0], origin)}: duplicate row, same {list(KEY)} as {_label(first[1], origin)}; "
             "each number must appear once per suite (drop one, or give them different suites)"
         )
     extra = [c for c in out.columns if c not in ALL_COLUMNS]
+    for name in extra:
+        out[name] = _numbers_stay_numbers(out[name])
     return out[list(ALL_COLUMNS) + extra]
+
+
+def _numbers_stay_numbers(s: pd.Series) -> pd.Series:
+    """An extra column read as text (every CSV cell is) becomes numbers when every non-empty cell
+    is one, so a query such as ``rank > 0`` compares numbers, not strings."""
+    if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        return s
+    text = s.astype("string").str.strip()
+    filled = text.notna() & (text != "")
+    if not filled.any():
+        return s
+    num = pd.to_numeric(text.where(filled), errors="coerce")
+    if num[filled].isna().any():
+        return s  # some cell is text: the column is text
+    return num.astype("float64")
+
+
+def _check_values_by_kind(out: pd.DataFrame, origin: str) -> None:
+    """Accuracies in [0, 1] (percent tables are named as such), losses > 0, perplexities > 1."""
+    value = out["value"].to_numpy(dtype=float)
+    metric = out["metric"].astype(str)
+    base = metric.str.split(",").str[0]
+    kinds = {m: metric_kind(m) for m in pd.unique(metric)}
+    kind = metric.map(kinds).to_numpy(dtype=object)
+    ppl = base.isin(PERPLEXITY_METRICS).to_numpy()
+    bad = np.flatnonzero((kind == "accuracy") & ~((value >= 0) & (value <= 1)))
+    if len(bad):
+        i = out.index[bad[0]]
+        task, name = out.loc[i, "task"], out.loc[i, "metric"]
+        same = value[((out["task"] == task) & (out["metric"] == name)).to_numpy(bool)]
+        if same.min() >= 0 and same.max() <= 100 and (same > 1).mean() >= 0.5:
+            fix = (f"{task}:{name} looks like percent ({int((same > 1).sum())} of {len(same)} values above 1); "
+                   "divide by 100")
+        else:
+            fix = "accuracies are fractions of items correct; fix the value (or the metric name, if it is no accuracy)"
+        raise ScoresError(f"{where(out, i, origin)}: accuracy {value[bad[0]]:g} is outside [0, 1]: {fix}")
+    bad = np.flatnonzero(ppl & ~(value > 1))
+    if len(bad):
+        i = out.index[bad[0]]
+        raise ScoresError(f"{where(out, i, origin)}: perplexity {value[bad[0]]:g} must be > 1 (it is exp of a "
+                          "mean loss); if this is a log-perplexity or NLL, name the metric nll")
+    bad = np.flatnonzero((kind == "loss") & ~ppl & ~(value > 0))
+    if len(bad):
+        i = out.index[bad[0]]
+        raise ScoresError(f"{where(out, i, origin)}: loss {value[bad[0]]:g} must be > 0 (a negative "
+                          "log-likelihood); if this is a log-likelihood, negate it")
 
 
 def _coerce(df: pd.DataFrame, col: Column, origin: str) -> pd.Series:
@@ -257,12 +315,12 @@ def _coerce(df: pd.DataFrame, col: Column, origin: str) -> pd.Series:
     bad = s.notna() & (s.astype("string").str.strip() != "") & num.isna()
     if bad.any():
         i = df.index[bad][0]
-        raise ScoresError(f"{_where(df, i, origin)}: column {col.name!r} holds {s[i]!r}, not a number")
+        raise ScoresError(f"{where(df, i, origin)}: column {col.name!r} holds {s[i]!r}, not a number")
     if col.dtype == "Int64":
         frac = num.notna() & (num != np.round(num))
         if frac.any():
             i = df.index[frac][0]
-            raise ScoresError(f"{_where(df, i, origin)}: column {col.name!r} must be a whole number, got {s[i]!r}")
+            raise ScoresError(f"{where(df, i, origin)}: column {col.name!r} must be a whole number, got {s[i]!r}")
         return num.round().astype("Int64")
     return num.astype("float64")
 
@@ -298,12 +356,16 @@ def write(df: pd.DataFrame, path: str | os.PathLike, origin: str | None = None) 
 
 
 def atomic_write(path: str | os.PathLike, writer) -> None:
-    """Call ``writer(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    """Call ``writer(tmp_path)`` then rename onto ``path``: readers never see half a file.
+
+    The temp file is ``.<name>.<8 random characters>`` beside ``path``, locked (flock) while it
+    is written, so that :func:`clean_stale_temps` can tell a live write from one left by a
+    killed process."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
     try:
+        _lock(fd)
         writer(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
@@ -311,6 +373,55 @@ def atomic_write(path: str | os.PathLike, writer) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
+
+
+# mkstemp's names: prefix + 8 characters from [a-z0-9_]
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}$")
+_STARTED = time.time()  # when this process imported the module: older temp files are not its own
+
+
+def _lock(fd: int, blocking: bool = True) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, age alone decides
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        return True
+    except OSError:
+        return False
+
+
+def clean_stale_temps(folder: str | os.PathLike, names=None, recursive: bool = False) -> list[Path]:
+    """Delete the temp files an interrupted :func:`atomic_write` left in ``folder``.
+
+    Only files named like its temp files (``.<name>.<8 characters>``, with ``name`` in
+    ``names`` when given), older than this process and not locked by a live writer (a parallel
+    shard) are removed.  Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    wanted = None if names is None else {str(n) for n in names}
+    removed = []
+    for path in sorted(folder.rglob(".*") if recursive else folder.glob(".*")):
+        m = _TEMP.match(path.name)
+        if not m or (wanted is not None and m["name"] not in wanted) or not path.is_file():
+            continue
+        try:
+            if path.stat().st_mtime >= _STARTED:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, blocking=False):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def binomial_stderr(p: float, n: int) -> float:

@@ -1,6 +1,6 @@
 """trends stage: label every (family, task, metric) curve's shape over scale and forecast it.
 
-    python -m pipeline trends --scores FILE [--x params|compute] [--train "QUERY"] [--out trends.csv]
+    python -m pipeline trends --scores FILE --out trends.csv [--x params|compute] [--train "QUERY"]
 
 A *curve* is one (suite, family, task, metric, num_fewshot) over the family's models at their
 final checkpoint (the largest step, or the stepless row).  Each curve gets one label:
@@ -89,15 +89,12 @@ class TrendsError(CapcastError):
 # ----------------------------------------------------------------------------- configuration
 def load_config(path: str | Path = "params.yaml") -> dict:
     """The ``trends:`` section of params.yaml over the built-in defaults (same values)."""
-    import yaml
+    from pipeline import params
 
     cfg = json.loads(json.dumps(DEFAULTS))
     p = Path(path)
     if p.exists():
-        try:
-            section = (yaml.safe_load(p.read_text()) or {}).get("trends") or {}
-        except yaml.YAMLError as exc:
-            raise TrendsError(f"{p}: malformed YAML ({exc})") from None
+        section = params.read(p).get("trends") or {}  # checked against the schema (pipeline/config.py)
         for key, val in section.items():
             if isinstance(val, dict) and isinstance(cfg.get(key), dict):
                 cfg[key].update(val)
@@ -848,16 +845,42 @@ def _pct(v):
 
 
 # ----------------------------------------------------------------------------- CLI
+def _clean_temps(paths) -> None:
+    """Remove what an interrupted atomic write of these outputs left beside them."""
+    for p in filter(None, paths):
+        scores.clean_stale_temps(Path(p).parent, names=[Path(p).name])
+
+
+def check_scale(table: pd.DataFrame, xcol: str, origin: str, what: str = "") -> None:
+    """TrendsError naming the first row that is a curve's final checkpoint with a scale of 0
+    (a checkpoint at initialisation): curves are fitted on a log scale."""
+    fin = final_rows(table)
+    bad = fin.index[~(fin[xcol].to_numpy(dtype=float) > 0)]
+    if len(bad):
+        raise TrendsError(f"{scores.where(table, bad[0], origin)}: {xcol} {table.loc[bad[0], xcol]:g} at the final "
+                          f"checkpoint of its curve{what}; curves are fitted over log scale, so it needs > 0: "
+                          "drop the row or give the model's tokens")
+
+
 def run(args) -> int:
+    if not args.out:
+        raise TrendsError("give --out FILE.csv: where to write the table of curves (FILE_emergence.csv and "
+                          "FILE_checkpoints.csv go beside it); the pipeline's own reports/trends*.csv are "
+                          "written by `dvc repro`")
     cfg = load_config(args.params)
     if args.x:
         cfg["x"] = args.x
     table = scores.read(args.scores)
+    check_scale(table, x_column(cfg["x"]), str(args.scores))
     full = table
     if args.train:
         table = select(table, args.train, "--train")
+        check_scale(table, x_column(cfg["x"]), str(args.scores), " among the --train rows")
     out = Path(args.out)
     stem = out.with_suffix("")
+    _clean_temps([out, args.emergence_out or f"{stem}_emergence.csv", args.checkpoints_out or f"{stem}_checkpoints.csv",
+                  f"{stem}_heldout.csv", args.backtest_out, args.metrics_out, args.markdown_out,
+                  args.backtest_out and Path(args.backtest_out).with_name(Path(args.backtest_out).stem + "_emergence.csv")])
     curves, em = analyse_table(table, cfg)
     write_csv(curves, out)
     em_path = Path(args.emergence_out or f"{stem}_emergence.csv")
@@ -908,7 +931,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train", default=None,
                    help="query selecting the rows to fit (e.g. \"params <= 1.5e9\"); the other final "
                         "checkpoints of the same curves are predicted into <out>_heldout.csv")
-    p.add_argument("--out", default="reports/trends.csv", help="one row per curve: label, evidence, forecasts")
+    p.add_argument("--out", default=None, help="required: one row per curve (label, evidence, forecasts); the "
+                                            "other tables go beside it")
     p.add_argument("--emergence-out", default=None, help="default: <out>_emergence.csv")
     p.add_argument("--checkpoints-out", default=None, help="default: <out>_checkpoints.csv")
     p.add_argument("--backtest-out", default=None, help="run the params.yaml backtest splits and write here")

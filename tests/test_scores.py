@@ -27,7 +27,7 @@ def test_minimal_user_table_is_accepted_and_compute_defaults_to_6nd():
     (dict(params="abc"), "'params' holds 'abc', not a number"),
     (dict(params=0), "params must be > 0"),
     (dict(step=1.5), "must be a whole number"),
-    (dict(stderr=-1), "stderr must be >= 0"),
+    (dict(stderr=-1), "stderr must be a finite number >= 0"),
     (dict(model=""), "empty 'model'"),
 ])
 def test_bad_cells_name_the_row_and_the_problem(over, message):

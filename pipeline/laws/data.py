@@ -167,12 +167,25 @@ def targets_to_predict(rows: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     there are none, every unit in ``rows`` (a forecast; actual empty)."""
     sel = rows[(rows["task"] == metric.task) & (rows["metric"] == metric.metric)]
     if sel.empty:
-        return unit_frame(rows)
+        return _with_scale(unit_frame(rows), metric)
     extra = [c for c in ("params_non_embedding",) if c in rows.columns]
     out = values(rows, metric, "predict", "the rows to predict")
     if extra:
         out = out.merge(rows.drop_duplicates(UNIT)[UNIT + extra], on=UNIT, how="left")
-    return out
+    return _with_scale(out, metric)
+
+
+def _with_scale(units: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """``units``, or FitError naming the first one with tokens or compute 0: every law works on
+    log N, D or C, so such a checkpoint (initialisation) has no point on its axis to predict."""
+    bad = units[~((units["tokens"] > 0) & (units["compute_flops"] > 0))]
+    if len(bad):
+        first = bad.iloc[0]
+        step = "final" if pd.isna(first["step"]) else f"step {first['step']}"
+        raise FitError(f"predict {metric}: {first['model']} ({step}) has tokens {first['tokens']:g} and compute_flops "
+                       f"{first['compute_flops']:g}, no scale to predict from ({len(bad)} such checkpoint(s) among "
+                       "the rows to predict); leave them out, e.g. add \"and tokens > 0\" to --test")
+    return units
 
 
 def with_extra(units: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
