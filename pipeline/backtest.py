@@ -7,7 +7,7 @@ params.yaml on the collected scores table and writes
   all targets ("ALL"): n, MAE and max error (points), 90% interval coverage, Spearman rank
   correlation of predicted vs actual over the held-out models, the noise floor;
 * ``reports/backtest_predictions.csv`` — every prediction with its interval;
-* ``reports/metrics.json`` — the same numbers for ``dvc metrics``.
+* ``reports/metrics/<split>/<method>.json`` — n, MAE (points) and coverage for ``dvc metrics``.
 
 ``python -m pipeline backtest --scores FILE --method M --target TASK:METRIC --train Q --test Q``
 runs one backtest on any table in the scores schema (see docs/laws.md).
@@ -145,17 +145,37 @@ def score(preds: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def metrics(table: pd.DataFrame, preds: pd.DataFrame, errors: list) -> dict:
-    """DVC metrics: per split and method (over all targets), and overall interval coverage."""
-    def clean(d):
-        return {k: (None if pd.isna(v) else int(v) if k in ("n", "errors") else round(float(v), 4)) for k, v in d.items()}
+def metrics(table: pd.DataFrame) -> dict:
+    """DVC metrics, small and flat: per split and method (all targets), n, MAE (points) and coverage.
 
-    overall = {k: v for k, v in score_group(preds).items() if k != "skipped"}  # metrics.json keeps its keys
-    out = {"overall": clean(overall | {"errors": len(errors)}), "splits": {}}
+    Written one file per (split, method) under reports/metrics/ (:func:`write_metrics`), so that
+    ``dvc metrics show`` prints one row per split and method with three columns; every other number
+    stays in backtest.csv.
+    """
+    out: dict = {}
     for _, r in table[table["task"] == "ALL"].iterrows():
-        out["splits"].setdefault(r["split"], {})[r["method"]] = clean(
-            {k: r[k] for k in ("n", "mae", "max_error", "coverage", "spearman")})
+        out.setdefault(r["split"], {})[r["method"]] = {
+            "n": int(r["n"]), "mae": None if pd.isna(r["mae"]) else round(float(r["mae"]), 3),
+            "coverage": None if pd.isna(r["coverage"]) else round(float(r["coverage"]), 3)}
     return out
+
+
+def write_metrics(summary: dict, out_dir: Path) -> None:
+    """``out_dir/<split>/<method>.json`` for every entry of :func:`metrics` (each written atomically),
+    then any other file there removed (a split or method no longer run)."""
+    out_dir = Path(out_dir)
+    written = set()
+    for split, methods in summary.items():
+        for method, vals in methods.items():
+            text = json.dumps(vals, sort_keys=True) + "\n"
+            path = out_dir / split / f"{method}.json"
+            scores.atomic_write(path, lambda tmp, t=text: Path(tmp).write_text(t))
+            written.add(path)
+    for path in sorted(out_dir.rglob("*"), reverse=True):  # files before their folders
+        if path.is_file() and path not in written:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -188,13 +208,12 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components") if c in preds]),
               out / "backtest_predictions.csv")
     write_csv(errors, out / "backtest_errors.csv")
-    summary = metrics(results, preds, all_errors)
-    scores.atomic_write(out / "metrics.json",
-                        lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n"))
+    summary = metrics(results)
+    write_metrics(summary, out / "metrics")
     _print_summary(results)
-    print(f"overall {cfg.get('level', 0.9):.0%} interval coverage {summary['overall']['coverage']:.3f} over "
-          f"{summary['overall']['n']} "
-          f"predictions; wrote {out}/backtest.csv ({time.perf_counter() - t0:.1f}s)")
+    overall = score_group(preds)
+    print(f"overall {cfg.get('level', 0.9):.0%} interval coverage {overall['coverage']:.3f} over {overall['n']} "
+          f"predictions; wrote {out}/backtest.csv and {out}/metrics/ ({time.perf_counter() - t0:.1f}s)")
     return summary
 
 

@@ -23,8 +23,8 @@ FAMILY_COLORS = {
     "bloom": "#9467bd", "llama-2": "#ff7f0e",
 }
 METHOD_COLORS = {
-    "two_step": "#e377c2", "two-step": "#e377c2", "observational": "#8c564b",
-    "loglinear": "#7f7f7f", "sigmoid": "#bcbd22", "sigmoid_compute": "#bcbd22",
+    "two_step": "#e377c2", "two-step": "#e377c2", "observational": "#8c564b", "observational_compute": "#c49c94",
+    "loglinear": "#7f7f7f", "sigmoid": "#bcbd22", "sigmoid_compute": "#bcbd22", "link": "#f7b6d2",
 }
 AXIS_LABELS = {
     "compute_flops": "training compute C (FLOPs, log scale)",
@@ -46,18 +46,25 @@ METRIC_LABELS = {
 CHANCE_STYLE = dict(ls=":", color="grey", lw=1.2, label="chance")
 
 
+# Families and methods share figures (a family's data beside the methods' curves), so their colours
+# come from disjoint sets: families outside FAMILY_COLORS from tab20 less every method colour,
+# methods outside METHOD_COLORS from Dark2 (no colour of tab20, nor of FAMILY_COLORS).
+_TAB20 = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+_DARK2 = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("Dark2").colors]
+FAMILY_PALETTE = [c for c in _TAB20 if c not in set(METHOD_COLORS.values()) | set(FAMILY_COLORS.values())]
+METHOD_PALETTE = [c for c in _DARK2 if c not in set(METHOD_COLORS.values()) | set(FAMILY_COLORS.values())]
+
+
 def family_color(family: str) -> str:
     if family in FAMILY_COLORS:
         return FAMILY_COLORS[family]
-    palette = plt.get_cmap("tab20").colors
-    return matplotlib.colors.to_hex(palette[sum(map(ord, family)) % len(palette)])
+    return FAMILY_PALETTE[sum(map(ord, family)) % len(FAMILY_PALETTE)]
 
 
 def method_color(method: str) -> str:
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
-    palette = plt.get_cmap("Dark2").colors
-    return matplotlib.colors.to_hex(palette[sum(map(ord, method)) % len(palette)])
+    return METHOD_PALETTE[sum(map(ord, method)) % len(METHOD_PALETTE)]
 
 
 def metric_label(metric: str) -> str:
@@ -68,8 +75,10 @@ def metric_label(metric: str) -> str:
 def scale_axis(ax, scale: str = "compute_flops", axis: str = "x") -> None:
     """Log scale and the unit-bearing label of ``scale`` (compute_flops, params or tokens).
 
-    Call after drawing: minor ticks (2..9 x 10^k) are kept only over spans of up to 4 decades;
-    wider axes get none (dozens of unlabelled tick objects per panel dominate drawing time).
+    Call after drawing. Over up to 4 decades minor ticks (2..9 x 10^k) are drawn, wider axes get
+    none (dozens of unlabelled tick objects per panel dominate drawing time). An axis spanning less
+    than 1.2 decades is widened to 1.2 around the data; under 2.5 decades, 1 and 3 x 10^k are both
+    labelled, so that every axis has at least two labelled ticks.
     """
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     (ax.set_xlabel if axis == "x" else ax.set_ylabel)(AXIS_LABELS[scale])
@@ -80,12 +89,14 @@ def scale_axis(ax, scale: str = "compute_flops", axis: str = "x") -> None:
     span = abs(math.log10(hi / lo))
     if span > 4:
         which.set_minor_locator(matplotlib.ticker.NullLocator())
-    elif span < 1.2:
-        # under a decade matplotlib labels the minor ticks, and their labels collide: widen the axis
-        # to 1.2 decades around the data (at least one labelled power of ten) and label majors only
+        return
+    if span < 1.2:
         mid = math.sqrt(lo * hi)
         (ax.set_xlim if axis == "x" else ax.set_ylim)(mid / 10 ** 0.6, mid * 10 ** 0.6)
-        which.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if span < 2.5:
+        which.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 3.0)))
+        which.set_major_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False))
+    which.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def chance_line(ax, task: str, metric: str):
@@ -132,6 +143,20 @@ def save(fig, path, tight: bool = True) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None},
                                                bbox_inches="tight" if tight else None))
     plt.close(fig)
+
+
+def shared_legend(fig, axes, n_used: int, ncol: int = 4) -> dict:
+    """Hide unused panels and draw one legend below the grid, each label once (in first-drawn order)."""
+    hide_unused(axes, n_used)
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab and not lab.startswith("_"):
+                handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(ncol, len(handles)),
+                   fontsize=7, frameon=False)
+    return handles
 
 
 def hide_unused(axes, n_used: int) -> None:

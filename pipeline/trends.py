@@ -730,7 +730,7 @@ def emergence_metrics(eb: pd.DataFrame) -> dict:
         "cases": int(len(eb)),
         "forecast": int(len(done)),
         "interval_hits": _ratio(done["hit"].astype(bool).sum(), len(done)),
-        "median_abs_log10_error": round(float(err.median()), 6) if len(done) else None,
+        "median_abs_log10_error": round(float(err.median()), 4) if len(done) else None,
     }
 
 
@@ -739,7 +739,8 @@ def _valid(label) -> bool:
 
 
 def backtest_metrics(bt: pd.DataFrame) -> dict:
-    """Label agreement (curves labelled by both, neither noisy) and 90% interval coverage."""
+    """Label agreement (curves labelled by both, neither noisy), 90% interval coverage, and the
+    forecasts' errors on accuracies in points (x100, the unit of the scaling-law backtest)."""
     def summary(d: pd.DataFrame) -> dict:
         curves = d.drop_duplicates(["split"] + CURVE_KEY)
         both = curves[curves["label_small"].map(_valid) & curves["label_all"].map(_valid)]
@@ -747,7 +748,7 @@ def backtest_metrics(bt: pd.DataFrame) -> dict:
         strict = both[both["label_all"] != "noisy"]
         pts = d[d["pred"].notna()]
         acc = pts[pts["metric"].map(lambda m: scores.metric_kind(m) == "accuracy")]
-        err = (acc["pred"] - acc["actual"]).abs()
+        err = (acc["pred"] - acc["actual"]).abs() * 100  # accuracy points
         return {
             "label_agreement": _ratio((clean["label_small"] == clean["label_all"]).sum(), len(clean)),
             "label_agreement_curves": int(len(clean)),
@@ -758,14 +759,42 @@ def backtest_metrics(bt: pd.DataFrame) -> dict:
             "curves_insufficient": int(len(curves) - len(both)),
             "interval_coverage": _ratio(pts["hit"].astype(bool).sum(), len(pts)),
             "heldout_points": int(len(pts)),
-            "mae_accuracy": round(float(err.mean()), 6) if len(acc) else None,
-            "max_abs_error_accuracy": round(float(err.max()), 6) if len(acc) else None,
+            "mae_accuracy": round(float(err.mean()), 4) if len(acc) else None,
+            "max_abs_error_accuracy": round(float(err.max()), 4) if len(acc) else None,
             "accuracy_points": int(len(acc)),
         }
 
     out = summary(bt)
     out["splits"] = {name: summary(g) for name, g in bt.groupby("split", sort=True)}
     return out
+
+
+def dvc_metrics(metrics: dict) -> dict:
+    """The DVC metrics file: a few flat numbers over every split (details: :func:`summary_frame`).
+
+    Same names and units as the scaling-law backtest's (reports/metrics/): mae in accuracy points,
+    coverage a fraction, n the held-out points.
+    """
+    em = metrics.get("emergence_pc") or {}
+    out = {"label_agreement": metrics["label_agreement"], "coverage": metrics["interval_coverage"],
+           "mae": metrics["mae_accuracy"], "n": metrics["heldout_points"],
+           "emergence_coverage": em.get("interval_hits"), "emergence_log10_error": em.get("median_abs_log10_error")}
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
+SUMMARY_COLUMNS = ["split", "label_agreement", "label_agreement_curves", "label_agreement_incl_noisy_small",
+                   "label_agreement_all_labelled", "curves", "curves_insufficient", "coverage", "heldout_points",
+                   "mae", "max_error", "accuracy_points"]
+
+
+def summary_frame(metrics: dict) -> pd.DataFrame:
+    """reports/trends_backtest_summary.csv: the backtest numbers, split ALL (every split) then each split."""
+    def row(name, m):
+        return {"split": name, **{k: v for k, v in m.items() if not isinstance(v, dict)},
+                "coverage": m["interval_coverage"], "mae": m["mae_accuracy"], "max_error": m["max_abs_error_accuracy"]}
+
+    rows = [row("ALL", metrics)] + [row(k, v) for k, v in (metrics.get("splits") or {}).items()]
+    return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
 
 
 def _ratio(a, b):
@@ -792,7 +821,7 @@ def markdown(curves: pd.DataFrame, em: pd.DataFrame, ck: pd.DataFrame, metrics: 
         lines += [f"Backtest: label agreement small vs all models {_pct(metrics['label_agreement'])} "
                   f"({metrics['label_agreement_curves']} curves, neither noisy); 90% interval coverage "
                   f"{_pct(metrics['interval_coverage'])} ({metrics['heldout_points']} held-out points); "
-                  f"MAE {metrics['mae_accuracy']} on {metrics['accuracy_points']} accuracy points.", ""]
+                  f"MAE {metrics['mae_accuracy']} points on {metrics['accuracy_points']} accuracy values.", ""]
     tab = curves[curves["label"].isin(LABELS)]
     h = [f"{float(v):g}x" for v in cfg["horizons"]]
     head = "| suite | family | task | metric | shots | label | evidence | n | " + " | ".join(h) + " | crossing / turn |"
@@ -908,8 +937,9 @@ def run(args) -> int:
         write_csv(eb, Path(args.backtest_out).with_name(Path(args.backtest_out).stem + "_emergence.csv"))
         metrics["emergence_pc"] = emergence_metrics(eb)
         if args.metrics_out:
-            text = json.dumps(metrics, indent=2) + "\n"
+            text = json.dumps(dvc_metrics(metrics), indent=2) + "\n"
             scores.atomic_write(args.metrics_out, lambda tmp: Path(tmp).write_text(text))
+            write_csv(summary_frame(metrics), Path(args.metrics_out).with_name("trends_backtest_summary.csv"))
     if args.markdown_out:
         text = markdown(curves, em, ck, metrics, cfg)
         scores.atomic_write(args.markdown_out, lambda tmp: Path(tmp).write_text(text))
@@ -936,7 +966,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--emergence-out", default=None, help="default: <out>_emergence.csv")
     p.add_argument("--checkpoints-out", default=None, help="default: <out>_checkpoints.csv")
     p.add_argument("--backtest-out", default=None, help="run the params.yaml backtest splits and write here")
-    p.add_argument("--metrics-out", default=None, help="DVC metrics JSON of the backtest")
+    p.add_argument("--metrics-out", default=None, help="DVC metrics JSON of the backtest (a few flat numbers; "
+                                                       "every split's in trends_backtest_summary.csv beside it)")
     p.add_argument("--markdown-out", default=None, help="the report's trends section (markdown)")
     p.add_argument("--params", default="params.yaml")
     return p

@@ -141,12 +141,15 @@ def test_stage_writes_reports_and_is_byte_identical(stage_table, tmp_path, capsy
     assert size.loc["two_step", "mae"] < size.loc["loglinear", "mae"]
     preds = pd.read_csv(out / "backtest_predictions.csv")
     assert set(preds["fold"]) == {"size", "lofo/fa", "lofo/fb"}
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["splits"]["size"]["two_step"]["n"] == 2
-    assert 0 <= metrics["overall"]["coverage"] <= 1 and metrics == json.loads(json.dumps(summary))
-    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    metrics = json.loads((out / "metrics/size/two_step.json").read_text())
+    assert set(metrics) == {"n", "mae", "coverage"} and metrics["n"] == 2 and 0 <= metrics["coverage"] <= 1
+    assert metrics["mae"] == pytest.approx(size.loc["two_step", "mae"], abs=1e-3)
+    assert {p.relative_to(out / "metrics").as_posix() for p in (out / "metrics").rglob("*.json")} == {
+        f"{split}/{m}.json" for split in summary for m in summary[split]}
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (out / "metrics/size/gone.json").write_text("{}")  # a method no longer run: its metrics file goes
     backtest.run_stage(stage_cfg(), str(stage_table), str(out))
-    assert first == {p.name: p.read_bytes() for p in out.iterdir()}
+    assert first == {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
 
 def test_stage_records_a_law_that_cannot_be_fitted(stage_table, tmp_path, capsys):

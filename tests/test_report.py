@@ -55,7 +55,7 @@ def built(tmp_path_factory):
         inputs = tmp / "inputs"
         inputs.mkdir()
         for name in ("backtest.csv", "backtest_predictions.csv", "trends.csv", "trends_emergence.csv",
-                     "trends_backtest.csv", "trends_metrics.json"):
+                     "trends_backtest.csv", "trends_backtest_summary.csv"):
             if (ROOT / "reports" / name).exists():
                 shutil.copy(ROOT / "reports" / name, inputs / name)
         _run(["forecast", "--scores", str(scores_path), "--out-dir", str(inputs)])
@@ -68,8 +68,6 @@ def _source(built, name: str) -> pd.DataFrame:
     inputs, out, _ = built
     path = out / name if (out / name).exists() else inputs / name
     assert path.exists(), f"table source {name} not found"
-    if path.suffix == ".json":  # a DVC metrics file: its numbers as rows, split ALL first
-        return report.metrics_frame(json.loads(path.read_text()))
     return pd.read_csv(path)
 
 
@@ -179,7 +177,7 @@ def test_html_tables_equal_their_csvs(built):
     text = (built[1] / "index.html").read_text()
     tables = html_tables(text)
     sources = {t["source"] for t in tables}
-    assert {"forecast.csv", "family_offsets.csv", "data_summary.csv"} <= sources, sources
+    assert {"at_a_glance.csv", "forecast.csv", "family_offsets.csv", "data_summary.csv"} <= sources, sources
     if (built[0] / "backtest.csv").exists():
         assert "backtest.csv" in sources
     if (built[0] / "trends.csv").exists():
@@ -196,14 +194,75 @@ def test_markdown_tables_equal_their_csvs_and_the_html(built):
     assert [(t["source"], t["head"], t["rows"]) for t in md] == [(t["source"], t["head"], t["rows"]) for t in ht]
 
 
-def test_targets_table_is_the_chosen_forecast(built):
-    """The headline table of each target has one row per task, with a method of forecast.csv."""
+def _glance(built) -> list[dict]:
+    """The printed at-a-glance table (the first table of the page), as one dict per row."""
+    t = html_tables((built[1] / "index.html").read_text())[0]
+    assert t["source"] == "at_a_glance.csv"
+    return [dict(zip(t["head"], row)) for row in t["rows"]]
+
+
+def test_glance_is_first_and_has_every_target_and_task(built):
     fc = _source(built, "forecast.csv")
-    ht = [t for t in html_tables((built[1] / "index.html").read_text())
-          if t["source"] == "forecast.csv" and t["head"][:3] == ["task", "metric", "method"]]
-    assert len(ht) == fc["target"].nunique()
-    for t, (target, g) in zip(ht, fc.groupby("target", sort=False)):
-        assert sorted(r[0] for r in t["rows"]) == sorted(g.loc[g["predicted"].notna(), "task"].unique()), target
+    rows = _glance(built)
+    want = fc.loc[fc["predicted"].notna(), ["target", "task"]].drop_duplicates()
+    assert sorted((r["target"], r["task"]) for r in rows) == sorted(map(tuple, want.to_numpy()))
+    text = (built[1] / "index.html").read_text()
+    assert text.index('id="glance"') < text.index('id="targets"') < text.index('id="methods"')
+    for r in rows:  # the flags say what the numbers show
+        r["flags"] = r["flags"].replace(report.DASH, "")
+        assert ("interval reaches 1" in r["flags"]) == (r["upper"] == "1"), r
+        assert ("x the largest" in r["flags"]) == (float(r["extrapolation"]) > 10), r
+
+
+def _pairwise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per method: n, MAE (points), coverage, and wins - losses of pairwise MAE comparisons on the
+    held-out predictions both methods made (independent of pipeline/report/evidence.py)."""
+    rows = rows.assign(err=(rows["predicted"] - rows["actual"]).abs() * 100,
+                       unit=rows["split"] + "|" + rows["fold"] + "|" + rows["model"] + "|" + rows["step"].map(str))
+    by = {m: g.set_index("unit")["err"] for m, g in rows.groupby("method")}
+    out = []
+    for m, e in by.items():
+        score = 0
+        for o, f in by.items():
+            shared = e.index.intersection(f.index)
+            if o != m and len(shared):
+                score += int(np.sign(f[shared].mean() - e[shared].mean()))
+        g = rows[rows["method"] == m]
+        out.append({"method": m, "n": len(g), "mae": g["err"].mean(), "score": score,
+                    "coverage": ((g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])).mean()})
+    return pd.DataFrame(out).set_index("method")
+
+
+def test_glance_methods_rest_on_same_family_heldout_predictions(built):
+    """Each chosen method of the at-a-glance table, and its n, MAE and coverage, follow from the
+    backtest_predictions.csv rows of the target's own family (the target's suite first), and from
+    no other family's."""
+    fc, pr = _source(built, "forecast.csv"), _source(built, "backtest_predictions.csv")
+    checked = 0
+    for r in _glance(built):
+        f = fc[(fc["target"] == r["target"]) & (fc["task"] == r["task"]) & fc["predicted"].notna()]
+        fam, suite, metric = f["family"].iloc[0], f["suite"].iloc[0], f["metric"].iloc[0]
+        rows = pr[(pr["family"] == fam) & (pr["task"] == r["task"]) & (pr["metric"] == metric)
+                  & pr["method"].isin(f["method"]) & pr["predicted"].notna() & pr["actual"].notna()]
+        here = rows[rows["suite"] == suite]
+        r["flags"] = r["flags"].replace(report.DASH, "")
+        if here.empty:
+            assert f"no backtest holds out {fam} in {suite}" in r["evidence"] or \
+                f"no backtest holds out {fam} in this suite" in r["evidence"], r
+            assert "no same-family backtest in this suite" in r["flags"], r
+        use = here if len(here) else rows
+        if use.empty:
+            assert r["n"] == "0" and r["mae"] == report.DASH, r
+            continue
+        stats = _pairwise(use)
+        best = stats[stats["score"] == stats["score"].max()]
+        assert r["method"] in best.index, (r, stats)
+        assert stats.loc[r["method"], "mae"] <= best["mae"].min() + 1e-9, (r, stats)
+        s = stats.loc[r["method"]]
+        assert r["n"] == str(int(s["n"])) and r["mae"] == report.fmt(float(s["mae"])) \
+            and r["coverage"] == report.fmt(float(s["coverage"])), (r, s)
+        checked += 1
+    assert checked >= 10
 
 
 def test_family_sentences_match_offsets(built):
@@ -217,14 +276,6 @@ def test_family_sentences_match_offsets(built):
         row = others[(others["family"] == fam) & (others["reference"] == ref) & (others["suite"] == suite)].iloc[0]
         assert (k, level, lo, hi) == tuple(report.fmt(float(row[c])) for c in ("k", "level", "k_lower", "k_upper"))
         assert row["k_lower"] <= row["k"] <= row["k_upper"]
-
-
-def test_dvc_plot_data_written(built):
-    curves = pd.read_csv(built[1] / "plots/curves.csv")
-    assert {"compute_flops", "value", "family", "task", "chance"} <= set(curves.columns)
-    assert curves["family"].nunique() >= 3 and (curves["compute_flops"] > 0).all()
-    cap = pd.read_csv(built[1] / "plots/capability.csv")
-    assert len(cap) == len(_source(built, "capability.csv"))
 
 
 # ------------------------------------------------------------------------------- the page
@@ -271,6 +322,7 @@ def test_plots_have_labelled_log_axes_legends_and_chance(inputs):
 
     cfg = params.load("report", ROOT / "params.yaml")
     figs = []
+    report_cfg = report.config_from_params(ROOT / "params.yaml")
     fig = report.plot_accuracy_vs_compute(inputs.scores, cfg, None)
     _check_axes(fig)
     assert all(ax.get_xscale() == "log" for ax in fig.axes if ax.get_visible())
@@ -278,21 +330,24 @@ def test_plots_have_labelled_log_axes_legends_and_chance(inputs):
     c = cfg["family_curves"][0]
     fig = report.plot_family_curves(inputs.scores, c["suite"], c["families"], c["metric"], c["num_fewshot"], None)
     _check_axes(fig)
-    legend_labels = {t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()}
+    assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes), "one legend for the grid"
+    legend_labels = {t.get_text() for t in fig.legends[0].get_texts()}
     assert set(c["families"]) <= legend_labels, "legend by family"
     figs.append(fig)
     fig = report.plot_family_capability(inputs.capability, inputs.offsets, None)
     _check_axes(fig, accuracy=False)
     figs.append(fig)
-    chosen, evidence = report.choose_methods(inputs, cfg)
-    target = inputs.forecast["target"].iloc[0]
-    fig = report.plot_target(inputs, target, chosen[chosen["target"] == target], None, None)
-    _check_axes(fig)
-    figs.append(fig)
+    chosen, evidence = report.choose_methods(inputs, report_cfg)
+    for target in inputs.forecast["target"].unique():
+        fig = report.plot_target(inputs, target, chosen[chosen["target"] == target], None, None)
+        _check_axes(fig)
+        assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) <= 9, "one short legend"
+        figs.append(fig)
     if inputs.trends is not None and inputs.trends["label"].isin(report.FLAGGED).any():
         flagged = inputs.trends[inputs.trends["label"].isin(report.FLAGGED)].head(4)
         fig = report.plot_trend_curves(inputs, flagged, 4, None)
         _check_axes(fig, accuracy=False)
+        assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes), "one legend for the grid"
         figs.append(fig)
     if inputs.predictions is not None:
         split = inputs.predictions["split"].iloc[0]
@@ -300,7 +355,22 @@ def test_plots_have_labelled_log_axes_legends_and_chance(inputs):
         _check_axes(fig, accuracy=False)
         figs.append(fig)
     for fig in figs:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if ax.get_visible() and ax.get_xscale() == "log":
+                lo, hi = ax.get_xlim()
+                shown = [t for t in ax.xaxis.get_majorticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+                assert len(shown) >= 2, f"{ax.get_title()}: {[t.get_text() for t in shown]} on a log axis"
         report.plotting.plt.close(fig)
+
+
+def test_family_and_method_colours_never_collide():
+    from pipeline import plotting
+
+    methods = {plotting.method_color(m) for m in list(plotting.METHOD_COLORS) + ["direct", "skills", "my_law", "x"]}
+    families = {plotting.family_color(f) for f in list(plotting.FAMILY_COLORS) + [f"user-{i}" for i in range(60)]
+                + ["my-runs", "olmo", "gpt-neox"]}
+    assert not methods & families
 
 
 # ------------------------------------------------------------------------------- browser
@@ -375,34 +445,60 @@ def test_page_renders_in_headless_chromium_without_network(built, tmp_path):
 
 # ------------------------------------------------------------------------------- method choice
 def _tiny_inputs():
-    def row(suite, family, model, value):
-        return {"suite": suite, "model": model, "family": family, "params": 1e9, "tokens": 1e10,
-                "compute_flops": 6e19, "step": pd.NA, "task": "piqa", "metric": "acc", "value": value,
+    """Family f in suite A: method x is better on f's held-out models, y on g's (g has more of them)."""
+    def row(family, model):
+        return {"suite": "A", "model": model, "family": family, "params": 1e9, "tokens": 1e10,
+                "compute_flops": 6e19, "step": pd.NA, "task": "piqa", "metric": "acc", "value": 0.5,
                 "stderr": 0.01, "num_fewshot": 0, "source": "test"}
 
     from pipeline import scores
 
-    table = scores.validate(pd.DataFrame([row("A", "f", "m1", 0.5), row("B", "f", "m1", 0.5000031),
-                                          row("A", "g", "m2", 0.6)]))
-    pred = pd.DataFrame([
-        # split s1 holds out m1 as measured in suite B (0.500003 at 6 significant digits), s2 holds out m2 in A
-        {"split": s, "method": m, "task": "piqa", "metric": "acc", "model": mod, "family": fam, "step": np.nan,
-         "compute_flops": 6e19, "actual": act, "predicted": 0.5, "lower": 0.4, "upper": 0.6}
-        for s, mod, fam, act in (("s1", "m1", "f", 0.500003), ("s2", "m2", "g", 0.6)) for m in ("x", "y")])
-    bt = pd.DataFrame([{"split": s, "method": m, "task": "piqa", "metric": "acc", "n": 1, "mae": mae}
-                       for s, m, mae in (("s1", "x", 1.0), ("s1", "y", 2.0), ("s2", "x", 3.0), ("s2", "y", 0.5))])
-    return report.Inputs(scores=table, backtest=bt, predictions=pred)
+    table = scores.validate(pd.DataFrame([row("f", "f1"), row("g", "g1")]))
+    pred = []
+    for split, fam, models, err in (("s1", "f", ["f1"], {"x": 0.01, "y": 0.05}),
+                                    ("s1", "g", ["g1", "g2", "g3"], {"x": 0.2, "y": 0.0}),
+                                    ("s2", "f", ["f1"], {"x": 0.02})):
+        for mod in models:
+            for m, e in err.items():
+                pred.append({"split": split, "fold": split, "method": m, "task": "piqa", "metric": "acc", "suite": "A",
+                             "model": mod, "family": fam, "step": np.nan, "compute_flops": 6e19, "actual": 0.5,
+                             "predicted": 0.5 + e, "lower": 0.45, "upper": 0.55})
+    forecast = pd.DataFrame([{"target": "T", "family": fam, "suite": suite, "task": "piqa", "metric": "acc",
+                              "method": m, "predicted": 0.7, "lower": 0.6, "upper": 1.0, "level": 0.9,
+                              "compute_flops": 6e21, "num_fewshot": 0}
+                             for fam, suite in (("f", "A"),) for m in ("y", "x")])
+    return report.ReportInput(scores=table, predictions=pd.DataFrame(pred), forecast=forecast)
 
 
-def test_method_choice_prefers_this_family_in_this_suite_then_this_suite_then_this_family():
+def test_method_choice_counts_only_the_targets_own_family():
     inp = _tiny_inputs()
-    assert report.evidence_splits(inp, "f", "B", ["x", "y"]) == (["s1"], report.EVIDENCE[0])
-    assert report.evidence_splits(inp, "f", "A", ["x", "y"]) == (["s2"], report.EVIDENCE[1])
-    assert report.evidence_splits(inp, "f", "C", ["x", "y"]) == (["s1"], report.EVIDENCE[2])
-    assert report.evidence_splits(inp, "f", "B", ["x", "z"]) == ([], "")  # one candidate tested: no contest
-    inp.forecast = pd.DataFrame([{"target": "T", "family": "f", "suite": suite, "task": "piqa", "metric": "acc",
-                                  "method": m, "predicted": 0.7, "lower": 0.6, "upper": 0.8}
-                                 for suite in ("A",) for m in ("x", "y")])
-    chosen, evidence = report.choose_methods(inp, {"default_method": "x"})
-    assert chosen["method"].tolist() == ["y"] and chosen["rule"].tolist() == [report.EVIDENCE[1]]
-    assert evidence.loc[evidence["chosen"] == "★", "method"].tolist() == ["y"]
+    chosen, evidence = report.choose_methods(inp, report.ReportConfig())
+    row = chosen.iloc[0]
+    # pooled over every model x would lose (g's three models); on f's own it wins
+    assert row["method"] == "x" and row["n"] == 2 and row["mae"] == pytest.approx(1.5) and row["coverage"] == 1
+    assert evidence.set_index("method").loc["y", "n"] == 1 and set(evidence["family"]) == {"f"}
+    glance = report.glance_table(inp, chosen, report.ReportConfig())
+    assert glance["flags"].iloc[0] == "interval reaches 1; 100x the largest f model's compute; thin evidence: " \
+                                      "2 held-out predictions"
+
+
+def test_method_choice_says_when_no_backtest_holds_the_family_out():
+    inp = _tiny_inputs()
+    inp.predictions = inp.predictions.assign(suite="B")
+    chosen, _ = report.choose_methods(inp, report.ReportConfig())
+    assert "no backtest holds out f in A; evidence from f held out in B" in chosen["rule"].iloc[0]
+    inp.predictions = inp.predictions[inp.predictions["family"] == "g"]
+    chosen, evidence = report.choose_methods(inp, report.ReportConfig(default_method="x"))
+    assert chosen["method"].tolist() == ["x"] and chosen["n"].tolist() == [0] and evidence.empty
+    assert "no backtest holds out f in this suite or another" in chosen["rule"].iloc[0]
+
+
+def test_report_builds_from_a_scores_table_and_forecast_alone(tmp_path):
+    """No params.yaml, no backtests, trends or family comparison: every section still renders."""
+    inp = _tiny_inputs()
+    inp.predictions = None
+    report.write(inp, report.ReportConfig(), tmp_path)
+    text = (tmp_path / "index.html").read_text()
+    assert 'id="glance"' in text and "backtest.csv is missing" in text
+    glance = pd.read_csv(tmp_path / "at_a_glance.csv")
+    assert glance["method"].tolist() == ["y"] and "no backtest predictions" in glance["evidence"].iloc[0]

@@ -256,7 +256,13 @@ def test_backtest_metrics_from_params_splits(tmp_path):
                       "--markdown-out", str(tmp_path / "t.md")])
     assert rc == 0
     m = json.loads((tmp_path / "m.json").read_text())
-    assert m["heldout_points"] == 12 and 0 <= m["interval_coverage"] <= 1 and m["label_agreement"] is not None
+    assert m["n"] == 12 and 0 <= m["coverage"] <= 1 and m["label_agreement"] is not None
+    assert all(not isinstance(v, (dict, list)) for v in m.values()), "DVC metrics are flat"
+    summary = pd.read_csv(tmp_path / "trends_backtest_summary.csv")
+    assert summary["split"].tolist() == ["ALL", "small"] and summary["heldout_points"].tolist() == [12, 12]
+    bt = pd.read_csv(tmp_path / "bt.csv")
+    acc = bt[bt["pred"].notna() & (bt["metric"] == "acc")]
+    assert m["mae"] == pytest.approx(100 * (acc["pred"] - acc["actual"]).abs().mean(), abs=1e-3), "accuracy points"
     assert "## Trends" in (tmp_path / "t.md").read_text()
 
 

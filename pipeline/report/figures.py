@@ -1,0 +1,289 @@
+"""The report's figures: each ``plot_*(..., path)`` draws one PNG (or returns the figure when path is None).
+
+Conventions (pipeline/plotting.py): log scale axes with units, the metric on the other axis,
+one colour per family and per method (disjoint palettes), the chance level dotted, one legend
+per figure below the panels.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import plotting
+from pipeline.forecast import final_checkpoints
+from pipeline.report.inputs import ReportInput
+from pipeline.report.page import fmt
+
+
+def shots_mask(table: pd.DataFrame, shots) -> pd.Series:
+    if shots is None or (isinstance(shots, float) and math.isnan(shots)):
+        return table["num_fewshot"].isna()
+    return table["num_fewshot"] == int(shots)
+
+
+def has_stderr(rows: pd.DataFrame) -> bool:
+    return "stderr" in rows.columns and bool(rows["stderr"].notna().any())
+
+
+def _errorbar(ax, rows: pd.DataFrame, x: str, **kw):
+    """Points with ±1 stderr bars where the rows have a stderr (no bars otherwise)."""
+    yerr = rows["stderr"].fillna(0) if has_stderr(rows) else None
+    return ax.errorbar(rows[x], rows["value"], yerr=yerr, **kw)
+
+
+def _save(fig, path: Path | None):
+    if path:
+        plotting.save(fig, path, tight=False)
+    return fig
+
+
+def plot_accuracy_vs_compute(table: pd.DataFrame, overview: dict, path: Path | None):
+    """Data overview: one suite's final checkpoints per task, families in colour, chance dotted."""
+    rows = final_checkpoints(table[(table["suite"] == overview["suite"]) & (table["metric"] == overview["plot_metric"])
+                                   & shots_mask(table, overview.get("num_fewshot"))])
+    tasks = [t for t in overview["plot_tasks"] if t in set(rows["task"])]
+    ncol = max((len(tasks) + 1) // 2, 1)
+    fig, axes = plotting.plt.subplots(2, ncol, figsize=(4 * ncol, 7), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        sub = rows[rows["task"] == task]
+        for family, g in sub.groupby("family", sort=True):
+            _errorbar(ax, g.sort_values("compute_flops"), "compute_flops", marker="o", ms=4, label=family,
+                      color=plotting.family_color(family), capsize=2)
+        plotting.chance_line(ax, task, overview["plot_metric"])
+        plotting.scale_axis(ax, "compute_flops")
+        ax.set(title=task, ylabel=plotting.metric_label(overview["plot_metric"]))
+    handles = plotting.shared_legend(fig, axes, len(tasks))
+    fig.suptitle(f"{overview['suite']}: {overview['plot_metric']} at the final checkpoint vs compute "
+                 f"({fmt(overview.get('num_fewshot'))}-shot)")
+    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    return _save(fig, path)
+
+
+def plot_family_capability(cap: pd.DataFrame, offsets: pd.DataFrame, path: Path | None):
+    """Capability (PC1) against compute per family, with the shared-slope lines of the offsets fit."""
+    suites = list(dict.fromkeys(offsets["suite"]))
+    fig, axes = plotting.plt.subplots(1, len(suites), figsize=(5.5 * len(suites), 4.2), squeeze=False)
+    for ax, suite in zip(axes.flat, suites):
+        off = offsets[offsets["suite"] == suite]
+        c = cap[cap["suite"] == suite]
+        for fam in off["family"]:
+            g = c[c["family"] == fam].sort_values("compute_flops")
+            color = plotting.family_color(fam)
+            fit = g["in_fit"].astype(str).str.lower().isin(["true", "1"]) if "in_fit" in g else pd.Series(True, g.index)
+            ax.plot(g.loc[fit, "compute_flops"], g.loc[fit, "capability"], "o", ms=5, color=color, label=fam)
+            if (~fit).any():
+                ax.plot(g.loc[~fit, "compute_flops"], g.loc[~fit, "capability"], "o", ms=5, mfc="none", color=color,
+                        label="outside the common compute range (not fitted)")
+            o = off[off["family"] == fam].iloc[0]
+            xs = np.array([o["min_compute_flops"], o["max_compute_flops"]])
+            ax.plot(xs, o["slope"] * np.log10(xs) + o["intercept"], "-", color=color, lw=1.2)
+        plotting.scale_axis(ax, "compute_flops")
+        ntask = len(str(off["tasks"].iloc[0]).split())
+        ax.set(title=f"{suite}: capability vs compute (shared slope)",
+               ylabel=f"capability: PC1 of {ntask} task accuracies (z-score units)")
+        plotting.dedup_legend(ax, title="family")
+    plotting.grid_layout(fig, top=0.35, wspace=0.9)
+    return _save(fig, path)
+
+
+def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], metric: str, shots,
+                       path: Path | None):
+    """Per task: the families' accuracies against compute on the same axes (one harness)."""
+    rows = final_checkpoints(table[(table["suite"] == suite) & (table["metric"] == metric)
+                                   & shots_mask(table, shots) & table["family"].isin(families)])
+    tasks = sorted(rows["task"].unique())
+    ncol = min(4, max(len(tasks), 1))
+    nrow = max(math.ceil(len(tasks) / ncol), 1)
+    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(3.9 * ncol, 3.3 * nrow + 0.5), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        sub = rows[rows["task"] == task]
+        for fam in families:
+            g = sub[sub["family"] == fam].sort_values("compute_flops")
+            if len(g):
+                _errorbar(ax, g, "compute_flops", marker="o", ms=3.5, capsize=2, lw=1,
+                          color=plotting.family_color(fam), label=fam)
+        plotting.chance_line(ax, task, metric)
+        plotting.scale_axis(ax, "compute_flops")
+        ax.set(title=task, ylabel=plotting.metric_label(metric))
+    handles = plotting.shared_legend(fig, axes, len(tasks))
+    fig.suptitle(f"{suite}: {metric} vs compute, {', '.join(families)} ({fmt(shots)}-shot)")
+    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    return _save(fig, path)
+
+
+def _jitter(x: float, i: int, n: int, spread: float = 0.045) -> float:
+    """Spread n markers at the same x around it (log axis), so intervals do not overlap."""
+    return x * 10 ** (spread * (i - (n - 1) / 2))
+
+
+def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.DataFrame | None, path: Path | None):
+    """One target, one panel per task: the family's data, each method's fitted curve (the chosen one
+    thick, with its interval band), the forecasts at the target with their intervals (diamonds), and
+    the same-family held-out points of a backtest with the chosen method's predictions."""
+    fc = inp.forecast[(inp.forecast["target"] == target) & inp.forecast["predicted"].notna()]
+    first = fc.iloc[0]
+    suite, family, metric, shots = first["suite"], first["family"], first["metric"], first["num_fewshot"]
+    tasks = list(dict.fromkeys(fc["task"]))
+    methods = list(dict.fromkeys(fc["method"]))
+    ncol = min(4, len(tasks))
+    nrow = math.ceil(len(tasks) / ncol)
+    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(4.1 * ncol, 3.5 * nrow + 0.8), squeeze=False)
+    table = inp.scores
+    fam_rows = table[(table["suite"] == suite) & (table["family"] == family) & (table["metric"] == metric)
+                     & shots_mask(table, shots) & (table["compute_flops"] > 0)]
+    finals = final_checkpoints(fam_rows)
+    color = plotting.family_color(family)
+    bars = " (±1 stderr)" if has_stderr(finals) else ""
+    for ax, task in zip(axes.flat, tasks):
+        inter = fam_rows[(fam_rows["task"] == task) & ~fam_rows.index.isin(finals.index)
+                         & (fam_rows["compute_flops"] >= finals["compute_flops"].min() / 30)]
+        if len(inter):
+            ax.plot(inter["compute_flops"], inter["value"], ".", ms=2.5, color=color, alpha=0.25,
+                    label=f"{family}: intermediate checkpoints")
+        g = finals[finals["task"] == task].sort_values("compute_flops")
+        _errorbar(ax, g, "compute_flops", fmt="o", ms=4, capsize=2, color=color,
+                  label=f"{family}: final checkpoints{bars}")
+        pick = chosen[(chosen["target"] == target) & (chosen["task"] == task)]
+        best = pick["method"].iloc[0] if len(pick) else None
+        if inp.curves is not None:
+            cv = inp.curves[(inp.curves["target"] == target) & (inp.curves["task"] == task)]
+            for m in methods:
+                c = cv[cv["method"] == m].sort_values("compute_flops")
+                if c.empty:
+                    continue
+                mc = plotting.method_color(m)
+                ax.plot(c["compute_flops"], c["predicted"], "-", lw=2.2 if m == best else 1.0, color=mc, label=m)
+                if m == best:
+                    ax.fill_between(c["compute_flops"], c["lower"], c["upper"], color=mc, alpha=0.15, lw=0)
+        if held is not None and len(held):
+            h = held[held["task"] == task]
+            if len(h):
+                ax.errorbar(h["compute_flops"], h["predicted"],
+                            yerr=[h["predicted"] - h["lower"], h["upper"] - h["predicted"]],
+                            fmt="s", mfc="white", ms=5, capsize=2, color="black", lw=0.8, zorder=5,
+                            label="backtest: chosen method's prediction of a held-out model")
+                ax.plot(h["compute_flops"], h["actual"], "*", ms=10, color="gold", mec="black", mew=0.6, zorder=6,
+                        label="backtest: held-out actual")
+        t = fc[fc["task"] == task]
+        for i, (_, r) in enumerate(t.iterrows()):
+            x = _jitter(r["compute_flops"], i, len(t))
+            ax.errorbar([x], [r["predicted"]], yerr=[[r["predicted"] - r["lower"]], [r["upper"] - r["predicted"]]],
+                        fmt="D", ms=5 if r["method"] == best else 3.5, capsize=3, color=plotting.method_color(r["method"]),
+                        mec="black" if r["method"] == best else None)
+        ax.axvline(first["compute_flops"], color="#999", lw=0.8, ls="--")
+        plotting.chance_line(ax, task, metric)
+        plotting.scale_axis(ax, "compute_flops")
+        ax.set(title=f"{task}" + (f" — chosen: {best}" if best else ""), ylabel=plotting.metric_label(metric))
+        ax.title.set_fontsize(9)
+    handles = plotting.shared_legend(fig, axes, len(tasks))
+    level = fmt(first["level"]) if "level" in first else "0.9"
+    fig.suptitle(f"{target} — {suite}, {metric}, {fmt(shots)}-shot; diamonds: forecasts at the target compute "
+                 f"(dashed) with {level} intervals", fontsize=10)
+    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    return _save(fig, path)
+
+
+def plot_backtest_mae(bt: pd.DataFrame, path: Path | None):
+    """Per split: each method's MAE on each task (points), the all-task MAE as a bar."""
+    splits = list(dict.fromkeys(bt["split"]))
+    ncol = min(3, len(splits))
+    nrow = math.ceil(len(splits) / ncol)
+    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow + 0.5), squeeze=False)
+    for ax, split in zip(axes.flat, splits):
+        b = bt[bt["split"] == split]
+        methods = list(dict.fromkeys(b["method"]))
+        tasks = [t for t in dict.fromkeys(b["task"]) if t != "ALL"]
+        for i, m in enumerate(methods):
+            bm = b[b["method"] == m]
+            allrow = bm[bm["task"] == "ALL"]
+            color = plotting.method_color(m)
+            if len(allrow):
+                ax.bar(i, allrow["mae"].iloc[0], color=color, alpha=0.3, width=0.7)
+            per = bm[bm["task"] != "ALL"]
+            xs = i + np.linspace(-0.25, 0.25, max(len(tasks), 1))[[tasks.index(t) for t in per["task"]]]
+            ax.plot(xs, per["mae"], "o", ms=4, color=color)
+        ax.set_xticks(range(len(methods)), methods, rotation=20, fontsize=8)
+        ax.set(title=split, ylabel="MAE on held-out models (accuracy points)", xlabel="method")
+        ax.title.set_fontsize(10)
+    plotting.hide_unused(axes, len(splits))
+    fig.suptitle("Backtest MAE per split: bars = all tasks, points = one task each", fontsize=10)
+    plotting.grid_layout(fig, top=0.55, bottom=0.8, hspace=1.0)
+    return _save(fig, path)
+
+
+def plot_heldout(inp: ReportInput, split: str, path: Path | None):
+    """One split, one panel per task: the held-out actuals (stars, by family) and each method's
+    predictions with their intervals (offset by method)."""
+    pr = inp.predictions[inp.predictions["split"] == split]
+    tasks = list(dict.fromkeys(pr["task"]))
+    methods = list(dict.fromkeys(pr["method"]))
+    ncol = min(4, len(tasks))
+    nrow = math.ceil(len(tasks) / ncol)
+    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(4.1 * ncol, 3.4 * nrow + 0.7), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        p = pr[pr["task"] == task]
+        metric = str(p["metric"].iloc[0])
+        act = p.drop_duplicates(["model", "step"])
+        for fam, g in act.groupby("family", sort=True):
+            ax.plot(g["compute_flops"], g["actual"], "*", ms=10, color=plotting.family_color(fam), mec="black",
+                    mew=0.5, label=f"{fam}: held-out actual")
+        for i, m in enumerate(methods):
+            pm = p[p["method"] == m]
+            if pm.empty:
+                continue
+            x = np.array([_jitter(v, i, len(methods), 0.03) for v in pm["compute_flops"]])
+            ax.errorbar(x, pm["predicted"], yerr=[(pm["predicted"] - pm["lower"]).clip(lower=0),
+                                                  (pm["upper"] - pm["predicted"]).clip(lower=0)],
+                        fmt="o", ms=3.5, capsize=2, lw=0.9, color=plotting.method_color(m), label=f"{m} prediction")
+        plotting.chance_line(ax, task, metric)
+        plotting.scale_axis(ax, "compute_flops")
+        ax.set(title=task, ylabel=plotting.metric_label(metric))
+        ax.title.set_fontsize(9)
+    handles = plotting.shared_legend(fig, axes, len(tasks))
+    fig.suptitle(f"Backtest {split}: held-out models, predictions with intervals", fontsize=10)
+    plotting.grid_layout(fig, top=0.55, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    return _save(fig, path)
+
+
+def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, path: Path | None):
+    """One small panel per flagged curve: its points (final checkpoints, ±1 stderr where published),
+    the chance level, and the trends stage's forecasts at the horizons with their intervals."""
+    flagged = flagged.head(max_panels)
+    n = len(flagged)
+    ncol = min(4, max(n, 1))
+    nrow = max(math.ceil(n / ncol), 1)
+    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(3.7 * ncol, 2.9 * nrow + 0.9), squeeze=False)
+    table = inp.scores
+    horizons = [c[len("pred_"):] for c in flagged.columns if c.startswith("pred_")]
+    for ax, (_, r) in zip(axes.flat, flagged.iterrows()):
+        rows = table[(table["suite"] == r["suite"]) & (table["family"] == r["family"]) & (table["task"] == r["task"])
+                     & (table["metric"] == r["metric"]) & shots_mask(table, r["num_fewshot"])]
+        rows = final_checkpoints(rows)
+        xcol = "params" if str(r.get("x", "compute")) == "params" else "compute_flops"
+        rows = rows[rows[xcol] > 0].sort_values(xcol)
+        _errorbar(ax, rows, xcol, fmt="o-", ms=3.5, lw=0.8, capsize=2, color=plotting.family_color(str(r["family"])),
+                  label=str(r["family"]))
+        for h in horizons:
+            try:
+                mult = float(h.rstrip("x"))
+            except ValueError:
+                continue
+            p, lo, hi = r.get(f"pred_{h}"), r.get(f"lo_{h}"), r.get(f"hi_{h}")
+            if pd.notna(p) and pd.notna(r["x_max"]):
+                ax.errorbar([r["x_max"] * mult], [p], yerr=[[max(p - lo, 0)], [max(hi - p, 0)]], fmt="D", ms=4,
+                            capsize=2, color="black", mfc="white", label="forecast (interval)")
+        plotting.chance_line(ax, str(r["task"]), str(r["metric"]))
+        plotting.scale_axis(ax, xcol)
+        ax.set_ylabel(plotting.metric_label(str(r["metric"])), fontsize=7)
+        ax.xaxis.label.set_fontsize(7)
+        ax.set_title(f"{r['task']} ({r['suite']}, {fmt(r['num_fewshot'])}-shot)\n{r['family']}: {r['label']}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    handles = plotting.shared_legend(fig, axes, n)
+    fig.suptitle("Flagged curves: points = final checkpoints; diamonds = forecasts at "
+                 + ", ".join(horizons) + " the largest scale", fontsize=9)
+    plotting.grid_layout(fig, top=0.95, bottom=0.5 + 0.2 * math.ceil(len(handles) / 4), left=0.7, wspace=0.75,
+                         hspace=0.85)
+    return _save(fig, path)

@@ -1,0 +1,117 @@
+"""What a report is built from: tables (:class:`ReportInput`) and a few display knobs (:class:`ReportConfig`).
+
+Neither reads params.yaml: the DVC stage fills them from the repository's files
+(:func:`load_inputs`, :func:`config_from_params`); another caller (a user's own scores table and
+family) builds them directly, with only ``scores`` and ``forecast`` given, and every section
+whose input is absent says so instead of failing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import params, scores
+from pipeline.report.page import read_csv, read_json
+
+
+@dataclass
+class ReportInput:
+    """The tables of one report; each is the CSV of the same name under reports/ (None: not available).
+
+    ``scores`` is a validated scores table (pipeline.scores). ``forecast`` and ``curves`` have the
+    columns of pipeline.forecast (FORECAST_COLUMNS, CURVE_COLUMNS); ``backtest`` and ``predictions``
+    those of pipeline.backtest (extra columns, methods and splits are fine).
+    """
+
+    scores: pd.DataFrame
+    forecast: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
+    offsets: pd.DataFrame | None = None
+    capability: pd.DataFrame | None = None
+    backtest: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None
+    trends: pd.DataFrame | None = None
+    trends_backtest: pd.DataFrame | None = None
+    trends_summary: pd.DataFrame | None = None  # reports/trends_backtest_summary.csv: one row per split + ALL
+    emergence: pd.DataFrame | None = None
+    pred_suites: pd.DataFrame | None = None  # (row, suite) of predictions, filled on demand (evidence.py)
+
+
+Inputs = ReportInput  # the name the stage used before the package split
+
+
+@dataclass
+class ReportConfig:
+    """Display knobs; every default works for any scores table and family list."""
+
+    title: str = "capcast: forecast report"
+    default_method: str | None = None  # shown where no backtest judges a task (None: the first forecast method)
+    heldout_splits: list = field(default_factory=list)  # backtest splits drawn per task
+    max_extrapolation: float = 10.0  # flag forecasts beyond this multiple of the family's largest compute
+    min_evidence: int = 3  # flag a method choice resting on fewer same-family held-out predictions
+    overview: dict | None = None  # {suite, plot_tasks, plot_metric, num_fewshot}; None: from the forecast
+    family_curves: list = field(default_factory=list)  # [{suite, families, metric, num_fewshot}]
+    max_trend_plots: int = 24
+    processes: int = 2
+    split_descriptions: dict = field(default_factory=dict)  # backtest split -> one line
+    report_suites: list = field(default_factory=list)  # suites whose emergence crossings are listed too
+
+
+def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
+    """The stage's inputs: the scores table and the CSVs the other stages wrote under ``reports``."""
+    trends_summary = read_csv(reports / "trends_backtest_summary.csv")
+    if trends_summary is None:  # a trends stage from before the summary CSV: its metrics JSON, as rows
+        trends_summary = _metrics_rows(read_json(reports / "trends_metrics.json"))
+    return ReportInput(
+        scores=scores.read(scores_path),
+        forecast=read_csv(reports / "forecast.csv"),
+        curves=read_csv(reports / "forecast_curves.csv"),
+        offsets=read_csv(reports / "family_offsets.csv"),
+        capability=read_csv(reports / "capability.csv"),
+        backtest=read_csv(reports / "backtest.csv"),
+        predictions=read_csv(reports / "backtest_predictions.csv"),
+        trends=read_csv(reports / "trends.csv"),
+        trends_backtest=read_csv(reports / "trends_backtest.csv"),
+        trends_summary=trends_summary,
+        emergence=read_csv(reports / "trends_emergence.csv"),
+    )
+
+
+def _metrics_rows(metrics: dict | None) -> pd.DataFrame | None:
+    if not metrics:
+        return None
+    top = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    rows = [{"split": "ALL", **top}]
+    for name, vals in (metrics.get("splits") or {}).items():
+        rows.append({"split": name, **{k: v for k, v in vals.items() if not isinstance(v, dict)}})
+    return pd.DataFrame(rows)
+
+
+def _section(path, name: str) -> dict:
+    """Another stage's params section, for descriptive text only (split descriptions, report suites)."""
+    try:
+        return params.load(name, path)
+    except Exception:  # absent: the text is optional
+        return {}
+
+
+def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
+    """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report suites."""
+    cfg = params.load("report", path)
+    splits = _section(path, "backtest").get("splits") or {}
+    emergence = (_section(path, "trends").get("emergence") or {})
+    overview = {k: cfg[k] for k in ("suite", "plot_tasks", "plot_metric", "num_fewshot") if k in cfg} or None
+    return ReportConfig(
+        default_method=cfg.get("default_method"),
+        heldout_splits=list(cfg.get("heldout_splits") or []),
+        max_extrapolation=float(cfg.get("max_extrapolation", 10.0)),
+        min_evidence=int(cfg.get("min_evidence", 3)),
+        overview=overview if overview and "suite" in overview else None,
+        family_curves=list(cfg.get("family_curves") or []),
+        max_trend_plots=int(cfg.get("max_trend_plots", 24)),
+        processes=int(cfg.get("processes", 2)),
+        split_descriptions={name: str(sp.get("description", "")) for name, sp in splits.items()},
+        report_suites=list(emergence.get("report_suites") or []),
+    )

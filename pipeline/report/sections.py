@@ -1,0 +1,339 @@
+"""The report's sections, in page order (:data:`SECTIONS`); each is ``section(page, rep)``.
+
+A section reads only ``rep`` (the inputs, the display knobs and the method choice made once in
+build), writes any table it computes as a CSV under ``rep.out`` and prints nothing that is not a
+cell of a CSV it names.  A section whose input is absent says so in one note.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.report import evidence as ev
+from pipeline.report import figures
+from pipeline.report.figures import has_stderr, shots_mask
+from pipeline.report.inputs import ReportConfig, ReportInput
+from pipeline.report.page import Page, display, fmt, slug, write_csv
+
+# trend labels the report flags (pipeline/trends.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
+FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
+TREND_KEY = ["suite", "family", "task", "metric", "num_fewshot"]
+
+
+@dataclass
+class Report:
+    inp: ReportInput
+    cfg: ReportConfig
+    out: Path
+    chosen: pd.DataFrame  # per target x task: the chosen method's forecast row (evidence.choose_methods)
+    evidence: pd.DataFrame  # per target x task x method: the same-family backtest numbers behind it
+
+    @property
+    def plots(self) -> Path:
+        return self.out / "plots"
+
+
+def _bars(rows: pd.DataFrame) -> str:
+    return "±1 stderr bars" if has_stderr(rows) else "no error bars (this suite publishes no standard errors)"
+
+
+# ------------------------------------------------------------------------------------ at a glance
+def section_glance(page: Page, rep: Report) -> None:
+    page.heading(2, "At a glance", "glance")
+    if rep.inp.forecast is None:
+        page.note("reports/forecast.csv is missing: run the forecast stage (dvc repro).")
+        return
+    glance = ev.glance_table(rep.inp, rep.chosen, rep.cfg)
+    write_csv(glance, rep.out / "at_a_glance.csv")
+    write_csv(rep.evidence, rep.out / "method_evidence.csv")
+    level = fmt(glance["level"].iloc[0]) if len(glance) else "0.9"
+    page.para(f"Every target and task: the forecast with its {level} prediction interval, by the method the "
+              "backtests favour for this family. Only held-out models of the target's own family count as evidence "
+              "(every backtest split that holds the family out, pooled; the target's suite first). Methods are "
+              "compared pairwise on the held-out predictions both made; the chosen one wins most. n, mae (accuracy "
+              "points) and coverage (share of held-out values inside the interval) are the chosen method's over its "
+              "n held-out predictions of the family. extrapolation: the target's compute over the family's largest "
+              f"model's. Flagged (highlighted): an interval that reaches 0 or 1, extrapolation beyond "
+              f"{fmt(rep.cfg.max_extrapolation)}x, no same-family backtest in the target's suite, fewer than "
+              f"{rep.cfg.min_evidence} held-out predictions behind the choice.", cls="lead")
+    shown = ["target", "task", "predicted", "lower", "upper", "method", "mae", "coverage", "n", "flags",
+             "extrapolation", "evidence"]  # the CSV also has metric and level
+    page.table(display(glance, shown), "at_a_glance.csv", "Forecasts by the chosen method, with its "
+               "same-family backtest error", flag="flags")
+
+
+# ------------------------------------------------------------------------------------ targets
+def _heldout_points(rep: Report, target: str) -> tuple[pd.DataFrame | None, str]:
+    """Held-out models of the target's family in its suite, with the chosen method's predictions, from
+    the split that holds most of them out (one split, so each model is drawn once); (rows, split)."""
+    ch = rep.chosen[(rep.chosen["target"] == target) & (rep.chosen["caveat"] == "")]
+    parts = []
+    for _, c in ch.iterrows():
+        rows, _, _ = ev.family_heldout(rep.inp, c["family"], c["suite"], c["task"], c["metric"], [c["method"]])
+        parts.append(rows)
+    held = pd.concat(parts) if parts else pd.DataFrame()
+    if held.empty:
+        return None, ""
+    split = held["split"].value_counts(sort=True).index[0]
+    return held[held["split"] == split], split
+
+
+def section_targets(page: Page, rep: Report) -> None:
+    page.heading(2, "Forecasts at the target sizes", "targets")
+    fc = rep.inp.forecast
+    if fc is None:
+        page.note("reports/forecast.csv is missing: run the forecast stage (dvc repro).")
+        return
+    level = fmt(fc["level"].iloc[0]) if "level" in fc.columns else "0.9"
+    page.para(f"Every law is fitted on all checkpoints of the target's family in its suite (methods that need other "
+              f"families see the whole suite) and extrapolated to the target's N, D and C = 6ND; lower and upper "
+              f"bound a {level} prediction interval (bootstrap over training models plus benchmark noise). The "
+              f"chosen method per task is the one of 'At a glance'; every method's forecast and the backtest "
+              f"numbers behind the choice are under 'All methods'.")
+    overview = fc.drop_duplicates("target")
+    page.table(display(overview, ["target", "family", "suite", "params", "params_non_embedding", "tokens",
+                                  "compute_flops"]),
+               "forecast.csv", "Targets: compute_flops = 6 x params x tokens; params_non_embedding extrapolated from "
+               "the family's published counts where it has them")
+    for target in overview["target"]:
+        page.heading(3, target, "target-" + slug(target))
+        ch = rep.chosen[rep.chosen["target"] == target]
+        first = fc[fc["target"] == target].iloc[0]
+        fam = rep.inp.scores[(rep.inp.scores["suite"] == first["suite"]) & (rep.inp.scores["family"] == first["family"])]
+        held, split = _heldout_points(rep, target)
+        page.figure(rep.plots / f"target-{slug(target)}.png", figures.plot_target, (rep.inp, target, ch, held),
+                    f"forecast curves for {target}",
+                    f"Per task: the family's data (final checkpoints, {_bars(fam)}; faint dots: intermediate "
+                    "checkpoints), each method's fitted curve (thick, with its interval band: the chosen method) and "
+                    "the forecasts at the target compute (dashed line; diamonds with intervals)"
+                    + (f"; held-out {first['family']} models of backtest split {split} (stars) with the chosen "
+                       f"method's predictions from that split (open squares)." if split else
+                       f"; no backtest holds out {first['family']} in {first['suite']}, so no held-out points "
+                       "are drawn."))
+        with page.details(f"All methods for {target}"):
+            sub = fc[fc["target"] == target]
+            page.table(display(sub, ["task", "method", "predicted", "lower", "upper"]), "forecast.csv")
+            evd = rep.evidence[rep.evidence["target"] == target]
+            if len(evd):
+                page.table(display(evd, ["task", "method", "evidence_suites", "splits", "n", "mae", "coverage", "wins",
+                                         "losses", "chosen"]), "method_evidence.csv",
+                           f"Held-out {first['family']} predictions per task and method (mae in points; wins and "
+                           "losses: pairwise comparisons on shared held-out predictions; ★ chosen)")
+            for _, r in sub[sub["predicted"].isna()].iterrows():
+                page.note(f"{r['task']} / {r['method']}: not forecast ({r.get('note', '')})")
+
+
+# ------------------------------------------------------------------------------------ backtests
+def best_marks(df: pd.DataFrame, by: list[str], value: str = "mae") -> np.ndarray:
+    """'★' on the row with the lowest ``value`` within each ``by`` group (first on ties)."""
+    marks = np.array([""] * len(df), dtype=object)
+    ok = df[value].notna()
+    if ok.any():
+        idx = df[ok].reset_index(drop=True).groupby(by, dropna=False, sort=False)[value].idxmin()
+        pos = np.flatnonzero(ok.to_numpy())[idx.to_numpy()]
+        marks[pos] = "★"
+    return marks
+
+
+def section_methods(page: Page, rep: Report) -> None:
+    page.heading(2, "Method comparison (backtests)", "methods")
+    bt, pr = rep.inp.backtest, rep.inp.predictions
+    if bt is None:
+        page.note("reports/backtest.csv is missing: run the backtest stage (dvc repro).")
+        return
+    page.para("Each split fits every method on smaller (or earlier, or other-family) models and predicts held-out "
+              "ones declared in advance (params.yaml backtest.splits). MAE and max error are in accuracy points "
+              "(x100) over all held-out models of the split, whatever their family; coverage is the share of "
+              "held-out values inside the prediction interval; spearman ranks predicted against actual; noise is the "
+              "held-out values' own noise floor. ★ marks the lowest MAE per split (summary) or per split and task "
+              "(details). MAE and coverage per split and method are also the DVC metrics (reports/metrics/).")
+    page.bullets([f"{name}: {desc}" for name, desc in rep.cfg.split_descriptions.items() if name in set(bt["split"])])
+    allrows = bt[bt["task"] == "ALL"].reset_index(drop=True)
+    cells = display(allrows, ["split", "task", "method", "n", "mae", "max_error", "coverage", "spearman", "noise"])
+    cells["best"] = best_marks(allrows, ["split"])
+    page.table(cells, "backtest.csv", "All tasks of each split (task = ALL)")
+    page.figure(rep.plots / "backtest_mae.png", figures.plot_backtest_mae, (bt,), "backtest MAE per split and method",
+                "Backtest MAE per split and method: bars over all tasks, points one per task.")
+    per = bt[bt["task"] != "ALL"].reset_index(drop=True)
+    for split in dict.fromkeys(per["split"]):
+        sub = per[per["split"] == split].sort_values(["task", "method"], kind="mergesort").reset_index(drop=True)
+        with page.details(f"{split}: per task"):
+            cells = display(sub, ["split", "task", "metric", "method", "n", "mae", "max_error", "coverage", "spearman"])
+            cells["best"] = best_marks(sub, ["task", "metric"])
+            page.table(cells, "backtest.csv", f"{split}: per task")
+    if pr is None:
+        return
+    for split in rep.cfg.heldout_splits:
+        if split in set(pr["split"]):
+            page.figure(rep.plots / f"heldout-{slug(split)}.png", figures.plot_heldout, (rep.inp, split),
+                        f"held-out predictions of {split}",
+                        f"Backtest {split}, per task: held-out actuals (stars, by family) and every method's "
+                        f"prediction with its interval (dots with bars, offset by method).")
+
+
+# ------------------------------------------------------------------------------------ families
+def offset_sentence(r) -> str:
+    """'opt reaches pythia's capability at 0.494x the compute (90% interval 0.255-0.957; ...)'."""
+    return (f"{r['family']} reaches {r['reference']}'s capability at {fmt(r['k'])}× the compute "
+            f"({fmt(r['level'])} interval {fmt(r['k_lower'])} to {fmt(r['k_upper'])}; suite {r['suite']}, "
+            f"{fmt(r['models'])} models).")
+
+
+def section_families(page: Page, rep: Report) -> None:
+    page.heading(2, "Family comparison", "families")
+    off, cap, table = rep.inp.offsets, rep.inp.capability, rep.inp.scores
+    if off is None or off.empty or cap is None:
+        page.note("reports/family_offsets.csv is missing or empty: run the forecast stage (forecast.family_comparison).")
+        return
+    page.para("Observational view (after Ruan et al. 2024): each model's capability is the first principal component "
+              "of its suite's benchmark accuracies (tasks standardised; final checkpoints; models with every task), "
+              "regressed on log10 training compute with one slope shared by the families and one intercept per "
+              "family. Family X then reaches the reference family's capability at k = 10^((b_ref - b_X) / slope) "
+              "times the compute: k < 1 means X is more compute-efficient. Intervals: delta method on the OLS "
+              "covariance, t quantile, at the forecast level. Implemented in pipeline/forecast.py "
+              "(capability_scores, shared_slope_fit), on the suites where several families share one harness.")
+    page.bullets([offset_sentence(r) for _, r in off.iterrows() if r["family"] != r["reference"]])
+    page.table(display(off, ["suite", "family", "reference", "models", "min_compute_flops", "max_compute_flops",
+                             "slope", "own_slope", "intercept", "log10_k", "k", "level", "k_lower", "k_upper", "r2"]),
+               "family_offsets.csv",
+               "Shared-slope fit per suite: slope in capability units per decade of FLOPs; own_slope: the family "
+               "fitted alone (a check on sharing one slope); models: those in the compute range all families cover")
+    for suite, g in off.groupby("suite", sort=False):
+        page.para(f"{suite}: tasks in the capability score: {g['tasks'].iloc[0]}.")
+    page.figure(rep.plots / "family_capability.png", figures.plot_family_capability, (cap, off),
+                "capability vs compute per family",
+                "Capability score against training compute (log scale): points are models, lines the shared-slope fit.")
+    for c in rep.cfg.family_curves:
+        metric, shots = c.get("metric", "acc"), c.get("num_fewshot", 0)
+        rows = table[(table["suite"] == c["suite"]) & table["family"].isin(list(c["families"]))
+                     & (table["metric"] == metric) & shots_mask(table, shots)]
+        page.figure(rep.plots / f"family_curves_{slug(c['suite'])}.png", figures.plot_family_curves,
+                    (table, c["suite"], list(c["families"]), metric, shots),
+                    f"scaling curves of {', '.join(c['families'])} on {c['suite']}",
+                    f"Scaling curves of {', '.join(c['families'])} on the same axes ({c['suite']}, one harness): "
+                    f"{metric} per task against training compute, {_bars(rows)}, chance dotted.")
+
+
+# ------------------------------------------------------------------------------------ trends
+def trend_label_counts(trends: pd.DataFrame) -> pd.DataFrame:
+    """Curves per label (reports/trends_labels.csv)."""
+    c = trends["label"].fillna("").value_counts()
+    return pd.DataFrame({"label": c.index.astype(str), "curves": c.to_numpy().astype(int)})
+
+
+def section_trends(page: Page, rep: Report) -> None:
+    page.heading(2, "Emergence and inverse scaling", "trends")
+    tr = rep.inp.trends
+    if tr is None:
+        page.note("reports/trends.csv is missing: run the trends stage (dvc repro).")
+        return
+    counts = trend_label_counts(tr)
+    write_csv(counts, rep.out / "trends_labels.csv")
+    horizons = [c[len("pred_"):] for c in tr.columns if c.startswith("pred_")]
+    page.para("Every (suite, family, task, metric, shots) curve over the family's final checkpoints gets one shape "
+              "label from the trends stage (pipeline/trends.py): positive, emergent (at chance at the smallest scales, "
+              "then a significant rise), inverse (worse with scale), u_shaped, inverted_u, flat or noisy; curves "
+              "with fewer than 4 scales or without standard errors are not labelled. Forecasts are at "
+              + ", ".join(horizons) + " the curve's largest scale, with their interval.")
+    page.table(display(counts, ["label", "curves"]), "trends_labels.csv", "Curves per label (counted from trends.csv)")
+    flagged = tr[tr["label"].isin(FLAGGED)].reset_index(drop=True)
+    if flagged.empty:
+        page.para("No curve is flagged emergent, inverse or U-shaped.")
+    else:
+        page.table(display(flagged, TREND_KEY + ["label", "n_points", "form", "evidence"]), "trends.csv",
+                   "Flagged curves: label and evidence", group="suite")
+        fc_cols = TREND_KEY + ["label"] + [f"{k}_{h}" for h in horizons for k in ("pred", "lo", "hi")]
+        page.table(display(flagged, fc_cols), "trends.csv",
+                   "Forecasts of the flagged curves (pred with lo-hi interval at each horizon)", group="suite")
+        extra = flagged[flagged["cross_compute"].notna() | flagged["turn"].notna()] \
+            if {"cross_compute", "turn"} <= set(flagged.columns) else flagged.iloc[:0]
+        if len(extra):
+            page.table(display(extra, TREND_KEY + ["label", "cross_level", "cross_compute", "cross_compute_lo",
+                                                   "cross_compute_hi", "cross_method", "turn", "turn_x"]),
+                       "trends.csv", "Where flagged curves cross chance + margin (compute, FLOPs), or turn",
+                       group="suite")
+        maxp = rep.cfg.max_trend_plots
+        page.figure(rep.plots / "trends_flagged.png", figures.plot_trend_curves, (rep.inp, flagged, maxp),
+                    "flagged curves", "One panel per flagged curve: data (±1 stderr where the suite publishes it), "
+                    "chance level (dotted) and forecasts with intervals.")
+        if len(flagged) > maxp:
+            page.note(f"Only the first {maxp} flagged curves are drawn (report.max_trend_plots).")
+    _trend_details(page, rep, horizons)
+
+
+def _trend_details(page: Page, rep: Report, horizons: list[str]) -> None:
+    tr, em = rep.inp.trends, rep.inp.emergence
+    if em is not None and len(em) and "cross_compute" in em.columns:
+        show = em[(em["label"].isin(FLAGGED + ("positive", "flat", "noisy")) | em["suite"].isin(rep.cfg.report_suites))
+                  & em["cross_compute"].notna()].reset_index(drop=True)
+        if len(show):
+            with page.details(f"Emergence: where accuracy crosses chance + margin ({len(show)} rows)"):
+                page.table(display(show, TREND_KEY + ["label", "method", "level", "cross_compute", "cross_compute_lo",
+                                                      "cross_compute_hi", "cross_params", "detail"]),
+                           "trends_emergence.csv", "Crossing of chance + margin by each route (inf: beyond 1000x "
+                           "the family's largest compute)", group="suite")
+    labelled = tr[tr["label"].isin(("positive", "flat", "noisy"))].reset_index(drop=True)
+    if len(labelled):
+        with page.details(f"Other labelled curves ({len(labelled)})"):
+            cols = TREND_KEY + ["label", "n_points", "form"]
+            if horizons:
+                h = horizons[min(1, len(horizons) - 1)]
+                cols += [f"pred_{h}", f"lo_{h}", f"hi_{h}"]
+            page.table(display(labelled, cols), "trends.csv", "Other labelled curves", group="suite")
+    tm = rep.inp.trends_summary
+    if tm is not None and len(tm):
+        page.para("Backtest of the labels and forecasts (trends.backtest in params.yaml): each family's curves are "
+                  "labelled and forecast from its small models only and compared with all models (label agreement) "
+                  "and with the held-out values (interval coverage; MAE in accuracy points). Per point in "
+                  "reports/trends_backtest.csv; the trends stage's own summary is reports/trends.md.")
+        cols = ["split", "label_agreement", "label_agreement_curves", "curves", "coverage", "heldout_points", "mae",
+                "max_error", "accuracy_points"]
+        page.table(display(tm, cols), "trends_backtest_summary.csv", "Trends backtest (split ALL = every split together)")
+
+
+# ------------------------------------------------------------------------------------ data
+def data_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows, models, tasks and checkpoints per (suite, family)."""
+    return (table.groupby(["suite", "family"])
+            .agg(rows=("value", "size"), models=("model", "nunique"), tasks=("task", "nunique"),
+                 checkpoints=("step", "nunique"))
+            .reset_index())
+
+
+def overview_of(rep: Report) -> dict | None:
+    """The data overview figure's suite, tasks, metric and shots: configured, else the first forecast target's."""
+    if rep.cfg.overview:
+        return rep.cfg.overview
+    fc = rep.inp.forecast
+    if fc is None or fc.empty:
+        return None
+    first = fc.iloc[0]
+    return {"suite": first["suite"], "plot_tasks": list(dict.fromkeys(fc.loc[fc["suite"] == first["suite"], "task"])),
+            "plot_metric": first["metric"], "num_fewshot": first["num_fewshot"]}
+
+
+def section_data(page: Page, rep: Report) -> None:
+    page.heading(2, "Data", "data")
+    table = rep.inp.scores
+    summary = data_summary(table)
+    write_csv(summary, rep.out / "data_summary.csv")
+    page.para(f"The scores table: {len(table)} rows, {table['model'].nunique()} models, "
+              f"{table['task'].nunique()} tasks. Numbers are comparable only within a suite.")
+    page.table(display(summary, ["suite", "family", "rows", "models", "tasks", "checkpoints"]), "data_summary.csv",
+               "Rows, models, tasks and checkpoints per suite and family", group="suite")
+    ov = overview_of(rep)
+    if ov is None:
+        return
+    rows = table[(table["suite"] == ov["suite"]) & (table["metric"] == ov["plot_metric"])]
+    page.figure(rep.plots / "accuracy_vs_compute.png", figures.plot_accuracy_vs_compute, (table, ov),
+                "accuracy vs compute", f"{ov['suite']}: {ov['plot_metric']} at the final checkpoint per task and "
+                f"family, {_bars(rows)}, chance dotted.")
+
+
+# The page, top to bottom.  A new section (e.g. a family comparison of skills) is a function
+# ``section_x(page, rep)`` inserted here; it reads its CSV from ``rep.inp`` (add a field there and a
+# line in inputs.load_inputs) and says so in one note when that CSV is absent.
+SECTIONS = [section_glance, section_targets, section_methods, section_families, section_trends, section_data]
