@@ -497,7 +497,7 @@ def _sections() -> dict[str, Check]:
         "report": Struct({
             "suite": Str(), "plot_tasks": ListOf(Str()), "plot_metric": Str(), "num_fewshot": shots,
             "default_method": Method(), "heldout_splits": ListOf(SplitName()), "max_trend_plots": Int(ge=0),
-            "processes": Int(ge=1),
+            "processes": Int(ge=1), "min_evidence": Int(ge=1), "max_extrapolation": Number(gt=1),
             "family_curves": ListOf(Struct({"suite": Str(), "families": ListOf(Str(), min_len=1), "metric": Str(),
                                             "num_fewshot": shots}, required=("suite", "families")))}),
         "forecast": Struct({
