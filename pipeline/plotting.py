@@ -145,6 +145,13 @@ def save(fig, path, tight: bool = True) -> None:
     plt.close(fig)
 
 
+def panel_grid(n: int, max_cols: int, panel_w: float, panel_h: float, extra_h: float = 0.0):
+    """(fig, axes) with one panel per item: at most ``max_cols`` columns, as many rows as needed."""
+    ncol = min(max_cols, max(n, 1))
+    nrow = max(math.ceil(n / ncol), 1)
+    return plt.subplots(nrow, ncol, figsize=(panel_w * ncol, panel_h * nrow + extra_h), squeeze=False)
+
+
 def shared_legend(fig, axes, n_used: int, ncol: int = 4) -> dict:
     """Hide unused panels and draw one legend below the grid, each label once (in first-drawn order)."""
     hide_unused(axes, n_used)

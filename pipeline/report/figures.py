@@ -95,9 +95,7 @@ def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], met
     rows = final_checkpoints(table[(table["suite"] == suite) & (table["metric"] == metric)
                                    & shots_mask(table, shots) & table["family"].isin(families)])
     tasks = sorted(rows["task"].unique())
-    ncol = min(4, max(len(tasks), 1))
-    nrow = max(math.ceil(len(tasks) / ncol), 1)
-    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(3.9 * ncol, 3.3 * nrow + 0.5), squeeze=False)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 3.9, 3.3, 0.5)
     for ax, task in zip(axes.flat, tasks):
         sub = rows[rows["task"] == task]
         for fam in families:
@@ -128,9 +126,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
     suite, family, metric, shots = first["suite"], first["family"], first["metric"], first["num_fewshot"]
     tasks = list(dict.fromkeys(fc["task"]))
     methods = list(dict.fromkeys(fc["method"]))
-    ncol = min(4, len(tasks))
-    nrow = math.ceil(len(tasks) / ncol)
-    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(4.1 * ncol, 3.5 * nrow + 0.8), squeeze=False)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.5, 0.8)
     table = inp.scores
     fam_rows = table[(table["suite"] == suite) & (table["family"] == family) & (table["metric"] == metric)
                      & shots_mask(table, shots) & (table["compute_flops"] > 0)]
@@ -189,9 +185,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
 def plot_backtest_mae(bt: pd.DataFrame, path: Path | None):
     """Per split: each method's MAE on each task (points), the all-task MAE as a bar."""
     splits = list(dict.fromkeys(bt["split"]))
-    ncol = min(3, len(splits))
-    nrow = math.ceil(len(splits) / ncol)
-    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow + 0.5), squeeze=False)
+    fig, axes = plotting.panel_grid(len(splits), 3, 5.2, 3.6, 0.5)
     for ax, split in zip(axes.flat, splits):
         b = bt[bt["split"] == split]
         methods = list(dict.fromkeys(b["method"]))
@@ -220,9 +214,7 @@ def plot_heldout(inp: ReportInput, split: str, path: Path | None):
     pr = inp.predictions[inp.predictions["split"] == split]
     tasks = list(dict.fromkeys(pr["task"]))
     methods = list(dict.fromkeys(pr["method"]))
-    ncol = min(4, len(tasks))
-    nrow = math.ceil(len(tasks) / ncol)
-    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(4.1 * ncol, 3.4 * nrow + 0.7), squeeze=False)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.4, 0.7)
     for ax, task in zip(axes.flat, tasks):
         p = pr[pr["task"] == task]
         metric = str(p["metric"].iloc[0])
@@ -253,9 +245,7 @@ def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, 
     the chance level, and the trends stage's forecasts at the horizons with their intervals."""
     flagged = flagged.head(max_panels)
     n = len(flagged)
-    ncol = min(4, max(n, 1))
-    nrow = max(math.ceil(n / ncol), 1)
-    fig, axes = plotting.plt.subplots(nrow, ncol, figsize=(3.7 * ncol, 2.9 * nrow + 0.9), squeeze=False)
+    fig, axes = plotting.panel_grid(n, 4, 3.7, 2.9, 0.9)
     table = inp.scores
     horizons = [c[len("pred_"):] for c in flagged.columns if c.startswith("pred_")]
     for ax, (_, r) in zip(axes.flat, flagged.iterrows()):
