@@ -24,7 +24,7 @@ FAMILY_COLORS = {
 }
 METHOD_COLORS = {
     "two_step": "#e377c2", "two-step": "#e377c2", "observational": "#8c564b", "observational_compute": "#c49c94",
-    "loglinear": "#7f7f7f", "sigmoid": "#bcbd22", "sigmoid_compute": "#bcbd22", "link": "#f7b6d2",
+    "loglinear": "#7f7f7f", "sigmoid": "#bcbd22", "sigmoid_compute": "#bcbd22", "link": "#7570b3",
 }
 AXIS_LABELS = {
     "compute_flops": "training compute C (FLOPs, log scale)",
