@@ -482,6 +482,15 @@ def test_method_choice_counts_only_the_targets_own_family():
                                       "2 held-out predictions"
 
 
+def test_method_choice_takes_new_methods_and_columns():
+    inp = _tiny_inputs()
+    inp.predictions = inp.predictions.drop(columns="fold").assign(form="power", inner_error=0.1)
+    inp.predictions.loc[inp.predictions["method"] == "y", "method"] = "direct"
+    inp.forecast.loc[inp.forecast["method"] == "y", "method"] = "direct"
+    chosen, evidence = report.choose_methods(inp, report.ReportConfig())
+    assert chosen["method"].tolist() == ["x"] and set(evidence["method"]) == {"x", "direct"}
+
+
 def test_method_choice_says_when_no_backtest_holds_the_family_out():
     inp = _tiny_inputs()
     inp.predictions = inp.predictions.assign(suite="B")

@@ -98,7 +98,7 @@ def method_stats(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     scale = points(metric)
     rows = rows.assign(_err=(rows["predicted"] - rows["actual"]).abs() * scale,
                        _in=(rows["actual"] >= rows["lower"]) & (rows["actual"] <= rows["upper"]),
-                       _unit=list(zip(*(rows[c].fillna(-1) if c == "step" else rows[c] for c in UNIT))))
+                       _unit=list(zip(*(rows[c].fillna(-1) if c == "step" else rows[c] for c in UNIT if c in rows))))
     methods = list(dict.fromkeys(rows["method"]))
     err = {m: rows[rows["method"] == m].groupby("_unit")["_err"].mean() for m in methods}
     out = []
