@@ -420,19 +420,26 @@ class SplitName(Check):
 
     def __call__(self, value, path, ctx):
         Str()(value, path, ctx)
-        splits = (ctx.get("backtest") or {}).get("splits")
+        section = ctx.get("backtest")
+        splits = section.get("splits") if isinstance(section, dict) else None
         if isinstance(splits, dict) and value not in splits:
             raise _Bad(path, f"no split {value!r} in backtest.splits{_close(value, list(splits))}")
 
 
 class Evaluate(Check):
-    """The evaluate stage's own checks (settings and every model entry), run before anything loads."""
+    """Types first, then the evaluate stage's own checks (settings and every model entry), before
+    anything loads.  Keys are evaluate.SETTING_KEYS (that module owns them)."""
+
+    TYPES = {"models": ListOf(Str() | MapOf(Str(), Anything())), "tasks": Str() | ListOf(Str()),
+             "num_fewshot": Int(ge=0), "limit": Number(gt=0, text_ok=True) | Null(), "dtype": Str(), "backend": Str(),
+             "include_path": Str() | Null(), "out_dir": Str(), "model_args": MapOf(Str(), Anything()) | Null()}
 
     def __call__(self, value, path, ctx):
         from pipeline import evaluate
 
         if not isinstance(value, dict):
             raise _Bad(path, f"must be a mapping, got {_shown(value)}")
+        Struct({k: self.TYPES.get(k, Anything()) for k in evaluate.SETTING_KEYS})(value, path, ctx)
         try:
             evaluate.settings_from_params(value)
             evaluate.checkpoints_from_entries(value.get("models") or [])

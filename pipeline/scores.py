@@ -217,15 +217,19 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
     for col in COLUMNS:
         if col.name not in out.columns:
             out[col.name] = pd.NA
-        if col.name == "suite":
-            out[col.name] = out[col.name].fillna("user")
         out[col.name] = _coerce(out, col, origin)
+        if col.name == "suite":  # after _coerce, which makes a blank cell empty
+            out[col.name] = out[col.name].fillna("user")
     flops = out["compute_flops"].isna()
     out.loc[flops, "compute_flops"] = 6.0 * out.loc[flops, "params"] * out.loc[flops, "tokens"]
     for name in ("model", "family", "task", "metric", "source", "value", "params", "tokens", "compute_flops"):
         bad = out.index[out[name].isna()]
         if len(bad):
             raise ScoresError(f"{where(out, bad[0], origin)}: empty {name!r} ({len(bad)} such rows); fill it or drop the row")
+    for name in ("params", "tokens", "compute_flops", "params_non_embedding"):
+        bad = out.index[np.isinf(out[name].to_numpy(dtype=float))]
+        if len(bad):
+            raise ScoresError(f"{where(out, bad[0], origin)}: {name} must be a finite number, got {out.loc[bad[0], name]}")
     bad = out.index[~(out["params"] > 0)]
     if len(bad):
         raise ScoresError(f"{where(out, bad[0], origin)}: params must be > 0, got {out.loc[bad[0], 'params']}")
@@ -317,7 +321,8 @@ def _coerce(df: pd.DataFrame, col: Column, origin: str) -> pd.Series:
         i = df.index[bad][0]
         raise ScoresError(f"{where(df, i, origin)}: column {col.name!r} holds {s[i]!r}, not a number")
     if col.dtype == "Int64":
-        frac = num.notna() & (num != np.round(num))
+        # whole, finite and exact in float64 (|x| < 2**53): steps and shot counts, not 1e30 or inf
+        frac = num.notna() & ~((num == np.round(num)) & (num.abs() < 2.0 ** 53))
         if frac.any():
             i = df.index[frac][0]
             raise ScoresError(f"{where(df, i, origin)}: column {col.name!r} must be a whole number, got {s[i]!r}")

@@ -85,7 +85,7 @@ def test_the_committed_params_pass():
     (lambda p: p["forecast"]["targets"][0].__setitem__("tokns", 1), "forecast.targets[0].tokns: unknown key; did you mean 'tokens'?"),
     (lambda p: p["forecast"].__setitem__("methods", ["two_step", "sigmod"]), "forecast.methods[1]: unknown method 'sigmod'"),
     (lambda p: p["forecast"].__setitem__("interval", 1.0), "forecast.interval: must be > 0 and < 1, got 1.0"),
-    (lambda p: p["evaluate"].__setitem__("num_fewshot", -1), "evaluate.num_fewshot: must be a whole number >= 0"),
+    (lambda p: p["evaluate"].__setitem__("num_fewshot", -1), "evaluate.num_fewshot: must be >= 0, got -1"),
     (lambda p: p["evaluate"].__setitem__("batch_size", "abc"), "evaluate.batch_size: 'abc'"),
     (lambda p: p["evaluate"].__setitem__("device", "nosuch"), "evaluate.device: 'nosuch'"),
     (lambda p: p["evaluate"].__setitem__("models", [{"model": "foo/bar"}]),
