@@ -187,8 +187,8 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     t0 = time.perf_counter()
     table = scores.read(scores_path or cfg.get("scores", "data/scores.parquet"))
     out = Path(out_dir or cfg.get("out_dir", "reports"))
-    scores.clean_stale_temps(out, names=["backtest.csv", "backtest_predictions.csv", "backtest_errors.csv",
-                                         "metrics.json"])
+    # (reports/metrics/ is swept by write_metrics)
+    scores.clean_stale_temps(out, names=["backtest.csv", "backtest_predictions.csv", "backtest_errors.csv"])
     splits = cfg.get("splits") or {}
     if not splits:
         raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
