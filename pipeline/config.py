@@ -23,6 +23,7 @@ import ast
 import difflib
 import inspect
 import math
+import re
 from dataclasses import dataclass
 
 from pipeline.errors import CapcastError
@@ -320,12 +321,26 @@ def law_options(method: str) -> dict[str, Check]:
 
 
 def _from_annotation(annotation) -> Check:
+    """int, float, str, bool, None, Literal['a', 'b'] and unions of them (``X | None``); anything
+    else is left to the law."""
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    parts = [p.strip() for p in str(text).split("|")] if text else []
-    if not parts or any(p not in _ANNOTATION_CHECKS for p in parts):
+    text = str(text).strip().strip("'\"")  # a quoted annotation under `from __future__ import annotations`
+    parts = [p.strip() for p in re.split(r"\|(?![^\[]*\])", str(text))] if text else []
+    checks = [_ANNOTATION_CHECKS.get(p) or _literal(p) for p in parts]
+    if not checks or any(c is None for c in checks):
         return Anything()  # no annotation, or one this checker does not read: the law checks it
-    checks = [_ANNOTATION_CHECKS[p] for p in parts]
     return checks[0] if len(checks) == 1 else AnyOf(*checks)
+
+
+def _literal(text: str) -> Check | None:
+    m = re.fullmatch(r"(?:typing\.)?Literal\[(.*)\]", text)
+    if not m:
+        return None
+    try:
+        values = ast.literal_eval(f"({m[1]},)")
+    except (ValueError, SyntaxError):
+        return None
+    return Str(tuple(values)) if all(isinstance(v, str) for v in values) else None
 
 
 class Options(Check):

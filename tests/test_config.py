@@ -3,6 +3,7 @@ with the file, the path of the key and the fix, on one line."""
 from __future__ import annotations
 
 import copy
+from typing import Literal
 
 import pytest
 import yaml
@@ -101,10 +102,11 @@ def test_methods_and_options_come_from_the_laws_at_run_time(monkeypatch):
     from pipeline import laws
 
     class Direct(laws.LogLinear):
-        def __init__(self, target, form: str = "power", step1_rows=None, n_bootstrap: int = 200,
+        def __init__(self, target, form: str = "power", step1_rows=None,
+                     loss_form: Literal["auto", "NxD", "C"] | None = None, n_bootstrap: int = 200,
                      level: float = 0.9, random_state: int = 0):
             super().__init__(target, n_bootstrap=n_bootstrap, level=level, random_state=random_state)
-            self.form, self.step1_rows = form, step1_rows
+            self.form, self.step1_rows, self.loss_form = form, step1_rows, loss_form
 
     monkeypatch.setitem(laws.METHODS, "direct", Direct)
     p = copy.deepcopy(PARAMS)
@@ -113,6 +115,11 @@ def test_methods_and_options_come_from_the_laws_at_run_time(monkeypatch):
     config.check(p)
     split(p)["options"]["direct"]["form"] = 3
     with pytest.raises(ConfigError, match=r"options\.direct\.form: must be text, got 3"):
+        config.check(p)
+    split(p)["options"]["direct"] = {"loss_form": "NxD"}
+    config.check(p)
+    split(p)["options"]["direct"] = {"loss_form": "NxC"}
+    with pytest.raises(ConfigError, match=r"options\.direct\.loss_form: unknown value 'NxC'; did you mean 'NxD'\?"):
         config.check(p)
 
 
