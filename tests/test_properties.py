@@ -87,6 +87,17 @@ def run(main, argv) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
+def run_cli(main, argv) -> tuple[int, str]:
+    """(exit status, stdout) of a CLI that must exit 0, or 2 with one 'error: ' line."""
+    rc, out, err = run(main, argv)
+    assert rc in (0, 2), err
+    event(f"exit {rc}")
+    if rc == 2:
+        assert err.startswith("error: ")
+        assert_one_line(err)
+    return rc, out
+
+
 # -- validate ---------------------------------------------------------------------------------------
 def small_table() -> pd.DataFrame:
     base = dict(suite="s", family="f", tokens=2e10, compute_flops="", step="", num_fewshot=0, source="here",
@@ -167,15 +178,10 @@ def test_backtest_cli_exits_2_with_one_line_or_prints_numbers(how, method, train
         path, csv = Path(tmp) / "t.csv", Path(tmp) / "p.csv"
         df.to_csv(path, index=False)
         extra = ["--loss", "toyloss:ppl"] if method == "two_step" else []
-        rc, out, err = run(backtest.main, ["--scores", str(path), "--method", method, "--target", "arc_easy:acc",
-                                           f"--train={train}", "--test=params > 2e9", "--bootstrap", boot,
-                                           "--out", str(csv), *extra])
-        assert rc in (0, 2), err
-        event(f"exit {rc}")
-        if rc == 2:
-            assert err.startswith("error: ")
-            assert_one_line(err)
-        else:
+        rc, out = run_cli(backtest.main, ["--scores", str(path), "--method", method, "--target", "arc_easy:acc",
+                                          f"--train={train}", "--test=params > 2e9", "--bootstrap", boot,
+                                          "--out", str(csv), *extra])
+        if rc == 0:
             check_backtest_output(out, csv)
 
 
@@ -223,13 +229,8 @@ def test_trends_cli_exits_2_with_one_line_or_writes_numbers(quick_params, how, t
         path = Path(tmp) / "t.csv"
         df.to_csv(path, index=False)
         argv = ["--scores", str(path), "--out", str(Path(tmp) / "o.csv"), "--params", str(quick_params)]
-        rc, out, err = run(trends.main, argv + ([f"--train={train}"] if train else []))
-        assert rc in (0, 2), err
-        event(f"exit {rc}")
-        if rc == 2:
-            assert err.startswith("error: ")
-            assert_one_line(err)
-        else:
+        rc, out = run_cli(trends.main, argv + ([f"--train={train}"] if train else []))
+        if rc == 0:
             assert not NAN.search(out)
             check_trends_output(Path(tmp))
 
