@@ -30,6 +30,7 @@ import pandas as pd
 
 from pipeline import config, query, scores
 from pipeline.errors import CapcastError, FitError
+from pipeline.parallel import fork_map
 
 OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
 PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
@@ -67,6 +68,9 @@ def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: 
 
     law = laws.make(method, target=target, **options).fit(train)
     pred = law.predict(test)
+    pred["form"] = law.form_
+    pred["inner_error"] = law.inner_error_
+    pred["params_used"] = getattr(law, "params_used_", "")
     task, _, metric = target.rpartition(":")
     rows = test[(test["task"] == task) & (test["metric"] == metric)].drop_duplicates(["model", "step"])
     suite = pred[["model", "step"]].merge(rows[["model", "step", "suite"]], on=["model", "step"], how="left")
@@ -132,11 +136,23 @@ def _spearman(g: pd.DataFrame) -> float:
     return float(np.mean(values)) if values else np.nan
 
 
+def choices(t: pd.DataFrame) -> dict:
+    """The nested choices of one (split, method, target): the form(s) chosen (per fold, distinct)
+    and the mean inner extrapolation error in points."""
+    if "form" not in t:
+        return {}
+    folds = t.drop_duplicates(["fold"])
+    inner = folds["inner_error"].astype(float) * _points(scores.metric_kind(str(t["metric"].iloc[0])))
+    return {"form": ";".join(sorted(set(folds["form"].astype(str)))),
+            "inner_error": float(inner.mean()) if inner.notna().any() else np.nan}
+
+
 def score(preds: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (split, method), g in preds.groupby(["split", "method"], sort=False):
         for (task, metric), t in g.groupby(["task", "metric"], sort=False):
             extra = {"n_components": int(t["n_components"].iloc[0])} if "n_components" in t and t["n_components"].notna().any() else {}
+            extra.update(choices(t))
             rows.append({"split": split, "method": method, "task": task, "metric": metric, **score_group(t), **extra})
         rows.append({"split": split, "method": method, "task": "ALL", "metric": "", **score_group(g)})
     out = pd.DataFrame(rows)
@@ -192,20 +208,25 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     splits = cfg.get("splits") or {}
     if not splits:
         raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
+    names = [n for n in splits if not only or n in only]
+
+    def job(name):
+        t, lines = time.perf_counter(), []
+        preds, errors = run_split(table, name, splits[name], cfg, log=lines.append)
+        lines.append(f"{name}: {len(preds)} predictions, {len(errors)} not fitted ({time.perf_counter() - t:.1f}s)")
+        return preds, errors, lines
+
     all_preds, all_errors = [], []
-    for name, split in splits.items():
-        if only and name not in only:
-            continue
-        t = time.perf_counter()
-        preds, errors = run_split(table, name, split, cfg)
+    for preds, errors, lines in fork_map(job, names, int(cfg.get("processes", 1))):
         all_preds.append(preds)
         all_errors += errors
-        print(f"{name}: {len(preds)} predictions, {len(errors)} not fitted ({time.perf_counter() - t:.1f}s)")
+        print("\n".join(lines))
     preds = pd.concat(all_preds, ignore_index=True)
     results = score(preds)
     errors = pd.DataFrame(all_errors, columns=["split", "fold", "method", "target", "error"])
     write_csv(results, out / "backtest.csv")
-    write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components") if c in preds]),
+    write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
+                                                                 "params_used") if c in preds]),
               out / "backtest_predictions.csv")
     write_csv(errors, out / "backtest_errors.csv")
     summary = metrics(results)

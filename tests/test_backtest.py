@@ -68,10 +68,10 @@ def test_cli_observational_features_and_compute_mode(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--train", "step == 100000 and params <= 1.2e8"], "two_step L(N,D): 3 training points (models x checkpoints) "
-                                                        "of toyloss:ppl for the 5 parameters of the law; widen --train"),
-    (["--train", "params <= 6e7"], "two_step: 2 distinct model sizes in the training rows of toyloss:ppl; L(N,D) "
-                                   "needs at least 3; widen --train"),
+    (["--train", "step == 100000 and params <= 1.2e8"], "two_step link: 3 training points with both arc_easy:acc "
+                                                        "and toyloss:ppl for the 4 parameters of the law; widen --train"),
+    (["--train", "params <= 6e7", "--set", "loss_form=NxD"],
+     "two_step: 2 distinct model sizes in the training rows of toyloss:ppl; L(N,D) needs at least 3; widen --train"),
     (["--train", "params <= 2e9", "--target", "piqa:acc"], "two_step: piqa:acc has no rows in the training rows"),
     (["--train", "params < 0"], "--train query 'params < 0' selects no rows"),
     (["--train", "params <=> 2e9"], "--train query 'params <=> 2e9': not a valid query (invalid syntax)"),

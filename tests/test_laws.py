@@ -118,8 +118,8 @@ def test_sigmoid_link_recovers_parameters_with_floor_at_chance_and_ceiling_below
 # -- laws as estimators ------------------------------------------------------------------------
 def test_loss_law_estimator_recovers_the_ladder_and_chooses_the_form():
     rows = ladder_rows()
-    law = make("two_step", target="arc_easy:acc", loss="toyloss:ppl", n_bootstrap=0).fit(rows)
-    assert law.form_ == "NxD" and law.param_kind_ == "total"
+    law = make("two_step", target="arc_easy:acc", loss="toyloss:ppl", step1_rows="all", n_bootstrap=0).fit(rows)
+    assert law.loss_form_ == "NxD" and law.param_kind_ == "total"
     for k, v in TRUE.items():
         assert law.loss_params_[k] == pytest.approx(v, rel=1e-3), k
     from pipeline.laws import LossLaw
@@ -127,7 +127,7 @@ def test_loss_law_estimator_recovers_the_ladder_and_chooses_the_form():
     cerebras = ladder_rows(steps=(10000,)).assign(tokens=lambda d: 20 * d["params"])
     cerebras["compute_flops"] = 6 * cerebras["params"] * cerebras["tokens"]
     fitted = LossLaw("toyloss:ppl", n_bootstrap=0).fit(cerebras)
-    assert fitted.form_ == "C"  # N and D collinear: L(C)
+    assert fitted.loss_form_ == "C"  # N and D collinear: L(C)
 
 
 def test_two_step_predicts_a_larger_model_from_a_ladder():
@@ -241,11 +241,16 @@ def test_noise_comes_from_training_stderr_not_the_held_out_value():
 # -- errors: one line naming what to change -----------------------------------------------
 def test_too_few_training_points_for_the_law():
     rows = ladder_rows(sizes=SIZES[:2], steps=(100000,))
-    with pytest.raises(FitError, match=r"two_step L\(N,D\): 2 training points \(models x checkpoints\) of "
-                                       r"toyloss:ppl for the 5 parameters of the law; widen --train"):
+    # one D for every point: L(C) (the (N, D) law is not identified there)
+    with pytest.raises(FitError, match=r"two_step L\(C\): 2 training points \(models x checkpoints\) of "
+                                       r"toyloss:ppl for the 3 parameters of the law; widen --train"):
         make("two_step", target="arc_easy:acc", loss="toyloss:ppl").fit(rows)
+    with pytest.raises(FitError, match=r"two_step L\(N,D\): 4 training points \(models x checkpoints\) of "
+                                       r"toyloss:ppl for the 5 parameters of the law; widen --train"):
+        make("two_step", target="arc_easy:acc", loss="toyloss:ppl", loss_form="NxD", skip_fraction=0).fit(
+            ladder_rows(sizes=SIZES[:2], steps=(50000, 100000)))
     with pytest.raises(FitError, match=r"two_step: 2 distinct model sizes .* needs at least 3; widen --train"):
-        make("two_step", target="arc_easy:acc", loss="toyloss:ppl").fit(ladder_rows(sizes=SIZES[:2]))
+        make("two_step", target="arc_easy:acc", loss="toyloss:ppl", loss_form="NxD").fit(ladder_rows(sizes=SIZES[:2]))
     with pytest.raises(FitError, match=r"points .* for the 4 parameters of the law; widen --train"):
         make("sigmoid", target="arc_easy:acc").fit(rows[rows["task"] == "arc_easy"].head(3))
 

@@ -5,6 +5,8 @@ Methods (``make(name, target=..., **options)``):
 * ``two_step`` — loss law L(N, D) chained into a sigmoid link (Bhagia et al. 2024);
 * ``observational`` — capabilities from other benchmarks, PCA, sigmoid link (Ruan et al. 2024);
   ``observational_compute`` is the same law predicting from compute via each family's line;
+* ``direct`` — accuracy straight from log compute: Krajewski et al. 2025's power law on log
+  accuracy or a sigmoid, chosen by nested extrapolation;
 * ``loglinear`` — metric linear in log compute; ``sigmoid`` — sigmoid in log compute;
 * ``link`` — step 2 of two-step alone, from each unit's observed loss (a diagnostic).
 
@@ -13,7 +15,7 @@ See docs/laws.md for the forms, the fitting choices and the backtest results.
 from __future__ import annotations
 
 from pipeline.errors import FitError
-from pipeline.laws.baselines import LogLinear, SigmoidCompute
+from pipeline.laws.baselines import Direct, LogLinear, SigmoidCompute
 from pipeline.laws.link import Link
 from pipeline.laws.loss import LossLaw
 from pipeline.laws.observational import Observational
@@ -23,6 +25,7 @@ METHODS = {
     "two_step": TwoStep,
     "observational": Observational,
     "observational_compute": Observational,
+    "direct": Direct,
     "loglinear": LogLinear,
     "sigmoid": SigmoidCompute,
     "link": Link,
@@ -45,4 +48,4 @@ def make(method: str, **options):
     return cls(**options)
 
 
-__all__ = ["METHODS", "make", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw"]
+__all__ = ["METHODS", "make", "Direct", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw"]

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 from pipeline.errors import FitError
-from pipeline.laws import data, intervals
+from pipeline.laws import data, intervals, nested
 from pipeline.laws.data import Metric
 
 OUTPUT = ["model", "step", "family", "params", "tokens", "compute_flops", "actual", "stderr",
@@ -37,6 +37,7 @@ class Law(BaseEstimator):
     """
 
     method = "law"
+    folds = nested.FOLDS  # inner splits the nested choice scores on
 
     def __init__(self, target, n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         self.target = target
@@ -58,7 +59,17 @@ class Law(BaseEstimator):
 
     # -- the estimator interface ----------------------------------------------------
     def fit(self, rows: pd.DataFrame):
+        """Choose the law's options by nested extrapolation (:meth:`_choose`), then fit on all rows."""
+        self._choose(rows)
+        return self._fit_final(rows)
+
+    def _fit_final(self, rows: pd.DataFrame):
+        """The fit with the options in ``chosen_`` (or the law's own): state, noise, intervals."""
+        if not hasattr(self, "chosen_"):  # fitted without a nested choice (an inner fit)
+            self.chosen_, self.form_, self.extrapolation_rate_ = {}, "-", 0.0
+            self.inner_errors_, self.inner_error_, self.inner_rung_ = {}, float("nan"), "none (not checked)"
         train = self._fit(rows).reset_index(drop=True)
+        self.log10_c_max_ = float(np.log10(train["compute_flops"].to_numpy(float)).max())
         fitted = self._predict_state(self.state_, train)[0]
         accuracy = self.target_.kind == "accuracy"
         y, se = train["value"].to_numpy(float), train["stderr"].to_numpy(float)
@@ -79,6 +90,45 @@ class Law(BaseEstimator):
         seen = units["family"].astype(str).isin(self.train_families_).to_numpy()
         inflation = np.where(seen, self.inflation_, self.family_inflation_)
         return self._output(units, point, draws, inflation, self._extra_columns(units))
+
+    # -- nested extrapolation --------------------------------------------------------------
+    def _candidates(self) -> list[dict]:
+        """Option settings to choose among (those of options left at "auto"); [] = nothing to choose."""
+        return []
+
+    def _opt(self, name: str):
+        """An option's value in this fit: the nested choice where it was "auto", else as given."""
+        return getattr(self, "chosen_", {}).get(name, getattr(self, name))
+
+    def _inner_fit_predict(self, options: dict, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+        law = clone(self).set_params(**options, n_bootstrap=0)
+        return law._fit_final(train).predict(test).assign(misfit=law.misfit_)
+
+    def _choose(self, rows: pd.DataFrame) -> None:
+        """Hold out the top rung(s) of the training rows, fit every candidate on the rest, keep
+        the default (first) candidate unless another extrapolates there better by more than the
+        held-out values' noise (:mod:`pipeline.laws.nested`); the chosen one's error per decade
+        of extrapolation widens the intervals.  With nothing to choose the law's own setting is
+        scored the same way, for the intervals alone."""
+        candidates = self._candidates()
+        self.chosen_ = dict(candidates[0]) if candidates else {}  # the default where no split is possible
+        self.form_ = _label(self.chosen_)
+        self.inner_errors_, self.inner_error_, self.extrapolation_rate_ = {}, float("nan"), 0.0
+        splits = nested.inner_splits(rows, self.target_, self.folds)
+        self.inner_rung_ = "; ".join(s.rung for s in splits) or "none (too few sizes or checkpoints to hold one out)"
+        if not splits:
+            return
+        results, splits = nested.score(self._inner_fit_predict, candidates or [{}], splits)
+        self.inner_errors_ = {_label(r.options): round(r.error, 6) for r in results}
+        chosen = nested.choose(results, splits)
+        if chosen is None:
+            self.inner_rung_ += f"; the default could not be fitted there ({results[0].reason})"
+            return
+        self.inner_rung_ = "; ".join(s.rung for s in splits)
+        self.chosen_ = dict(chosen.options)
+        self.form_ = _label(self.chosen_)
+        self.inner_error_ = chosen.error
+        self.extrapolation_rate_ = nested.extrapolation_rate(chosen, splits)
 
     # -- hooks with defaults ----------------------------------------------------------
     def _units(self, rows):
@@ -120,8 +170,11 @@ class Law(BaseEstimator):
         bounds = (0.0, 1.0) if accuracy else None
         if bounds:
             point = np.clip(point, *bounds)
-        lower, upper = intervals.interval(point, draws, noise, self.level,
-                                          np.random.default_rng(self._seed(7)), bounds, inflation)
+        with np.errstate(divide="ignore"):
+            far = nested.extra_sd(self.extrapolation_rate_, np.log10(units["compute_flops"].to_numpy(float)),
+                                  self.log10_c_max_)
+        lower, upper = intervals.interval(point, draws, noise, self.level, np.random.default_rng(self._seed(7)),
+                                          bounds, inflation, extra_sd=far)
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()
         out["actual"] = units["value"].to_numpy(float)
         out["stderr"] = units["stderr"].to_numpy(float)
@@ -129,6 +182,10 @@ class Law(BaseEstimator):
         for k, v in extra.items():
             out[k] = v
         return out.reset_index(drop=True)
+
+
+def _label(options: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(options.items())) or "-"
 
 
 def floor_is_free(rule, y, stderr, chance: float) -> bool:

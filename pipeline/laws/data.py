@@ -17,6 +17,7 @@ from pipeline.errors import FitError
 
 UNIT = ["model", "step"]
 SCALE = ["family", "params", "tokens", "compute_flops"]
+OPTIONAL = ["params_non_embedding", "chance"]  # per-unit facts carried when the rows have them
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,27 @@ def present(rows: pd.DataFrame, limit: int = 8) -> str:
     return ", ".join(pairs[:limit]) + more if pairs else "nothing"
 
 
+_VALUES: dict = {}
+
+
 def values(rows: pd.DataFrame, metric: Metric, law: str, where: str = "the training rows") -> pd.DataFrame:
-    """One row per unit of ``metric`` in ``rows``; FitError if absent or ambiguous."""
+    """One row per unit of ``metric`` in ``rows``; FitError if absent or ambiguous.
+
+    Cached per rows object and metric (every law of a backtest fold, its nested fits and its
+    steps read the same rows); callers must not modify the frame they get.
+    """
+    key = (id(rows), len(rows), str(metric))
+    hit = _VALUES.get(key)
+    if hit is not None and hit[0] is rows:
+        return hit[1]
+    out = _values(rows, metric, law, where)
+    if len(_VALUES) > 256:
+        _VALUES.clear()
+    _VALUES[key] = (rows, out)
+    return out
+
+
+def _values(rows: pd.DataFrame, metric: Metric, law: str, where: str) -> pd.DataFrame:
     mask = (rows["task"].to_numpy(object) == metric.task) & (rows["metric"].to_numpy(object) == metric.metric)
     sel = rows.loc[mask]
     if sel.empty:
@@ -74,7 +94,12 @@ def values(rows: pd.DataFrame, metric: Metric, law: str, where: str = "the train
         raise FitError(f"{law}: {metric} has more than one row for {first['model']} ({step}) in {where} "
                        f"(different suites or num_fewshot); narrow the query, e.g. add "
                        f"\"and num_fewshot == 0\" or \"and suite == '...'\"")
-    return _sorted(sel[UNIT + SCALE + ["value", "stderr"]])
+    return canonical(sel)
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """A unit frame's columns in their order, rows ordered by model then step (see _sorted)."""
+    return _sorted(frame[UNIT + SCALE + ["value", "stderr"] + [c for c in OPTIONAL if c in frame.columns]])
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -111,34 +136,42 @@ def skip_early(units: pd.DataFrame, fraction: float) -> pd.DataFrame:
     return units.loc[keep].reset_index(drop=True)
 
 
-def param_counts(units: pd.DataFrame, kind: str) -> np.ndarray:
-    """N for each unit: published total (``params``) or non-embedding parameters ("auto": the
-    non-embedding counts if all are known, else the totals).
-
-    Non-embedding counts (Kaplan et al. 2020 found the cleanest laws with them; small Pythia
-    models are mostly embedding: 70M total, 19M non-embedding) come from a
-    ``params_non_embedding`` column when the table has one, else from the families registry.
-    """
-    if kind == "total":
-        return units["params"].to_numpy(float)
-    if kind not in ("non_embedding", "auto"):
-        raise FitError(f"params must be 'auto', 'total' or 'non_embedding', not {kind!r}")
+def _non_embedding(units: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, from_table) per unit: the ``params_non_embedding`` column where filled, else the
+    families registry (matched by hub id or short name), else NaN."""
     from pipeline import families
 
-    given = units["params_non_embedding"].to_numpy(float) if "params_non_embedding" in units else None
+    given = units["params_non_embedding"].to_numpy(float) if "params_non_embedding" in units else \
+        np.full(len(units), np.nan)
     models = units["model"].astype(str).to_numpy()
     known = {}
     for m in np.unique(models):
         found = families.find(m)
         known[m] = found[1].params_non_embedding if found and found[1].params_non_embedding else np.nan
-    out = np.array([known[m] for m in models], float)
-    if given is not None:
-        out = np.where(np.isfinite(given), given, out)
+    registry = np.array([known[m] for m in models], float)
+    from_table = np.isfinite(given)
+    return np.where(from_table, given, registry), from_table
+
+
+def param_counts(units: pd.DataFrame, kind: str) -> np.ndarray:
+    """N for each unit: published total (``params``) or non-embedding parameters ("auto": the
+    non-embedding counts if all are known, else the totals).
+
+    Non-embedding counts (Kaplan et al. 2020 found the cleanest laws with them; small Pythia
+    models are mostly embedding: 70M total, 19M non-embedding) come from the table's
+    ``params_non_embedding`` column, else from the families registry.
+    """
+    if kind == "total":
+        return units["params"].to_numpy(float)
+    if kind not in ("non_embedding", "auto"):
+        raise FitError(f"params must be 'auto', 'total' or 'non_embedding', not {kind!r}")
+    out, _ = _non_embedding(units)
     if np.isnan(out).any():
         if kind == "auto":
             return units["params"].to_numpy(float)
-        raise FitError(f"non-embedding parameter count unknown for {models[np.isnan(out)][0]}; add a "
-                       f"params_non_embedding column to the table or use params: total")
+        missing = units["model"].astype(str).to_numpy()[np.isnan(out)][0]
+        raise FitError(f"non-embedding parameter count unknown for {missing}; fill the params_non_embedding "
+                       f"column of its rows or use params: total")
     return out
 
 
@@ -151,6 +184,21 @@ def param_kind(units: pd.DataFrame, kind: str) -> str:
         return "non_embedding"
     except FitError:
         return "total"
+
+
+def param_source(units: pd.DataFrame, kind: str) -> str:
+    """Which N a law used, for logs: "non-embedding (table 14, registry 2 of 16 models)" or "total (...)"."""
+    models = units["model"].astype(str)
+    n = models.nunique()
+    if kind == "total":
+        counts, _ = _non_embedding(units)
+        unknown = models[np.isnan(counts)].nunique()
+        why = f"; non-embedding unknown for {unknown} of {n} models" if unknown else ""
+        return f"total ({n} models{why})"
+    _, from_table = _non_embedding(units)
+    table = models[from_table].nunique()
+    parts = [f"table {table}" if table else "", f"registry {n - table}" if n - table else ""]
+    return f"non-embedding ({', '.join(p for p in parts if p)} of {n} models)"
 
 
 def unit_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -168,11 +216,7 @@ def targets_to_predict(rows: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     sel = rows[(rows["task"] == metric.task) & (rows["metric"] == metric.metric)]
     if sel.empty:
         return _with_scale(unit_frame(rows), metric)
-    extra = [c for c in ("params_non_embedding",) if c in rows.columns]
-    out = values(rows, metric, "predict", "the rows to predict")
-    if extra:
-        out = out.merge(rows.drop_duplicates(UNIT)[UNIT + extra], on=UNIT, how="left")
-    return _with_scale(out, metric)
+    return _with_scale(values(rows, metric, "predict", "the rows to predict"), metric)
 
 
 def _with_scale(units: pd.DataFrame, metric: Metric) -> pd.DataFrame:

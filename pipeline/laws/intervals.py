@@ -219,12 +219,14 @@ def holdout_factors(y, P, weights: Weights, W, noise, level: float) -> dict:
 
 
 def interval(point, draws, noise, level: float, rng: np.random.Generator,
-             bounds: tuple[float, float] | None = None, inflation=1.0) -> tuple[np.ndarray, np.ndarray]:
+             bounds: tuple[float, float] | None = None, inflation=1.0, extra_sd=0.0) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) of a ``level`` prediction interval around ``point`` (m,).
 
     ``draws`` (B, m) are bootstrap predictions (NaN = failed refit or no prediction, ignored).
     With no usable draws the interval is point +- z * noise.  ``inflation`` (scalar or per
-    unit) scales both half-widths.
+    unit) scales both half-widths.  ``extra_sd`` (per unit): an error beyond what the bootstrap
+    and the calibration see (extrapolation, :func:`pipeline.laws.nested.extra_sd`), added to each
+    half-width in quadrature as a normal error.
     """
     point = np.asarray(point, float)
     noise = np.broadcast_to(np.asarray(noise, float), point.shape)
@@ -240,7 +242,9 @@ def interval(point, draws, noise, level: float, rng: np.random.Generator,
             lower = np.nanquantile(sim, lo_q, axis=0)
             upper = np.nanquantile(sim, hi_q, axis=0)
     lower, upper = np.minimum(lower, point), np.maximum(upper, point)
-    lower, upper = point - inflation * (point - lower), point + inflation * (upper - point)
+    z, extra = _z(level), np.broadcast_to(np.asarray(extra_sd, float), point.shape)
+    lower = point - np.hypot(inflation * (point - lower), z * extra)
+    upper = point + np.hypot(inflation * (upper - point), z * extra)
     if bounds is not None:
         lower, upper = np.clip(lower, *bounds), np.clip(upper, *bounds)
     return lower, upper

@@ -1,23 +1,34 @@
-"""The link from a loss to an accuracy: Acc(L) = a / (1 + exp(-k (x - x0))) + b.
+"""The link from a loss to an accuracy (step 2 of the two-step law), in four candidate forms.
 
 Bhagia et al. 2024 ("Establishing Task Scaling Laws via Compute-Efficient Model Ladders",
-step 2) fit accuracy as a sigmoid of the task loss on all checkpoints of the ladder, with the
-floor (a + b, loss -> infinity) near chance and the ceiling b <= 1.  capcast's choices:
+step 2) fit accuracy as a sigmoid of the task loss on all checkpoints of the ladder.  How that
+curve behaves *beyond* the ladder decides a forecast, and the forms below differ exactly there:
 
-* floor fixed at the task's chance level (:func:`pipeline.scores.chance`), unless the training
-  accuracies sit significantly below it ("auto", see :func:`pipeline.laws.base.floor_is_free`);
-  ceiling in (floor, 1];
-* Huber loss with delta = 0.01 (one accuracy point): single noisy checkpoints do not pull
-  the curve (the reference code uses plain least squares);
-* ``scale="log"``: x = log L, i.e. a log-logistic (Hill) curve in L.  A loss is positive and
-  scales as a power law, so its natural axis is logarithmic; on the Pythia ladder a sigmoid in
-  L cannot follow both the slow approach to chance at high loss and the steep gain at low loss,
-  while one in log L can (docs/laws.md, "Choices").  ``scale="linear"`` is the reference form.
+* ``log_logistic`` — y = floor + (ceiling - floor) * sigmoid(-k (log L - x0)), ceiling free in
+  (floor, 1]: a sigmoid in log L (a Hill curve in L).  A loss is positive and scales as a power
+  law, so log L is its natural axis.  Its free ceiling can settle near the best *training*
+  accuracy, and the forecast then stops rising where the ladder stops.
+* ``logistic`` — the same sigmoid in L.
+* ``bhagia`` — their reference code: the sigmoid in L, fitted by least squares with one
+  synthetic point (L = 0, Acc = 1) appended, which pins the ceiling near 1
+  (anchors.md section 2.4).
+* ``gadre`` — Gadre et al. 2024 ("Language models scale reliably with over-training and on
+  downstream tasks"): Err(L) = eps - k exp(-gamma L) with eps the chance error, i.e.
+  Acc = chance + k exp(-gamma L): no ceiling, accuracy keeps rising as the loss falls.
+
+In every form the floor (loss -> infinity) is the task's chance level, unless the training
+accuracies sit significantly below it ("auto", see :func:`pipeline.laws.base.floor_is_free`).
+The sigmoid forms use Huber loss with delta = 0.01 (one accuracy point) so single noisy
+checkpoints do not pull the curve; ``bhagia`` uses least squares as the reference does.
+Which form a law uses is chosen by nested extrapolation (:mod:`pipeline.laws.nested`) unless
+fixed by the ``form`` option.
 
 :class:`Link` fits and applies step 2 alone (given observed losses), the "step 2 from the true
 task loss" diagnostic of Bhagia et al.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -25,26 +36,84 @@ import pandas as pd
 from pipeline import scores
 from pipeline.errors import FitError
 from pipeline.laws import data
-from pipeline.laws.base import CurveLaw, floor_is_free
-from pipeline.laws.curves import Sigmoid
+from pipeline.laws.base import Law, floor_is_free
+from pipeline.laws.curves import ChanceExponential, Curve, Sigmoid
 from pipeline.laws.data import Metric
 from pipeline.laws.loss import as_loss
 
+LINK_FORMS = ("log_logistic", "bhagia", "gadre", "logistic")
+AUTO_LINK_FORMS = ("log_logistic", "bhagia", "gadre")  # the candidates of form="auto"
 
-def link_x(loss_values, scale: str) -> np.ndarray:
-    if scale == "log":
-        return np.log(np.asarray(loss_values, float))
-    if scale == "linear":
-        return np.asarray(loss_values, float)
-    raise FitError(f"link scale must be 'log' or 'linear', not {scale!r}")
+
+def check_form(form: str, allowed=LINK_FORMS) -> str:
+    if form != "auto" and form not in allowed:
+        raise FitError(f"link form must be 'auto' or one of {', '.join(allowed)}, not {form!r}")
+    return form
+
+
+def link_x(loss_values, form: str) -> np.ndarray:
+    """The link's input: log L for the log-logistic, L itself for the others."""
+    v = np.asarray(loss_values, float)
+    return np.log(v) if form == "log_logistic" else v
+
+
+@dataclass
+class LinkFit:
+    """A fitted link: its curve, parameters and training points (the synthetic anchor last)."""
+
+    form: str
+    curve: Curve
+    theta: np.ndarray
+    x: np.ndarray  # (n + anchors, 1)
+    y: np.ndarray
+    anchors: int  # synthetic points appended (bhagia: 1), weight 1 in every refit
+
+    def refit(self, theta, W) -> np.ndarray:
+        W = np.asarray(W, float)
+        if self.anchors:
+            W = np.hstack([W, np.ones((len(W), self.anchors))])
+        return self.curve.refit(self.x, self.y, theta, W)
+
+    def predict(self, state, loss_values) -> np.ndarray:
+        return self.curve.predict(state, link_x(loss_values, self.form)[..., None])
+
+    @property
+    def params(self) -> dict:
+        return self.curve.readable(self.theta)
+
+
+def fit_link(pairs: pd.DataFrame, target: Metric, loss: Metric, form: str, floor: str, delta: float,
+             law: str, chance: float) -> LinkFit:
+    """Fit Acc(L) in ``form`` on units with both the target value and the observed loss (``value_loss``)."""
+    L = as_loss(loss, pairs["value_loss"])
+    x = link_x(L, form)
+    y, se = pairs["value"].to_numpy(float), pairs["stderr"].to_numpy(float)
+    free = floor_is_free(floor, y, se, chance)
+    anchors = 0
+    if form == "gadre":
+        curve = ChanceExponential(x, chance, free_floor=free, delta=delta)
+    else:
+        curve = Sigmoid(x, chance, direction=-1, free_floor=free, delta=None if form == "bhagia" else delta)
+    data.need(len(y), curve.n_params + 1, f"{law} link", f"points with both {target} and {loss}")
+    if form == "bhagia":
+        x, y, anchors = np.append(x, 0.0), np.append(y, 1.0), 1
+    theta, _, ok = curve.fit(x[:, None], y)
+    if not ok:
+        raise FitError(f"{law}: the {form} link of {target} on {loss} did not converge ({len(pairs)} points); "
+                       f"check those rows or try floor: free")
+    return LinkFit(form, curve, theta, x[:, None], y, anchors)
 
 
 def resolve_loss(loss, target: Metric, rows: pd.DataFrame, law: str) -> Metric:
-    """The loss metric: as given, or the target task's only loss metric in ``rows``."""
+    """The loss metric: as given, or the target task's own loss in ``rows``: its bits per byte
+    where it has several (the ranked-classification task loss of Bhagia et al. 2024), else its
+    only loss metric."""
     if loss:
         return Metric.parse(loss, "--loss")
     own = sorted({m for t, m in zip(rows["task"], rows["metric"])
                   if t == target.task and scores.metric_kind(m) == "loss"})
+    if "bpb" in own:
+        return Metric(target.task, "bpb")
     if len(own) == 1:
         return Metric(target.task, own[0])
     losses = sorted({f"{t}:{m}" for t, m in zip(rows["task"], rows["metric"]) if scores.metric_kind(m) == "loss"})
@@ -54,36 +123,24 @@ def resolve_loss(loss, target: Metric, rows: pd.DataFrame, law: str) -> Metric:
 
 def require_accuracy(target: Metric, law: str) -> None:
     if target.kind != "accuracy":
-        raise FitError(f"{law}: target {target} is not an accuracy in [0, 1] (its sigmoid link needs one); "
+        raise FitError(f"{law}: target {target} is not an accuracy in [0, 1] (its link needs one); "
                        f"use --method loglinear or observational")
 
 
-def fit_link(pairs: pd.DataFrame, target: Metric, loss: Metric, scale: str, floor: str, delta: float,
-             law: str, chance: float) -> dict:
-    """Fit Acc(x) on units with both the target value and the observed loss (``value_loss``)."""
-    x = link_x(as_loss(loss, pairs["value_loss"]), scale)
-    y, se = pairs["value"].to_numpy(float), pairs["stderr"].to_numpy(float)
-    curve = Sigmoid(x, chance, direction=-1, free_floor=floor_is_free(floor, y, se, chance), delta=delta)
-    data.need(len(y), curve.n_params + 1, f"{law} link", f"points with both {target} and {loss}")
-    theta, _, ok = curve.fit(x[:, None], y)
-    if not ok:
-        raise FitError(f"{law}: the sigmoid link of {target} on {loss} did not converge ({len(y)} points); "
-                       f"check those rows or try floor: free")
-    return {"curve": curve, "theta": theta, "x": x[:, None], "y": y, "stderr": se,
-            "params": curve.readable(theta)}
-
-
-class Link(CurveLaw):
+class Link(Law):
     """Step 2 alone: accuracy from the *observed* loss of each unit (needs its loss rows)."""
 
     method = "link"
 
-    def __init__(self, target, loss=None, scale: str = "log", floor: str = "auto", chance: float | None = None,
+    def __init__(self, target, loss=None, form: str = "auto", floor: str = "auto", chance: float | None = None,
                  huber_delta: float = 0.01, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
                  random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
-        self.loss, self.scale, self.floor, self.chance = loss, scale, floor, chance
+        self.loss, self.form, self.floor, self.chance = loss, form, floor, chance
         self.huber_delta, self.skip_fraction = huber_delta, skip_fraction
+
+    def _candidates(self):
+        return [{"form": f} for f in AUTO_LINK_FORMS] if check_form(self.form) == "auto" else []
 
     def _fit(self, rows):
         target = self.target_
@@ -91,20 +148,20 @@ class Link(CurveLaw):
         self.loss_ = resolve_loss(self.loss, target, rows, self.method)
         pairs = data.skip_early(data.join(data.values(rows, target, self.method),
                                           data.values(rows, self.loss_, self.method), "_loss"), self.skip_fraction)
-        fitted = fit_link(pairs, target, self.loss_, self.scale, self.floor, self.huber_delta, self.method,
+        fitted = fit_link(pairs, target, self.loss_, self._opt("form"), self.floor, self.huber_delta, self.method,
                           self._chance(rows))
-        self.curve_, self.params_ = fitted["curve"], fitted["params"]
-        self.state_ = fitted["theta"][None]
-        self._train = (pairs, fitted["x"], fitted["y"])
+        self.link_, self.params_ = fitted, fitted.params
+        self.state_ = fitted.theta[None]
+        self._pairs = pairs
         return pairs
 
-    def _x(self, units):
-        if "value_loss" not in units:
-            raise FitError(f"{self.method}: needs the observed {self.loss_} of every unit to predict")
-        return link_x(as_loss(self.loss_, units["value_loss"]), self.scale)[:, None]
+    def _refit(self, weights):
+        return self.link_.refit(self.state_, weights(self._pairs))
 
     def _predict_state(self, state, units):
-        return self.curve_.predict(state, self._x(units))
+        if "value_loss" not in units:
+            raise FitError(f"{self.method}: needs the observed {self.loss_} of every unit to predict")
+        return self.link_.predict(state, as_loss(self.loss_, units["value_loss"]))
 
     def _units(self, rows):
         units = data.targets_to_predict(rows, self.target_)

@@ -1,0 +1,238 @@
+"""Nested extrapolation inside the training rows: hold out the top rung, fit on the rest, score.
+
+A forecast is asked of a model larger than any the law was fitted on, so that is what capcast
+checks before it trusts a choice: inside the training rows alone it holds out the *top rung* of
+the ladder, fits every candidate (a law's form, its step-1 rows, or a whole method) on the rest,
+and scores each candidate's error on the held-out rung.  The choice is made from those errors and
+the law is then refitted on all training rows.  None of the anchor methods does this (Bhagia et
+al. 2024, Ruan et al. 2024 and Krajewski et al. 2025 each fix their forms a priori); it is how a
+choice stops depending on one family's shape.  The same inner error, per decade of compute
+beyond the inner training range, widens the prediction intervals (:func:`extrapolation_rate`).
+
+The top rung is the largest model size (all its checkpoints) when at least ``MIN_RUNGS`` smaller
+sizes remain to fit on; otherwise (few sizes, or one model over its checkpoints) the units in the
+top ``1 - TOP_QUANTILE`` of training compute.  Scored are the held-out units late in their run
+(tokens >= ``LATE_FRACTION`` of that model's largest held-out count), each held-out model
+weighted equally, so a model with many checkpoints does not outvote one with few.
+
+Everything here is a function of the training rows only: the rows a backtest holds out never
+reach it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import CapcastError
+from pipeline.laws import data
+from pipeline.laws.data import Metric
+
+MIN_RUNGS = 3  # distinct smaller sizes an inner fit needs (an L(N, D) law needs three)
+MIN_UNITS = 3  # inner training units of the target, at least
+TOP_QUANTILE = 0.9
+LATE_FRACTION = 0.5
+SIZE_DECIMALS = 2  # sizes within ~2% (log10 rounded to 0.01) are one rung: pythia and pythia-deduped
+MIN_DISTANCE = 0.05  # decades: below this an inner error says nothing about a rate per decade
+FOLDS = 2  # inner splits: the top rung, then the top two rungs (fewer where the rows run out)
+
+
+@dataclass
+class InnerSplit:
+    """Training rows split into an inner fit and its held-out top rung."""
+
+    train: pd.DataFrame  # rows (every task and metric) of the inner training units
+    test: pd.DataFrame  # rows of the held-out units (every task and metric)
+    scored: pd.DataFrame  # the target's scored held-out units: model, step, value, stderr, weight, distance
+    rung: str  # what was held out, for logs and reports
+    log10_c_max: float  # largest training compute of the target's inner training units (log10 FLOPs)
+
+
+def _units(rows: pd.DataFrame, target: Metric) -> pd.DataFrame:
+    units = data.values(rows, target, "nested")
+    return units.loc[(units["tokens"] > 0) & (units["compute_flops"] > 0)].reset_index(drop=True)
+
+
+_SPLITS: dict = {}
+
+
+def inner_splits(rows: pd.DataFrame, target: Metric | str, folds: int = 1, min_rungs: int = MIN_RUNGS) -> list[InnerSplit]:
+    """Up to ``folds`` nested holdouts: fold k holds out the top k rungs (fewer where the rows
+    run out of rungs); [] when not even one is possible.
+
+    Cached per rows object and target: every method of a backtest fold splits the same rows.
+    """
+    key = (id(rows), len(rows), str(target), folds, min_rungs)
+    hit = _SPLITS.get(key)
+    if hit is not None and hit[0] is rows:
+        return hit[1]
+    if len(_SPLITS) > 64:
+        _SPLITS.clear()
+    out = _inner_splits(rows, target, folds, min_rungs)
+    _SPLITS[key] = (rows, out)
+    return out
+
+
+def _inner_splits(rows, target, folds, min_rungs) -> list[InnerSplit]:
+    out = []
+    for k in range(1, folds + 1):
+        split = inner_split(rows, target, min_rungs, top=k)
+        if split is None:
+            break
+        out.append(split)
+    return out
+
+
+def inner_split(rows: pd.DataFrame, target: Metric | str, min_rungs: int = MIN_RUNGS, top: int = 1) -> InnerSplit | None:
+    """The top-rung holdout of ``rows`` for ``target`` (the top ``top`` rungs), or None when the
+    rows are too few to split."""
+    target = Metric.parse(target)
+    try:
+        units = _units(rows, target)
+    except CapcastError:  # no or ambiguous target rows: the law's own fit says so in its words
+        return None
+    if len(units) < MIN_UNITS + 1:
+        return None
+    log_c = np.log10(units["compute_flops"].to_numpy(float))
+    sizes = np.round(np.log10(units["params"].to_numpy(float)), SIZE_DECIMALS)
+    distinct = np.unique(sizes)
+    if distinct.size >= min_rungs + top:
+        cut = distinct[-top]
+        held_models = set(units.loc[sizes >= cut, "model"].astype(str))
+        held = units["model"].astype(str).isin(held_models).to_numpy()
+        keep_rows = ~rows["model"].astype(str).isin(held_models).to_numpy()
+        what = (f"{'largest size' if top == 1 else f'{top} largest sizes'} >= {10 ** cut:.3g} params "
+                f"({len(held_models)} model{'s' * (len(held_models) > 1)})")
+    else:
+        threshold = float(np.quantile(log_c, 1 - top * (1 - TOP_QUANTILE)))
+        held = log_c >= threshold
+        if held.all():
+            return None
+        keep_rows = np.log10(np.maximum(rows["compute_flops"].to_numpy(float), 1e-300)) < threshold
+        what = f"top {top * (1 - TOP_QUANTILE):.0%} of compute (>= {10 ** threshold:.3g} FLOPs, {int(held.sum())} checkpoints)"
+    if (~held).sum() < MIN_UNITS or not held.any():
+        return None
+    train = rows.loc[keep_rows]
+    test_units = units.loc[held]
+    test = rows.merge(test_units[data.UNIT], on=data.UNIT, how="inner")
+    log_c_max = float(log_c[~held].max())
+    return InnerSplit(train, test, _scored(test_units, log_c_max), what, log_c_max)
+
+
+def _scored(held: pd.DataFrame, log_c_max: float) -> pd.DataFrame:
+    """Held-out units late in their run, each model weighted equally; distance in decades."""
+    last = held.groupby("model")["tokens"].transform("max")
+    late = held.loc[held["tokens"] >= LATE_FRACTION * last].copy()
+    late["weight"] = 1.0 / late.groupby("model")["model"].transform("size")
+    late["weight"] /= late["weight"].sum()
+    late["distance"] = np.log10(late["compute_flops"].to_numpy(float)) - log_c_max
+    return late[data.UNIT + ["value", "stderr", "weight", "distance"]].reset_index(drop=True)
+
+
+@dataclass
+class Score:
+    """One candidate's nested extrapolation over one or more inner splits."""
+
+    options: dict
+    error: float  # mean over the splits of the weighted MAE on their scored units; inf if it failed
+    errors: list  # per split: signed (predicted - actual) per scored unit
+    reason: str = ""  # why it failed
+    misfit: float = 0.0  # mean scatter of the inner fits' training points around them (metric units)
+
+
+def _score_one(fit_predict, options: dict, split: InnerSplit):
+    """(signed errors, weighted MAE, misfit) of one candidate on one split; raises CapcastError."""
+    pred = fit_predict(options, split.train, split.test)
+    merged = split.scored.merge(pred[data.UNIT + ["predicted"]], on=data.UNIT, how="left")
+    e = merged["predicted"].to_numpy(float) - merged["value"].to_numpy(float)
+    if not np.isfinite(e).all():
+        raise CapcastError("no prediction for some held-out units")
+    misfit = float(pred["misfit"].iloc[0]) if "misfit" in pred and len(pred) else 0.0
+    return e, float(np.sum(merged["weight"].to_numpy(float) * np.abs(e))), misfit
+
+
+def score(fit_predict, candidates: list[dict], splits: list[InnerSplit]) -> tuple[list[Score], list[InnerSplit]]:
+    """Fit every candidate on each split's ``train`` and score it on its ``scored`` units.
+
+    ``fit_predict(options, train, test) -> DataFrame`` (with model, step, predicted and the inner
+    fit's ``misfit``) fits one candidate.  Splits where the first (default) candidate cannot be
+    fitted (CapcastError: too few points there) are dropped for every candidate, so all are
+    compared on the same splits; another candidate that fails on a kept split scores inf.
+    Returns the scores and the kept splits.
+    """
+    first, kept = [], []
+    for split in splits:
+        try:
+            first.append(_score_one(fit_predict, candidates[0], split))
+            kept.append(split)
+        except CapcastError as exc:
+            reason = str(exc)
+    if not kept:
+        return [Score(c, np.inf, [], reason) for c in candidates], []
+    out = [Score(candidates[0], float(np.mean([m for _, m, _ in first])), [e for e, _, _ in first], "",
+                 float(np.mean([f for _, _, f in first])))]
+    for options in candidates[1:]:
+        try:
+            results = [_score_one(fit_predict, options, split) for split in kept]
+        except CapcastError as exc:
+            out.append(Score(options, np.inf, [], str(exc)))
+            continue
+        out.append(Score(options, float(np.mean([m for _, m, _ in results])), [e for e, _, _ in results], "",
+                         float(np.mean([f for _, _, f in results]))))
+    return out, kept
+
+
+def noise(splits: list[InnerSplit], default: Score | None = None) -> float:
+    """The noise of a held-out value: the root-mean-square stderr of the scored values where
+    known, else the scatter of the default candidate's inner training points around its fit
+    (checkpoint-to-checkpoint and model-to-model variation the law does not explain)."""
+    se = np.concatenate([s.scored["stderr"].to_numpy(float) for s in splits]) if splits else np.array([])
+    se = se[np.isfinite(se)]
+    if se.size:
+        return float(np.sqrt(np.mean(se**2)))
+    return float(default.misfit) if default is not None and np.isfinite(default.misfit) else 0.0
+
+
+def choose(scores: list[Score], splits: list[InnerSplit], margin: float = 1.0) -> Score | None:
+    """The first (default) candidate unless another's inner error is lower by more than
+    ``margin`` x the noise of the held-out values (:func:`noise`); None if the default could
+    not be fitted on any split.
+
+    Inner errors of a few held-out models are noisy: a plain arg-min switches forms on noise
+    and, over many tasks, errs more than always keeping the default (docs/laws.md, "Choices").
+    Requiring the gain to exceed the benchmark's own noise (the one-standard-error rule of
+    model selection) keeps the default unless the held-out rung shows it failing.
+    """
+    default = scores[0]
+    if not np.isfinite(default.error):
+        # nothing to compare against: a candidate that merely *can* be fitted on fewer points
+        # is no evidence that it extrapolates
+        return None
+    best = min((s for s in scores if np.isfinite(s.error)), key=lambda s: s.error)
+    return default if best.error >= default.error - margin * noise(splits, default) else best
+
+
+def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
+    """Error per decade of compute beyond the inner training range, beyond measurement noise.
+
+    sqrt(sum w (e^2 - stderr^2)) over every split's scored units (the part of the inner error
+    the held-out values' own noise does not explain), divided by their mean distance in decades
+    beyond the inner training range (at least ``MIN_DISTANCE``).  A forecast at distance d
+    beyond the training range then carries an extra error of sd rate * d (:func:`extra_sd`):
+    intervals widen with how far they extrapolate.
+    """
+    if not chosen.errors:
+        return 0.0
+    e = np.concatenate(chosen.errors)
+    scored = pd.concat([s.scored for s in splits], ignore_index=True)
+    w = scored["weight"].to_numpy(float) / len(splits)
+    se = np.nan_to_num(scored["stderr"].to_numpy(float))
+    bias2 = float(np.sum(w * (e**2 - se**2)))
+    d = float(np.sum(w * np.maximum(scored["distance"].to_numpy(float), 0.0)))
+    return float(np.sqrt(max(bias2, 0.0)) / max(d, MIN_DISTANCE))
+
+
+def extra_sd(rate: float, log10_c, log10_c_max: float) -> np.ndarray:
+    """The extrapolation sd of units at ``log10_c``: rate x decades beyond the training range."""
+    return rate * np.maximum(np.asarray(log10_c, float) - log10_c_max, 0.0)
