@@ -529,7 +529,8 @@ def _sections() -> dict[str, Check]:
             "curve_points": Int(ge=2), "targets": ListOf(target), "family_comparison": ListOf(comparison)}),
         "backtest": Struct({
             "scores": Str(), "out_dir": Str(), "n_bootstrap": Int(ge=0), "level": Number(gt=0, lt=1),
-            "random_state": Int(ge=0), "options": OptionsByMethod(), "splits": MapOf(Str(), Split())}),
+            "random_state": Int(ge=0), "processes": Int(ge=1), "options": OptionsByMethod(),
+            "splits": MapOf(Str(), Split())}),
         "trends": _trends_section(),
     }
 
