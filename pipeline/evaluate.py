@@ -350,12 +350,20 @@ class ContinuationTokens:
     def lookup(self, requests) -> dict:
         """Counts for ``requests``; any not seen on this process (multi-GPU) are tokenized here."""
         for key in requests:
-            if key not in self.counts and key[0]:
+            if key not in self.counts:
                 try:
-                    self.counts[key] = len(self.lm._encode_pair(*key)[1])
+                    self.counts[key] = len(self._continuation(*key))
                 except Exception:  # a backend without lm-eval's TemplateLM tokenization: leave unknown
                     pass
         return self.counts
+
+    def _continuation(self, context: str, continuation: str) -> list:
+        """The continuation's tokens as lm-eval's ``loglikelihood`` encodes them (an empty context
+        is the prefix token, which a continuation starting with it supplies itself)."""
+        if context:
+            return self.lm._encode_pair(context, continuation)[1]
+        enc = self.lm.tok_encode(continuation, add_special_tokens=False)
+        return enc[1:] if enc and enc[0] == self.lm.prefix_token_id else enc
 
 
 def count_params(model) -> tuple[int, int]:
@@ -527,10 +535,11 @@ def summarise(results: dict, leaves: dict, tokens: ContinuationTokens, out_dir: 
         item = {"version": results.get("versions", {}).get(name), "n_shot": results.get("n-shot", {}).get(name),
                 "n_samples": results.get("n-samples", {}).get(name), "metrics": metrics}
         if task is not None and samples:
-            delimiter = task.config.target_delimiter if task.config.target_delimiter is not None else " "
-            docs = doc_scores(samples, task, tokens, delimiter)
+            spec = taskloss.TaskSpec.of_task(task)
+            docs = doc_scores(samples, task, spec, tokens)
             n_requests += sum(len(s["arguments"]) for s in samples)
             item["output_type"] = task.OUTPUT_TYPE
+            item["chance"] = taskloss.chance(spec, samples)
             if docs:
                 item["task_loss"] = taskloss.aggregate(docs)
                 rel = Path("samples") / ck.slug / f"{_safe(name)}.{num_fewshot}shot.jsonl.gz"
@@ -540,18 +549,10 @@ def summarise(results: dict, leaves: dict, tokens: ContinuationTokens, out_dir: 
     return entry, n_requests
 
 
-def doc_scores(samples: list, task, tokens: ContinuationTokens, delimiter: str) -> list[taskloss.DocScores]:
-    seen, docs = set(), []
+def doc_scores(samples: list, task, spec: taskloss.TaskSpec, tokens: ContinuationTokens) -> list[taskloss.DocScores]:
     keys = [tuple(a) for s in samples for a in s["arguments"] if len(a) == 2]
     counts = tokens.lookup(keys)
-    for sample in sorted(samples, key=lambda s: s["doc_id"]):
-        if sample["doc_id"] in seen:  # one copy per filter; log-likelihoods are the same
-            continue
-        seen.add(sample["doc_id"])
-        doc = taskloss.doc_scores(sample, task, counts, delimiter)
-        if doc is not None:
-            docs.append(doc)
-    return docs
+    return taskloss.documents(samples, spec, counts, lambda sample, n: taskloss.gold_indices(task, sample, n))
 
 
 def lm_eval_metrics(res: dict, task, samples: list) -> dict:
@@ -740,7 +741,8 @@ def record_rows(record: dict, source: str) -> list[dict]:
             for metric, v in sorted({**item["metrics"], **item.get("task_loss", {})}.items()):
                 if v["value"] is not None:
                     rows.append({**base, "task": task, "metric": metric, "value": v["value"],
-                                 "stderr": v["stderr"], "num_fewshot": shots})
+                                 "stderr": v["stderr"], "num_fewshot": shots,
+                                 "chance": taskloss.chance_of(metric, item.get("output_type"), item.get("chance"))})
     return rows
 
 

@@ -15,6 +15,11 @@ Each is the mean over documents of a per-document value (per-document normalisat
 OLMo ladder does), with the standard error of that mean.  Lengths exclude the task's target
 delimiter and leading whitespace: the space before an answer separates it, it is not part of
 it (so chars and bytes equal what lm-eval's ``acc_norm`` / ``acc_bytes`` divide by).
+
+The evaluate stage (the samples of its own run, in memory) and the lm-eval importer (the
+``samples_<task>_*.jsonl`` files of ``lm_eval --log_samples``) both go through :func:`documents`
+and :func:`aggregate`, and both take a task's random-guess level from :func:`chance`; they differ
+only in where they read the task's facts (:class:`TaskSpec`) and the gold choice from.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from pipeline import scores
 
 LN2 = math.log(2.0)
 
@@ -45,6 +52,31 @@ class DocScores:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the task losses need to know of a task: lm-eval's output type, the delimiter it puts
+    before each continuation, and whether ``acc_mutual_info`` adds an unconditional request per
+    choice.  Built from an lm-eval Task (the evaluate stage) or from the task's entry in a results
+    JSON's ``configs`` (the lm-eval importer), so that both compute the losses with one code path."""
+
+    output_type: str
+    delimiter: str = " "
+    mutual_info: bool = False
+
+    @classmethod
+    def of_task(cls, task) -> "TaskSpec":
+        delimiter = task.config.target_delimiter
+        return cls(task.OUTPUT_TYPE, " " if delimiter is None else delimiter,
+                   "acc_mutual_info" in getattr(task, "_metric_fn_list", {}))
+
+    @classmethod
+    def of_config(cls, config: dict) -> "TaskSpec":
+        delimiter = config.get("target_delimiter")
+        metrics = {m.get("metric") for m in config.get("metric_list") or [] if isinstance(m, dict)}
+        return cls(str(config.get("output_type")), " " if delimiter is None else str(delimiter),
+                   "acc_mutual_info" in metrics)
+
+
 def scored_text(continuation: str, delimiter: str) -> str:
     """The answer text whose length normalises the loss: no delimiter, no leading space."""
     if delimiter and continuation.startswith(delimiter):
@@ -52,40 +84,56 @@ def scored_text(continuation: str, delimiter: str) -> str:
     return continuation.lstrip()
 
 
+def choice_texts(arguments, delimiter: str) -> list[str]:
+    """The choices as ``doc_to_choice`` gives them: lm-eval scores ``delimiter + choice``."""
+    return [c[len(delimiter):] if delimiter and c.startswith(delimiter) else c for _, c in arguments]
+
+
+def gold_from_target(target, n_choices: int, choices) -> list[int]:
+    """Indices of the correct choice(s) from a target as lm-eval's ``process_results`` reads it: an
+    index, a list of them, or a choice's text (``choices()`` gives the texts, asked only then).
+    Labels out of range are dropped (lm-eval scores such a document as wrong)."""
+    golds = target if isinstance(target, list) else [target]
+    if any(isinstance(g, str) for g in golds):
+        texts = list(choices())
+        golds = [texts.index(g) if isinstance(g, str) and g in texts else g for g in golds]
+    return [int(g) for g in golds
+            if isinstance(g, (int, np.integer)) and not isinstance(g, bool) and 0 <= int(g) < n_choices]
+
+
 def gold_indices(task, sample: dict, n_choices: int) -> list[int]:
-    """Indices of the correct choice(s), found exactly as lm-eval's ``process_results`` finds them.
+    """Indices of the correct choice(s) of a sample of an lm-eval Task (the evaluate stage).
 
     Multiple-input tasks (winogrande: several contexts, one continuation) keep the answer in
     ``doc_to_text``; the others in ``doc_to_target``, which lm-eval already logged as the
-    sample's ``target`` (an index, a list of them, or a choice's text).  Labels out of range
-    are dropped (lm-eval scores such a document as wrong).  Task templates are only rendered
-    again where the log does not say, as rendering costs more than the rest of this module.
+    sample's ``target``.  Task templates are only rendered again where the log does not say, as
+    rendering costs more than the rest of this module.
     """
     doc = sample["doc"]
     gold = task.doc_to_text(doc) if getattr(task, "multiple_input", 0) else sample["target"]
-    golds = gold if isinstance(gold, list) else [gold]
-    if any(isinstance(g, str) for g in golds):
-        choices = list(task.doc_to_choice(doc))
-        golds = [choices.index(g) if isinstance(g, str) and g in choices else g for g in golds]
-    return [int(g) for g in golds if isinstance(g, (int, np.integer)) and 0 <= int(g) < n_choices]
+    return gold_from_target(gold, n_choices, lambda: task.doc_to_choice(doc))
 
 
-def n_choices(task, sample: dict) -> int:
+def n_choices(spec: TaskSpec, sample: dict) -> int:
     """How many of the sample's requests are choices: acc_mutual_info adds as many unconditional ones."""
     n = len(sample["arguments"])
-    return n // 2 if "acc_mutual_info" in getattr(task, "_metric_fn_list", {}) else n
+    return n // 2 if spec.mutual_info else n
 
 
-def doc_scores(sample: dict, task, token_counts: dict, delimiter: str) -> DocScores | None:
-    """Turn one lm-eval logged sample into :class:`DocScores`; None for tasks without a gold continuation."""
-    output_type = task.OUTPUT_TYPE
+def doc_scores(sample: dict, spec: TaskSpec, token_counts: dict, find_gold) -> DocScores | None:
+    """Turn one lm-eval sample (``arguments`` as (context, continuation) pairs, ``filtered_resps`` as
+    (log-likelihood, is_greedy) pairs) into :class:`DocScores`; None for tasks without a gold
+    continuation.  ``find_gold(sample, n_choices)`` gives the indices of the correct choices of a
+    multiple-choice sample (:func:`gold_indices` from the task, or the importer's reading of the log).
+    """
     args = [tuple(a) for a in sample["arguments"]]
     resps = list(sample["filtered_resps"])
-    if output_type == "multiple_choice":
-        n = n_choices(task, sample)
+    delimiter = spec.delimiter
+    if spec.output_type == "multiple_choice":
+        n = n_choices(spec, sample)
         args, resps = args[:n], resps[:n]
-        gold = gold_indices(task, sample, n)
-    elif output_type == "loglikelihood":
+        gold = find_gold(sample, n)
+    elif spec.output_type == "loglikelihood":
         gold = [0]
         delimiter = ""  # lm-eval scores doc_to_target as it is: no delimiter was added
     else:  # generate_until, loglikelihood_rolling: lm-eval's own metrics only
@@ -103,6 +151,51 @@ def doc_scores(sample: dict, task, token_counts: dict, delimiter: str) -> DocSco
         prompt_hash=sample.get("prompt_hash"),
         doc_hash=sample.get("doc_hash"),
     )
+
+
+def documents(samples: list, spec: TaskSpec, token_counts: dict, find_gold) -> list[DocScores]:
+    """:func:`doc_scores` of every document of a task's samples, by doc_id, one copy per document
+    (lm-eval logs a sample per filter; their log-likelihoods are the same)."""
+    seen, docs = set(), []
+    for sample in sorted(samples, key=lambda s: s["doc_id"]):
+        if sample["doc_id"] in seen:
+            continue
+        seen.add(sample["doc_id"])
+        doc = doc_scores(sample, spec, token_counts, find_gold)
+        if doc is not None:
+            docs.append(doc)
+    return docs
+
+
+# Accuracy metrics whose random-guess level is the mean of 1 / number of choices (a uniform guess
+# picks the gold choice, or puts that much probability on it).
+MC_CHANCE_METRICS = {"acc", "acc_norm", "acc_bytes", "acc_mutual_info", "prob_correct", "mc1"}
+
+
+def chance(spec: TaskSpec, samples: list) -> float | None:
+    """Random-guess accuracy of a task from its samples: the mean over documents of 1 / number of
+    choices for multiple choice, 0 for tasks with a free-form answer (loglikelihood: the greedy
+    decode must equal the target; generate_until); None where it is not an accuracy
+    (loglikelihood_rolling) or there are no documents."""
+    if spec.output_type in ("loglikelihood", "generate_until"):
+        return 0.0
+    if spec.output_type != "multiple_choice":
+        return None
+    per_doc = {}
+    for s in samples:  # one copy per filter
+        per_doc.setdefault(s["doc_id"], 1.0 / max(n_choices(spec, s), 1))
+    return float(np.mean(list(per_doc.values()))) if per_doc else None
+
+
+def chance_of(metric: str, output_type: str | None, level: float | None) -> float | None:
+    """The ``chance`` cell of one scores row: ``level`` (from :func:`chance`) for the accuracy
+    metrics it is the level of, else empty (the built-in table, or ``--chance``, decides)."""
+    if level is None or output_type is None:
+        return None
+    name = metric.split(",")[0]
+    if output_type == "multiple_choice":
+        return level if name in MC_CHANCE_METRICS else None
+    return level if scores.metric_kind(name) == "accuracy" and name != "prob_correct" else None
 
 
 def per_doc_losses(doc: DocScores) -> dict[str, float] | None:

@@ -114,6 +114,10 @@ def test_rows_are_lm_evals_own_aggregates(first_run):
                 (value,) = mine[(mine.task == task) & (mine.metric == metric)].value
                 assert value == res[f"{metric},none"], (label, task, metric)
         assert set(mine.num_fewshot) == {0}
+        # chance as data: 1/4 for the four-way task's accuracies, 0 for the last word (greedy match)
+        assert set(mine[(mine.task == MC) & mine.metric.isin(["acc", "acc_norm", "prob_correct"])].chance) == {0.25}
+        assert set(mine[(mine.task == LASTWORD) & (mine.metric == "acc")].chance) == {0.0}
+        assert mine[mine.metric.isin(["bpb", "nll", "perplexity"])].chance.isna().all()
 
 
 def reference(zoo_model: str, revision: str) -> dict:
@@ -388,7 +392,9 @@ def test_task_loss_of_one_document_by_hand():
     # the target logged as the choice's text, as some task YAMLs give it
     sample = {"doc_id": 0, "doc": {"choices": ["yes", "nö"]}, "target": "nö",
               "arguments": [("Q:", " yes"), ("Q:", " nö")], "filtered_resps": [(-1.0, True), (-3.0, False)]}
-    doc = taskloss.doc_scores(sample, FakeTask(), {("Q:", " nö"): 2}, " ")
+    spec = taskloss.TaskSpec("multiple_choice", " ")
+    doc = taskloss.doc_scores(sample, spec, {("Q:", " nö"): 2},
+                              lambda s, n: taskloss.gold_indices(FakeTask(), s, n))
     assert doc.gold == [1] and doc.chars == [3, 2] and doc.bytes == [3, 3]
     got = taskloss.per_doc_losses(doc)
     assert got["nll"] == 3.0 and got["nll_token"] == 1.5 and got["nll_char"] == 1.5
