@@ -1,4 +1,8 @@
-"""collect stage: published rows + capcast's own evaluations -> data/scores.parquet (one validated table)."""
+"""collect stage: published rows + capcast's own evaluations + lm-eval output folders -> data/scores.parquet.
+
+One validated table: the published rows, the evaluate stage's records (suite ``capcast_eval``) and
+every folder listed in ``collect.lm_eval_dirs`` (suite ``lm_eval``, see :mod:`pipeline.ingest_lm_eval`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,24 +13,35 @@ import pandas as pd
 from pipeline import params, scores
 
 
-def collect(published: str | Path, evals_dir: str | Path | None) -> pd.DataFrame:
+def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
+    """The rows of each ``collect.lm_eval_dirs`` entry (a folder, or {path, family, tokens, ...})."""
+    if not entries:
+        return []
+    from pipeline import ingest_lm_eval as lm
+
+    entries = [{"path": e} if isinstance(e, str) else e for e in entries]
+    return [lm.import_runs([e["path"]], lm.Facts.from_entry(e)) for e in entries]
+
+
+def collect(published: str | Path, evals_dir: str | Path | None, lm_eval_dirs: list | None = None) -> pd.DataFrame:
     parts = [scores.read(published)]
     if evals_dir is not None and any(Path(evals_dir).glob("*.json")):
         from pipeline.evaluate import load_eval_rows  # imports lm-eval only when there is something to fold in
 
         parts.append(load_eval_rows(evals_dir))
+    parts += lm_eval_rows(lm_eval_dirs or [])
     return scores.validate(pd.concat(parts, ignore_index=True), origin=f"collect ({published} + {evals_dir})")
 
 
 def _main(argv) -> int:
     cfg = params.load("collect")
-    parser = argparse.ArgumentParser(prog="python -m pipeline collect", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline collect", description=__doc__.split("\n")[0])
     parser.add_argument("--published", default=cfg.get("published", "data/published/scores.csv"))
     parser.add_argument("--evals-dir", default=cfg.get("evals_dir", "data/evals"))
     parser.add_argument("--out", default=cfg.get("out", "data/scores.parquet"))
     args = parser.parse_args(argv)
     scores.clean_stale_temps(Path(args.out).parent, names=[Path(args.out).name])
-    table = collect(args.published, args.evals_dir)
+    table = collect(args.published, args.evals_dir, cfg.get("lm_eval_dirs"))
     scores.write(table, args.out, origin="collect")
     counts = table.groupby("suite").size()
     print(f"wrote {len(table)} rows to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -504,6 +504,15 @@ def _like(default) -> Check:
     return Anything()
 
 
+def _lm_eval_dir() -> Struct:
+    """One ``collect.lm_eval_dirs`` entry: a folder lm-eval wrote and the facts it does not record
+    (the options of ``python -m pipeline ingest lm-eval``)."""
+    size = Number(gt=0, text_ok=True)
+    return Struct({"path": Str(), "family": Str(), "tokens": size, "tokens_per_param": size, "tokens_per_step": size,
+                   "params": size | MapOf(Str(), size), "tokenizer": Str(), "suite": Str(),
+                   "chance": MapOf(Str(), Number(ge=0, lt=1))}, required=("path",))
+
+
 def _sections() -> dict[str, Check]:
     shots = Int(ge=0) | Null()
     size = Number(gt=0, text_ok=True)
@@ -514,7 +523,8 @@ def _sections() -> dict[str, Check]:
                          "common_range_margin": Number(gt=0) | Null(), "tasks": ListOf(Str()) | Null()},
                         required=("suite", "families"))
     return {
-        "collect": Struct({"published": Str(), "evals_dir": Str() | Null(), "out": Str()}),
+        "collect": Struct({"published": Str(), "evals_dir": Str() | Null(), "out": Str(),
+                           "lm_eval_dirs": ListOf(Str() | _lm_eval_dir())}),
         "evaluate": Evaluate(),
         "report": Struct({
             "suite": Str(), "plot_tasks": ListOf(Str()), "plot_metric": Str(), "num_fewshot": shots,

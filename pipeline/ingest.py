@@ -470,7 +470,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0])
+    if argv and argv[0] == "lm-eval":  # your own lm-eval output folders (pipeline/ingest_lm_eval.py)
+        from pipeline import ingest_lm_eval
+
+        return ingest_lm_eval._main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0],
+                                     epilog="python -m pipeline ingest lm-eval DIR... --out FILE: import your own "
+                                            "lm-eval output folders (see --help there)")
     parser.add_argument("--from", dest="root", default="../shared/data/external",
                         help="local copy of the published files (shared/data/external), or 'github'")
     parser.add_argument("--out", default="data/published/scores.csv")

@@ -1,4 +1,5 @@
-"""Tiny causal LMs and tasks, built locally, for offline tests and benchmarks of the evaluate stage.
+"""Tiny causal LMs and tasks, built locally, for offline tests and benchmarks of the evaluate stage
+and of the lm-eval importer (:func:`run_lm_eval_cli` runs lm-eval's own command line on them).
 
 Everything here is deterministic and needs no network:
 
@@ -7,8 +8,9 @@ Everything here is deterministic and needs no network:
   ``tests/data/tasks`` (a multiple-choice task and a LAMBADA-like last-word task);
 * a byte-level BPE tokenizer (vocab 320: few merges, so answers span several tokens)
   trained on that corpus;
-* GPT-NeoX and OPT models with 2 layers and hidden sizes 32 and 64, trained for a few
-  AdamW steps so that longer-trained checkpoints have lower task loss;
+* GPT-NeoX models with 2 layers and hidden sizes 16, 32 and 64 (a three-size ladder) and OPT
+  ones with 32 and 64, trained for a few AdamW steps so that longer-trained checkpoints have
+  lower task loss;
 * a fake Hugging Face hub cache, so that ``org/name`` ids with ``revision=stepN`` load
   through transformers' real offline code path (and a missing revision fails there).
 """
@@ -107,23 +109,26 @@ class TinySpec:
     arch: str  # "gpt_neox" or "opt"
     hidden: int
     checkpoints: tuple[int, ...]  # training steps saved; the last one is also "main"
+    heads: int = 4
 
 
-NEOX = (TinySpec("capcast-test/tiny-neox-s", "gpt_neox", 32, (4, 40)),
+# xs, s, m: a three-size ladder (lm-eval import tests); s and m: the evaluate stage's tests
+NEOX = (TinySpec("capcast-test/tiny-neox-xs", "gpt_neox", 16, (4, 40), heads=2),
+        TinySpec("capcast-test/tiny-neox-s", "gpt_neox", 32, (4, 40)),
         TinySpec("capcast-test/tiny-neox-m", "gpt_neox", 64, (4, 40)))
 OPT = (TinySpec("tiny-opt-s", "opt", 32, (40,)),
        TinySpec("tiny-opt-m", "opt", 64, (40,)))
 TOKENS_PER_STEP = 8 * 64  # batch 8 x sequence 64
 
 
-def make_config(arch: str, hidden: int, vocab_size: int, eos_id: int):
+def make_config(arch: str, hidden: int, vocab_size: int, eos_id: int, heads: int = 4):
     from transformers import GPTNeoXConfig, OPTConfig
 
     if arch == "gpt_neox":
-        return GPTNeoXConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,
+        return GPTNeoXConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=heads,
                              intermediate_size=4 * hidden, max_position_embeddings=256, bos_token_id=eos_id,
                              eos_token_id=eos_id, pad_token_id=eos_id)
-    return OPTConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,
+    return OPTConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=heads,
                      ffn_dim=4 * hidden, max_position_embeddings=256, word_embed_proj_dim=hidden, dropout=0.0,
                      bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
 
@@ -148,7 +153,8 @@ def train_checkpoints(spec: TinySpec, tokenizer, lr: float = 3e-3):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(make_config(spec.arch, spec.hidden, len(tokenizer), tokenizer.eos_token_id))
+    model = AutoModelForCausalLM.from_config(make_config(spec.arch, spec.hidden, len(tokenizer), tokenizer.eos_token_id,
+                                                         spec.heads))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     batches = _batches(tokenizer)
     step = 0
@@ -210,3 +216,31 @@ def build_zoo(root: Path, specs=NEOX + OPT) -> TinyZoo:
                 tokenizer.save_pretrained(path)
                 zoo.local[spec.name] = path
     return zoo
+
+
+def run_lm_eval_cli(zoo: TinyZoo, out: Path, checkpoints, tasks, jobs: int = 2, extra=()) -> list[Path]:
+    """lm-eval's own command line (``python -m lm_eval run ... --log_samples --output_path out``) on
+    (model, revision) pairs of the zoo, ``jobs`` processes at a time, offline; returns ``out``'s
+    results files.  Raises with lm-eval's last lines when a run fails."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_CACHE": str(zoo.hub_cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    commands = [[sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+                 "--model_args", f"pretrained={model}" + (f",revision={revision}" if revision else ""),
+                 "--tasks", ",".join(tasks), "--include_path", str(zoo.include_path), "--device", "cpu",
+                 "--batch_size", "8", "--log_samples", "--output_path", str(out), *extra]
+                for model, revision in checkpoints]
+    running = []
+    for i, cmd in enumerate(commands):
+        running.append(subprocess.Popen(cmd, env=env, cwd=out.parent, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+        if len(running) == jobs or i == len(commands) - 1:
+            for proc in running:
+                log, _ = proc.communicate()
+                if proc.returncode:
+                    raise RuntimeError(f"lm_eval failed ({proc.args}):\n" + "\n".join(log.splitlines()[-15:]))
+            running = []
+    return sorted(Path(out).rglob("results_*.json"))
