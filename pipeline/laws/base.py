@@ -59,15 +59,25 @@ class Law(BaseEstimator):
 
     # -- the estimator interface ----------------------------------------------------
     def fit(self, rows: pd.DataFrame):
-        """Choose the law's options by nested extrapolation (:meth:`_choose`), then fit on all rows."""
+        """Choose the law's options by nested extrapolation (:meth:`_choose`), fit on all rows,
+        and fit the candidates the nested check could not rule out (their disagreement widens
+        the intervals)."""
         self._choose(rows)
-        return self._fit_final(rows)
+        self._fit_final(rows)
+        self.alternatives_ = []
+        for options in self.plausible_:
+            try:
+                self.alternatives_.append(clone(self).set_params(**options, n_bootstrap=0)._fit_final(rows))
+            except FitError:
+                continue
+        return self
 
     def _fit_final(self, rows: pd.DataFrame):
         """The fit with the options in ``chosen_`` (or the law's own): state, noise, intervals."""
         if not hasattr(self, "chosen_"):  # fitted without a nested choice (an inner fit)
             self.chosen_, self.form_, self.extrapolation_rate_ = {}, "-", 0.0
             self.inner_errors_, self.inner_error_, self.inner_rung_ = {}, float("nan"), "none (not checked)"
+            self.plausible_, self.alternatives_ = [], []
         train = self._fit(rows).reset_index(drop=True)
         self.log10_c_max_ = float(np.log10(train["compute_flops"].to_numpy(float)).max())
         fitted = self._predict_state(self.state_, train)[0]
@@ -75,6 +85,10 @@ class Law(BaseEstimator):
         y, se = train["value"].to_numpy(float), train["stderr"].to_numpy(float)
         self.n_items_ = intervals.items_from_stderr(y, se) if accuracy else None
         self.misfit_ = intervals.misfit_sd(y - fitted, se)
+        # classical residual standard error (inf without degrees of freedom): the noise the nested
+        # choice compares gains against where the rows give no stderr
+        dof = len(y) - self._n_params()
+        self.residual_se_ = float(np.sqrt(np.sum((y - fitted) ** 2) / dof)) if dof > 0 else float("inf")
         self.n_train_ = len(train)
         self.train_models_ = sorted(train["model"].astype(str).unique())
         self.train_families_ = sorted(train["family"].astype(str).unique())
@@ -89,7 +103,21 @@ class Law(BaseEstimator):
         draws = None if self.boot_ is None else self._predict_state(self.boot_, units)
         seen = units["family"].astype(str).isin(self.train_families_).to_numpy()
         inflation = np.where(seen, self.inflation_, self.family_inflation_)
-        return self._output(units, point, draws, inflation, self._extra_columns(units))
+        return self._output(units, point, draws, inflation, self._extra_columns(units), self._form_spread(units, point))
+
+    def _form_spread(self, units, point) -> np.ndarray:
+        """Root-mean-square difference between the chosen form's prediction and those of the
+        alternatives the nested check could not rule out (0 without any): how much the forecast
+        depends on a choice the training rows do not settle."""
+        diffs = []
+        for alt in getattr(self, "alternatives_", []):
+            try:
+                other = alt._predict_state(alt.state_, units)[0]
+            except FitError:
+                continue
+            if other.shape == np.shape(point) and np.isfinite(other).all():
+                diffs.append(np.clip(other, *(0.0, 1.0)) - point if self.target_.kind == "accuracy" else other - point)
+        return np.sqrt(np.mean(np.square(diffs), axis=0)) if diffs else np.zeros(len(point))
 
     # -- nested extrapolation --------------------------------------------------------------
     def _candidates(self) -> list[dict]:
@@ -102,7 +130,12 @@ class Law(BaseEstimator):
 
     def _inner_fit_predict(self, options: dict, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
         law = clone(self).set_params(**options, n_bootstrap=0)
-        return law._fit_final(train).predict(test).assign(misfit=law.misfit_)
+        return law._fit_final(train).predict(test).assign(residual_se=law.residual_se_)
+
+    def _n_params(self) -> int:
+        """Fitted parameters, for degrees of freedom: every entry of the state (all steps of a law)."""
+        state = self.state_ if isinstance(self.state_, dict) else {"": self.state_}
+        return int(sum(np.shape(v)[-1] for v in state.values() if np.ndim(v) >= 2))
 
     def _choose(self, rows: pd.DataFrame) -> None:
         """Hold out the top rung(s) of the training rows, fit every candidate on the rest, keep
@@ -114,6 +147,7 @@ class Law(BaseEstimator):
         self.chosen_ = dict(candidates[0]) if candidates else {}  # the default where no split is possible
         self.form_ = _label(self.chosen_)
         self.inner_errors_, self.inner_error_, self.extrapolation_rate_ = {}, float("nan"), 0.0
+        self.plausible_ = [dict(c) for c in candidates[1:]]  # unchecked: every other candidate stays plausible
         splits = nested.inner_splits(rows, self.target_, self.folds)
         self.inner_rung_ = "; ".join(s.rung for s in splits) or "none (too few sizes or checkpoints to hold one out)"
         if not splits:
@@ -129,6 +163,7 @@ class Law(BaseEstimator):
         self.form_ = _label(self.chosen_)
         self.inner_error_ = chosen.error
         self.extrapolation_rate_ = nested.extrapolation_rate(chosen, splits)
+        self.plausible_ = [dict(r.options) for r in nested.plausible(results, chosen, splits)]
 
     # -- hooks with defaults ----------------------------------------------------------
     def _units(self, rows):
@@ -164,7 +199,7 @@ class Law(BaseEstimator):
         self.inflation_ = max([1.0] + [v for k, v in factors.items() if not k.startswith("family:")])
         self.family_inflation_ = max([self.inflation_] + [v for k, v in factors.items() if k.startswith("family:")])
 
-    def _output(self, units: pd.DataFrame, point, draws, inflation, extra: dict) -> pd.DataFrame:
+    def _output(self, units: pd.DataFrame, point, draws, inflation, extra: dict, spread=0.0) -> pd.DataFrame:
         accuracy = self.target_.kind == "accuracy"
         noise = intervals.noise_sd(point, self.n_items_, self.misfit_, accuracy)
         bounds = (0.0, 1.0) if accuracy else None
@@ -173,6 +208,8 @@ class Law(BaseEstimator):
         with np.errstate(divide="ignore"):
             far = nested.extra_sd(self.extrapolation_rate_, np.log10(units["compute_flops"].to_numpy(float)),
                                   self.log10_c_max_)
+        # the spread between plausible forms, as an sd whose 'level' interval just reaches them
+        far = np.hypot(far, np.asarray(spread, float) / intervals.z_value(self.level))
         lower, upper = intervals.interval(point, draws, noise, self.level, np.random.default_rng(self._seed(7)),
                                           bounds, inflation, extra_sd=far)
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()

@@ -263,16 +263,23 @@ class _Standardised(Curve):
 class Sigmoid(_Standardised):
     """y = floor + (ceiling - floor) * sigmoid(direction * k * (x - x0)), ceiling in (floor, 1].
 
-    theta = (log k, x0, c[, phi]) in standardised x: ceiling = floor + (1 - floor) * sigmoid(c);
-    with ``free_floor`` the floor is chance * sigmoid(phi), in (0, chance); otherwise it is
-    ``chance``.
+    theta = (log k, x0[, c][, phi]) in standardised x: ceiling = floor + (1 - floor) * sigmoid(c),
+    or 1 with ``ceiling_one``; with ``free_floor`` the floor is chance * sigmoid(phi), in
+    (0, chance); otherwise it is ``chance``.
     """
 
     def __init__(self, x_train, chance: float, direction: int, free_floor: bool = False,
-                 delta: float | None = 0.01):
+                 delta: float | None = 0.01, ceiling_one: bool = False):
         super().__init__(x_train)
         self.chance, self.direction, self.free_floor, self.delta = float(chance), direction, free_floor, delta
-        self.names = ("log_k", "x0", "c") + (("phi",) if free_floor else ())
+        self.ceiling_one = ceiling_one
+        self.names = ("log_k", "x0") + (() if ceiling_one else ("c",)) + (("phi",) if free_floor else ())
+
+    def _ceiling_share(self, theta):
+        """sigmoid(c): the ceiling's share of the span above the floor (1 when pinned at 1)."""
+        if self.ceiling_one:
+            return np.ones((theta.shape[0], 1))
+        return _sigmoid(theta[:, 2:3])
 
     def _floor(self, theta):
         if self.free_floor:
@@ -286,23 +293,24 @@ class Sigmoid(_Standardised):
         k = np.exp(np.clip(theta[:, 0:1], -30, 30))
         u = self.direction * k * (z - theta[:, 1:2])
         q = _sigmoid(u)
-        sc = _sigmoid(theta[:, 2:3])
+        sc = self._ceiling_share(theta)
         floor, dfloor = self._floor(theta)
         span = (1 - floor) * sc
         f = floor + span * q
         dq = span * q * (1 - q)
         J = np.empty(f.shape + (len(self.names),))
         J[..., 0], J[..., 1] = dq * u, dq * (-self.direction * k)
-        J[..., 2] = (1 - floor) * sc * (1 - sc) * q
+        if not self.ceiling_one:
+            J[..., 2] = (1 - floor) * sc * (1 - sc) * q
         if self.free_floor:
-            J[..., 3] = dfloor * (1 - sc * q)
+            J[..., self.names.index("phi")] = dfloor * (1 - sc * q)
         return f, J
 
     def grid(self, X, y):
         z = self._z(X).ravel()
         x0s = np.percentile(z, [5, 50, 95]).tolist() + [float(z.min()) - 2 * self.direction,
                                                        float(z.max()) + 2 * self.direction]
-        parts = [np.log([0.3, 1.0, 3.0, 10.0]), x0s, [-2.0, 0.0, 2.0]]
+        parts = [np.log([0.3, 1.0, 3.0, 10.0]), x0s] + ([] if self.ceiling_one else [[-2.0, 0.0, 2.0]])
         if self.free_floor:
             parts.append([-1.0, 2.0])
         return np.array(list(itertools.product(*parts)), float)
@@ -310,7 +318,7 @@ class Sigmoid(_Standardised):
     def readable(self, theta) -> dict:
         theta = np.asarray(theta, float).ravel()
         floor = float(self._floor(theta[None])[0].ravel()[0])
-        ceiling = floor + (1 - floor) * float(_sigmoid(theta[2]))
+        ceiling = floor + (1 - floor) * float(self._ceiling_share(theta[None])[0, 0])
         k = float(np.exp(np.clip(theta[0], -30, 30))) / self.sd
         x0 = self.mu + self.sd * float(theta[1])
         # Bhagia et al.'s form a / (1 + exp(-k' (x - x0))) + b: a = floor - ceiling, b = ceiling,

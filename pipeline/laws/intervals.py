@@ -164,7 +164,7 @@ def noise_sd(predicted, n_items: float | None, misfit, accuracy: bool) -> np.nda
     return np.sqrt(binom**2 + np.asarray(misfit, float) ** 2)
 
 
-def _z(level: float) -> float:
+def z_value(level: float) -> float:
     """Two-sided standard-normal quantile of a ``level`` interval (1.645 for 90%)."""
     return NormalDist().inv_cdf((1 + level) / 2)
 
@@ -174,7 +174,7 @@ def _factor(z, level: float) -> float:
     z = z[np.isfinite(z)]
     if z.size < 3:
         return 1.0
-    return float(max(1.0, np.quantile(z, level) / _z(level)))
+    return float(max(1.0, np.quantile(z, level) / z_value(level)))
 
 
 def oob_factors(y, P, W, noise, level: float, x=None, min_oob: int = 5) -> dict:
@@ -233,7 +233,7 @@ def interval(point, draws, noise, level: float, rng: np.random.Generator,
     lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
     draws = None if draws is None else np.asarray(draws, float)
     if draws is None or not np.isfinite(draws).any():
-        z = _z(level)
+        z = z_value(level)
         lower, upper = point - z * noise, point + z * noise
     else:
         sim = draws + rng.standard_normal(draws.shape) * noise
@@ -242,7 +242,7 @@ def interval(point, draws, noise, level: float, rng: np.random.Generator,
             lower = np.nanquantile(sim, lo_q, axis=0)
             upper = np.nanquantile(sim, hi_q, axis=0)
     lower, upper = np.minimum(lower, point), np.maximum(upper, point)
-    z, extra = _z(level), np.broadcast_to(np.asarray(extra_sd, float), point.shape)
+    z, extra = z_value(level), np.broadcast_to(np.asarray(extra_sd, float), point.shape)
     lower = point - np.hypot(inflation * (point - lower), z * extra)
     upper = point + np.hypot(inflation * (upper - point), z * extra)
     if bounds is not None:

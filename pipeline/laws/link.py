@@ -8,6 +8,10 @@ curve behaves *beyond* the ladder decides a forecast, and the forms below differ
   (floor, 1]: a sigmoid in log L (a Hill curve in L).  A loss is positive and scales as a power
   law, so log L is its natural axis.  Its free ceiling can settle near the best *training*
   accuracy, and the forecast then stops rising where the ladder stops.
+* ``hill`` — the log-logistic with its ceiling pinned at 1: a Hill curve in L from chance to 1
+  (in log L the point L = 0 of Bhagia et al.'s anchor is infinitely far, so this is that
+  anchor's limit); where the training accuracies are flat the free ceiling has nothing to
+  settle on but their maximum, and this form does not.
 * ``logistic`` — the same sigmoid in L.
 * ``bhagia`` — their reference code: the sigmoid in L, fitted by least squares with one
   synthetic point (L = 0, Acc = 1) appended, which pins the ceiling near 1
@@ -41,8 +45,8 @@ from pipeline.laws.curves import ChanceExponential, Curve, Sigmoid
 from pipeline.laws.data import Metric
 from pipeline.laws.loss import as_loss
 
-LINK_FORMS = ("log_logistic", "bhagia", "gadre", "logistic")
-AUTO_LINK_FORMS = ("log_logistic", "bhagia", "gadre")  # the candidates of form="auto"
+LINK_FORMS = ("log_logistic", "hill", "bhagia", "gadre", "logistic")
+AUTO_LINK_FORMS = ("log_logistic", "hill", "bhagia", "gadre")  # the candidates of form="auto"
 
 
 def check_form(form: str, allowed=LINK_FORMS) -> str:
@@ -52,9 +56,9 @@ def check_form(form: str, allowed=LINK_FORMS) -> str:
 
 
 def link_x(loss_values, form: str) -> np.ndarray:
-    """The link's input: log L for the log-logistic, L itself for the others."""
+    """The link's input: log L for the log-logistic and Hill forms, L itself for the others."""
     v = np.asarray(loss_values, float)
-    return np.log(v) if form == "log_logistic" else v
+    return np.log(v) if form in ("log_logistic", "hill") else v
 
 
 @dataclass
@@ -93,7 +97,8 @@ def fit_link(pairs: pd.DataFrame, target: Metric, loss: Metric, form: str, floor
     if form == "gadre":
         curve = ChanceExponential(x, chance, free_floor=free, delta=delta)
     else:
-        curve = Sigmoid(x, chance, direction=-1, free_floor=free, delta=None if form == "bhagia" else delta)
+        curve = Sigmoid(x, chance, direction=-1, free_floor=free, delta=None if form == "bhagia" else delta,
+                        ceiling_one=form == "hill")
     data.need(len(y), curve.n_params + 1, f"{law} link", f"points with both {target} and {loss}")
     if form == "bhagia":
         x, y, anchors = np.append(x, 0.0), np.append(y, 1.0), 1

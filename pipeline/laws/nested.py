@@ -138,25 +138,25 @@ class Score:
     error: float  # mean over the splits of the weighted MAE on their scored units; inf if it failed
     errors: list  # per split: signed (predicted - actual) per scored unit
     reason: str = ""  # why it failed
-    misfit: float = 0.0  # mean scatter of the inner fits' training points around them (metric units)
+    residual_se: float = 0.0  # mean residual standard error of the inner fits (inf: no degrees of freedom)
 
 
 def _score_one(fit_predict, options: dict, split: InnerSplit):
-    """(signed errors, weighted MAE, misfit) of one candidate on one split; raises CapcastError."""
+    """(signed errors, weighted MAE, residual se) of one candidate on one split; raises CapcastError."""
     pred = fit_predict(options, split.train, split.test)
     merged = split.scored.merge(pred[data.UNIT + ["predicted"]], on=data.UNIT, how="left")
     e = merged["predicted"].to_numpy(float) - merged["value"].to_numpy(float)
     if not np.isfinite(e).all():
         raise CapcastError("no prediction for some held-out units")
-    misfit = float(pred["misfit"].iloc[0]) if "misfit" in pred and len(pred) else 0.0
-    return e, float(np.sum(merged["weight"].to_numpy(float) * np.abs(e))), misfit
+    residual_se = float(pred["residual_se"].iloc[0]) if "residual_se" in pred and len(pred) else 0.0
+    return e, float(np.sum(merged["weight"].to_numpy(float) * np.abs(e))), residual_se
 
 
 def score(fit_predict, candidates: list[dict], splits: list[InnerSplit]) -> tuple[list[Score], list[InnerSplit]]:
     """Fit every candidate on each split's ``train`` and score it on its ``scored`` units.
 
     ``fit_predict(options, train, test) -> DataFrame`` (with model, step, predicted and the inner
-    fit's ``misfit``) fits one candidate.  Splits where the first (default) candidate cannot be
+    fit's ``residual_se``) fits one candidate.  Splits where the first (default) candidate cannot be
     fitted (CapcastError: too few points there) are dropped for every candidate, so all are
     compared on the same splits; another candidate that fails on a kept split scores inf.
     Returns the scores and the kept splits.
@@ -183,15 +183,22 @@ def score(fit_predict, candidates: list[dict], splits: list[InnerSplit]) -> tupl
     return out, kept
 
 
-def noise(splits: list[InnerSplit], default: Score | None = None) -> float:
+def noise(splits: list[InnerSplit], scores: list[Score] | None = None) -> float:
     """The noise of a held-out value: the root-mean-square stderr of the scored values where
-    known, else the scatter of the default candidate's inner training points around its fit
-    (checkpoint-to-checkpoint and model-to-model variation the law does not explain)."""
+    known, else the residual standard error of the inner fits (the variation around a law that
+    no law explains): the default candidate's, or where its fits have no degrees of freedom left,
+    the smallest of the others'; infinite when no fit has any, so that nothing is switched on
+    evidence that cannot be weighed."""
     se = np.concatenate([s.scored["stderr"].to_numpy(float) for s in splits]) if splits else np.array([])
     se = se[np.isfinite(se)]
     if se.size:
         return float(np.sqrt(np.mean(se**2)))
-    return float(default.misfit) if default is not None and np.isfinite(default.misfit) else 0.0
+    if not scores:
+        return 0.0
+    if np.isfinite(scores[0].residual_se):
+        return float(scores[0].residual_se)
+    others = [s.residual_se for s in scores[1:] if np.isfinite(s.error) and np.isfinite(s.residual_se)]
+    return float(min(others)) if others else float("inf")
 
 
 def choose(scores: list[Score], splits: list[InnerSplit], margin: float = 1.0) -> Score | None:
@@ -210,7 +217,15 @@ def choose(scores: list[Score], splits: list[InnerSplit], margin: float = 1.0) -
         # is no evidence that it extrapolates
         return None
     best = min((s for s in scores if np.isfinite(s.error)), key=lambda s: s.error)
-    return default if best.error >= default.error - margin * noise(splits, default) else best
+    return default if best.error >= default.error - margin * noise(splits, scores) else best
+
+
+def plausible(scores: list[Score], chosen: Score, splits: list[InnerSplit], margin: float = 1.0) -> list[Score]:
+    """The other candidates the inner check cannot rule out: those within ``margin`` x the
+    held-out noise of the chosen one's error.  Their disagreement with it beyond the training
+    range is uncertainty the data leave open (base.Law widens the interval by it)."""
+    slack = margin * noise(splits, scores)
+    return [s for s in scores if s is not chosen and np.isfinite(s.error) and s.error <= chosen.error + slack]
 
 
 def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
