@@ -169,11 +169,26 @@ def metrics(table: pd.DataFrame) -> dict:
     stays in backtest.csv.
     """
     out: dict = {}
-    for _, r in table[table["task"] == "ALL"].iterrows():
+    totals = table[table["task"] == "ALL"]
+    for _, r in totals.iterrows():
         out.setdefault(r["split"], {})[r["method"]] = {
             "n": int(r["n"]), "mae": None if pd.isna(r["mae"]) else round(float(r["mae"]), 3),
             "coverage": None if pd.isna(r["coverage"]) else round(float(r["coverage"]), 3)}
+    out.update(two_step_summary(totals))
     return out
+
+
+TWO_STEP_SPLITS = "two_step_splits"  # the headline: every split two_step runs on
+
+
+def two_step_summary(totals: pd.DataFrame) -> dict:
+    """Per method, over the splits two_step ran on: the mean of its split MAEs, its smallest split
+    coverage and the number of those splits it ran on (a pseudo-split of the DVC metrics)."""
+    splits = set(totals.loc[totals["method"] == "two_step", "split"])
+    rows = totals[totals["split"].isin(splits) & totals["mae"].notna()]
+    summary = {m: {"n": int(g["split"].nunique()), "mae": round(float(g["mae"].mean()), 3),
+                   "coverage": round(float(g["coverage"].min()), 3)} for m, g in rows.groupby("method")}
+    return {TWO_STEP_SPLITS: summary} if splits else {}
 
 
 def write_metrics(summary: dict, out_dir: Path) -> None:
@@ -213,6 +228,8 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     def job(name):
         t, lines = time.perf_counter(), []
         preds, errors = run_split(table, name, splits[name], cfg, log=lines.append)
+        for method, g in preds.groupby("method", sort=False):
+            lines.append(f"  {name} {method}: {law_line(g, 'points')}")
         lines.append(f"{name}: {len(preds)} predictions, {len(errors)} not fitted ({time.perf_counter() - t:.1f}s)")
         return preds, errors, lines
 
@@ -236,6 +253,20 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     print(f"overall {cfg.get('level', 0.9):.0%} interval coverage {overall['coverage']:.3f} over {overall['n']} "
           f"predictions; wrote {out}/backtest.csv and {out}/metrics/ ({time.perf_counter() - t0:.1f}s)")
     return summary
+
+
+def law_line(pred: pd.DataFrame, unit: str) -> str:
+    """What the fitted law(s) settled, for the logs: forms chosen (with counts over targets and
+    folds), the mean nested inner error and which N the law used."""
+    first = pred.drop_duplicates(["fold", "task", "metric"]) if "fold" in pred else pred.head(1)
+    forms = first["form"].astype(str).value_counts()
+    chosen = ", ".join(f"{f} x{n}" if len(forms) > 1 or n > 1 else f for f, n in forms.items())
+    scale = 100.0 if unit == "points" else 1.0
+    inner = first["inner_error"].astype(float) * scale
+    inner_text = f"nested inner error {inner.mean():.2f} {unit}" if inner.notna().any() else \
+        "no nested check (too few sizes to hold one out)"
+    used = sorted(set(first["params_used"].astype(str)) - {"", "nan"})
+    return f"chosen {chosen}; {inner_text}" + (f"; N: {used[0]}" + (" ..." if len(used) > 1 else "") if used else "")
 
 
 def _print_summary(results: pd.DataFrame) -> None:
@@ -332,6 +363,7 @@ def cli(args) -> int:
         write_csv(pred.reindex(columns=OUT_COLUMNS), Path(args.out))
     s = score_group(pred)
     unit = "points" if scores.metric_kind(target.rpartition(":")[2]) == "accuracy" else "(metric units)"
+    print(law_line(pred, unit))
     missing = ""
     if s["skipped"]:
         none = pred.loc[np.isfinite(pred["actual"].astype(float)) & ~np.isfinite(pred["predicted"].astype(float))]

@@ -39,8 +39,9 @@ def test_cli_fits_train_predicts_test_and_writes_out(tiny_csv, tmp_path, capsys)
                        "--out", str(out_csv), "--bootstrap", "20")
     assert rc == 0, err
     lines = out.strip().splitlines()
-    assert len(lines) == 3  # 4e9 and 8e9, then the MAE
+    assert len(lines) == 4  # 4e9 and 8e9, what the law settled, then the MAE
     assert lines[0].startswith("toy-4e+09@100000") and "90% [" in lines[0]
+    assert lines[2].startswith("chosen form=") and "nested inner error" in lines[2] and "N: total (" in lines[2]
     assert lines[-1].startswith("MAE ") and "points over 2 predictions" in lines[-1]
     pred = pd.read_csv(out_csv)
     assert list(pred.columns) == ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]

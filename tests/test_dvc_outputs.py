@@ -39,10 +39,17 @@ def test_dvc_metrics_show_is_narrow_and_flat():
         assert m["coverage"] is None or 0 <= m["coverage"] <= 1
     bt = __import__("pandas").read_csv(ROOT / "reports/backtest.csv")
     alls = bt[bt["task"] == "ALL"]
-    assert len(list((ROOT / "reports/metrics").rglob("*.json"))) == len(alls), "one file per split x method"
+    per_split = [p for p in (ROOT / "reports/metrics").rglob("*.json") if p.parent.name != "two_step_splits"]
+    assert len(per_split) == len(alls), "one file per split x method"
     for _, r in alls.iterrows():  # points, as in backtest.csv
         m = json.loads((ROOT / "reports/metrics" / r["split"] / f"{r['method']}.json").read_text())
         assert m["mae"] == pytest.approx(r["mae"], abs=1e-3) and m["n"] == r["n"]
+    # the headline: each method's mean MAE and smallest coverage over the splits two_step runs on
+    two_step = set(alls.loc[alls["method"] == "two_step", "split"])
+    for path in (ROOT / "reports/metrics/two_step_splits").glob("*.json"):
+        m, own = json.loads(path.read_text()), alls[alls["split"].isin(two_step) & (alls["method"] == path.stem)]
+        assert m["n"] == len(own) and m["mae"] == pytest.approx(own["mae"].mean(), abs=1e-3)
+        assert m["coverage"] == pytest.approx(own["coverage"].min(), abs=1e-3)
 
 
 @needs_dvc

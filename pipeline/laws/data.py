@@ -61,24 +61,37 @@ def present(rows: pd.DataFrame, limit: int = 8) -> str:
     return ", ".join(pairs[:limit]) + more if pairs else "nothing"
 
 
-_VALUES: dict = {}
+class IdentityCache:
+    """Results of a pure function of frames, keyed by the frames' identity (and some settings).
+
+    Every law of a backtest fold, its nested fits and each of its steps derive the same unit
+    frames from the same rows; deriving them once saves most of the pandas work.  The cache
+    holds the frames it was keyed on (so an id is never reused while cached); callers must not
+    modify the frames they get back.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size, self.items = size, {}
+
+    def get(self, frames: tuple, settings, compute):
+        key = tuple(id(f) for f in frames) + (settings,)
+        hit = self.items.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], frames)):
+            return hit[1]
+        out = compute()
+        if len(self.items) >= self.size:
+            self.items.clear()
+        self.items[key] = (frames, out)
+        return out
+
+
+_VALUES, _SKIPPED, _JOINED = IdentityCache(), IdentityCache(), IdentityCache()
 
 
 def values(rows: pd.DataFrame, metric: Metric, law: str, where: str = "the training rows") -> pd.DataFrame:
-    """One row per unit of ``metric`` in ``rows``; FitError if absent or ambiguous.
-
-    Cached per rows object and metric (every law of a backtest fold, its nested fits and its
-    steps read the same rows); callers must not modify the frame they get.
-    """
-    key = (id(rows), len(rows), str(metric))
-    hit = _VALUES.get(key)
-    if hit is not None and hit[0] is rows:
-        return hit[1]
-    out = _values(rows, metric, law, where)
-    if len(_VALUES) > 256:
-        _VALUES.clear()
-    _VALUES[key] = (rows, out)
-    return out
+    """One row per unit of ``metric`` in ``rows``; FitError if absent or ambiguous (cached:
+    see :class:`IdentityCache`)."""
+    return _VALUES.get((rows,), str(metric), lambda: _values(rows, metric, law, where))
 
 
 def _values(rows: pd.DataFrame, metric: Metric, law: str, where: str) -> pd.DataFrame:
@@ -112,9 +125,12 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def join(left: pd.DataFrame, right: pd.DataFrame, suffix: str) -> pd.DataFrame:
-    """Units present in both (matched on model and step)."""
-    r = right[UNIT + ["value", "stderr"]].rename(columns={"value": f"value{suffix}", "stderr": f"stderr{suffix}"})
-    return left.merge(r, on=UNIT, how="inner")
+    """Units present in both (matched on model and step); cached (:class:`IdentityCache`)."""
+    def compute():
+        r = right[UNIT + ["value", "stderr"]].rename(columns={"value": f"value{suffix}", "stderr": f"stderr{suffix}"})
+        return left.merge(r, on=UNIT, how="inner")
+
+    return _JOINED.get((left, right), suffix, compute)
 
 
 def skip_early(units: pd.DataFrame, fraction: float) -> pd.DataFrame:
@@ -124,8 +140,12 @@ def skip_early(units: pd.DataFrame, fraction: float) -> pd.DataFrame:
     checkpoints are in warm-up (Pythia: 1% of training) or the high-learning-rate transient and
     follow neither the loss law nor the loss-accuracy link of the rest of the run.  Units with
     no step (final checkpoints) are kept; units with no tokens or compute are always dropped,
-    since every law here works on log scales.
+    since every law here works on log scales.  Cached (:class:`IdentityCache`).
     """
+    return _SKIPPED.get((units,), fraction, lambda: _skip_early(units, fraction))
+
+
+def _skip_early(units: pd.DataFrame, fraction: float) -> pd.DataFrame:
     keep = (units["tokens"] > 0) & (units["compute_flops"] > 0)
     if fraction > 0:
         stepped = units["step"].notna()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import FitError
-from pipeline.laws import data
+from pipeline.laws import data, nested
 from pipeline.laws.base import CurveLaw
 from pipeline.laws.curves import Chinchilla, ChinchillaNoFloor, PowerCompute, PowerComputeNoFloor
 from pipeline.laws.data import Metric
@@ -116,7 +116,7 @@ class LossLaw(CurveLaw):
     """
 
     method = "loss_law"
-    folds = 1  # loss extrapolation errors are far less noisy than accuracy's: the top rung suffices
+    folds = nested.FOLDS
 
     def __init__(self, target, form: str = "auto", floor: str = "auto", rows: str = "auto", params: str = "auto",
                  skip_fraction: float = 0.1, huber_delta: float = 1e-3, n_bootstrap: int = 200, level: float = 0.9,

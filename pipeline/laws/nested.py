@@ -11,9 +11,10 @@ beyond the inner training range, widens the prediction intervals (:func:`extrapo
 
 The top rung is the largest model size (all its checkpoints) when at least ``MIN_RUNGS`` smaller
 sizes remain to fit on; otherwise (few sizes, or one model over its checkpoints) the units in the
-top ``1 - TOP_QUANTILE`` of training compute.  Scored are the held-out units late in their run
-(tokens >= ``LATE_FRACTION`` of that model's largest held-out count), each held-out model
-weighted equally, so a model with many checkpoints does not outvote one with few.
+top ``1 - TOP_QUANTILE`` of training compute.  Scored is each held-out model's last checkpoint,
+the models weighted equally: a forecast is asked of finished runs, and on a ladder of runs
+with their own learning-rate schedules a mid-run checkpoint is not what a finished run of that
+D scores.
 
 Everything here is a function of the training rows only: the rows a backtest holds out never
 reach it.
@@ -32,7 +33,6 @@ from pipeline.laws.data import Metric
 MIN_RUNGS = 3  # distinct smaller sizes an inner fit needs (an L(N, D) law needs three)
 MIN_UNITS = 3  # inner training units of the target, at least
 TOP_QUANTILE = 0.9
-LATE_FRACTION = 0.5
 SIZE_DECIMALS = 2  # sizes within ~2% (log10 rounded to 0.01) are one rung: pythia and pythia-deduped
 MIN_DISTANCE = 0.05  # decades: below this an inner error says nothing about a rate per decade
 FOLDS = 2  # inner splits: the top rung, then the top two rungs (fewer where the rows run out)
@@ -54,7 +54,7 @@ def _units(rows: pd.DataFrame, target: Metric) -> pd.DataFrame:
     return units.loc[(units["tokens"] > 0) & (units["compute_flops"] > 0)].reset_index(drop=True)
 
 
-_SPLITS: dict = {}
+_SPLITS = data.IdentityCache(64)
 
 
 def inner_splits(rows: pd.DataFrame, target: Metric | str, folds: int = 1, min_rungs: int = MIN_RUNGS) -> list[InnerSplit]:
@@ -63,15 +63,8 @@ def inner_splits(rows: pd.DataFrame, target: Metric | str, folds: int = 1, min_r
 
     Cached per rows object and target: every method of a backtest fold splits the same rows.
     """
-    key = (id(rows), len(rows), str(target), folds, min_rungs)
-    hit = _SPLITS.get(key)
-    if hit is not None and hit[0] is rows:
-        return hit[1]
-    if len(_SPLITS) > 64:
-        _SPLITS.clear()
-    out = _inner_splits(rows, target, folds, min_rungs)
-    _SPLITS[key] = (rows, out)
-    return out
+    return _SPLITS.get((rows,), (str(target), folds, min_rungs),
+                       lambda: _inner_splits(rows, target, folds, min_rungs))
 
 
 def _inner_splits(rows, target, folds, min_rungs) -> list[InnerSplit]:
@@ -121,11 +114,10 @@ def inner_split(rows: pd.DataFrame, target: Metric | str, min_rungs: int = MIN_R
 
 
 def _scored(held: pd.DataFrame, log_c_max: float) -> pd.DataFrame:
-    """Held-out units late in their run, each model weighted equally; distance in decades."""
-    last = held.groupby("model")["tokens"].transform("max")
-    late = held.loc[held["tokens"] >= LATE_FRACTION * last].copy()
-    late["weight"] = 1.0 / late.groupby("model")["model"].transform("size")
-    late["weight"] /= late["weight"].sum()
+    """Each held-out model's last checkpoint, weighted equally; distance in decades."""
+    late = held.loc[held["tokens"] == held.groupby("model")["tokens"].transform("max")]
+    late = late.drop_duplicates("model", keep="last").copy()
+    late["weight"] = 1.0 / len(late)
     late["distance"] = np.log10(late["compute_flops"].to_numpy(float)) - log_c_max
     return late[data.UNIT + ["value", "stderr", "weight", "distance"]].reset_index(drop=True)
 
@@ -185,9 +177,9 @@ def score(fit_predict, candidates: list[dict], splits: list[InnerSplit]) -> tupl
 
 def noise(splits: list[InnerSplit], scores: list[Score] | None = None) -> float:
     """The noise of a held-out value: the root-mean-square stderr of the scored values where
-    known, else the residual standard error of the inner fits (the variation around a law that
-    no law explains): the default candidate's, or where its fits have no degrees of freedom left,
-    the smallest of the others'; infinite when no fit has any, so that nothing is switched on
+    known, else the smallest residual standard error of the candidates' inner fits (the scatter
+    around the law that fits best: a misspecified law's residuals hold its bias too, and would
+    shield it); infinite when no fit has degrees of freedom left, so that nothing is switched on
     evidence that cannot be weighed."""
     se = np.concatenate([s.scored["stderr"].to_numpy(float) for s in splits]) if splits else np.array([])
     se = se[np.isfinite(se)]
@@ -195,10 +187,8 @@ def noise(splits: list[InnerSplit], scores: list[Score] | None = None) -> float:
         return float(np.sqrt(np.mean(se**2)))
     if not scores:
         return 0.0
-    if np.isfinite(scores[0].residual_se):
-        return float(scores[0].residual_se)
-    others = [s.residual_se for s in scores[1:] if np.isfinite(s.error) and np.isfinite(s.residual_se)]
-    return float(min(others)) if others else float("inf")
+    fitted = [s.residual_se for s in scores if np.isfinite(s.error) and np.isfinite(s.residual_se)]
+    return float(min(fitted)) if fitted else float("inf")
 
 
 def choose(scores: list[Score], splits: list[InnerSplit], margin: float = 1.0) -> Score | None:
