@@ -301,6 +301,9 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=cfg.get("random_state", 0), help="random_state of the bootstrap")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other option of the law, e.g. --set params=non_embedding (repeatable)")
+    p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
+                   help="random-guess level of a task the table does not give (its chance column, else the "
+                        "built-in table), e.g. --chance my_task=0.25 (repeatable)")
     p.add_argument("--only", action="append", help="stage mode: run only this split (repeatable)")
     return p
 
@@ -345,7 +348,7 @@ def cli(args) -> int:
     from pipeline.laws.data import Metric
 
     target = str(Metric.parse(args.target))
-    table = scores.read(args.scores)
+    table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
     train, test = select(table, args.train, "--train"), select(table, args.test, "--test")
     pred = run_law(args.method, target, _options(args), train, test)
     width = max(len(str(m)) for m in pred["model"])

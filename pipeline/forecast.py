@@ -227,18 +227,20 @@ def recipe(target: Target, compute: np.ndarray, fixed: str) -> tuple[np.ndarray,
     return n, r * n
 
 
-def non_embedding(family: str, n: np.ndarray) -> np.ndarray | None:
+def non_embedding(family: str, n: np.ndarray, known: list | None = None) -> np.ndarray | None:
     """Non-embedding parameter counts of hypothetical models of ``family`` with ``n`` total parameters.
 
-    The families registry knows them for the published sizes (Pythia); the embedding count
-    E = N - N_non_emb grows as a power of N across them (vocabulary x width), so log E is fitted
-    linear in log N and extrapolated.  None when the registry has fewer than 3 counts: the laws then
+    The families registry knows them for the published sizes (Pythia), a user's table for its own
+    models (``known``: (total, non-embedding) pairs, e.g. from ``ingest lm-eval``); the embedding
+    count E = N - N_non_emb grows as a power of N across them (vocabulary x width), so log E is
+    fitted linear in log N and extrapolated.  None when there are fewer than 3 counts: the laws then
     use total N for every unit (``params="auto"``), as they do for the training models.
     """
     from pipeline import families
 
     fam = families.FAMILIES.get(family)
-    known = [(m.params, m.params_non_embedding) for m in (fam.models if fam else ()) if m.params_non_embedding]
+    registry = [(m.params, m.params_non_embedding) for m in (fam.models if fam else ()) if m.params_non_embedding]
+    known = registry if len(registry) >= 3 or not known else known
     if len(known) < 3:
         return None
     total, ne = np.array(known, float).T
@@ -270,11 +272,11 @@ def target_tasks(table: pd.DataFrame, target: Target, cfg: dict) -> list[str]:
     return [t for t in wanted if t in set(have["task"])]
 
 
-def _unit_rows(target: Target, n, d, c) -> pd.DataFrame:
+def _unit_rows(target: Target, n, d, c, known: list | None = None) -> pd.DataFrame:
     """Rows describing models to forecast (no value of the target metric: a pure forecast)."""
     k = len(c)
     extra = {}
-    ne = non_embedding(target.family, n)
+    ne = non_embedding(target.family, n, known)
     if ne is not None:
         extra["params_non_embedding"] = ne
     return pd.DataFrame({**extra,
@@ -285,37 +287,74 @@ def _unit_rows(target: Target, n, d, c) -> pd.DataFrame:
     })
 
 
-def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: float
-                    ) -> tuple[list[dict], list[pd.DataFrame]]:
-    """Fit every method on every task of one target; (forecast rows, curve frames)."""
-    from pipeline import laws
-    from pipeline.errors import FitError
-
-    metric = cfg.get("metric", "acc")
-    shots = cfg.get("num_fewshot", 0)
+def target_units(table: pd.DataFrame, target: Target, cfg: dict) -> pd.DataFrame:
+    """The units a target's laws predict: the target itself (first row), then ``curve_points``
+    models along its recipe from the family's smallest compute up to it (the fitted curves)."""
     fixed = "tokens" if target.fixed == "tokens" else "ratio"
     own = final_checkpoints(table[(table["suite"] == target.suite) & (table["family"] == target.family)])
     own = own[own["compute_flops"] > 0]
     lo = float(own["compute_flops"].min()) if len(own) else target.compute_flops / 1e3
     grid = np.logspace(np.log10(lo), np.log10(target.compute_flops), int(cfg.get("curve_points", 40)))
     gn, gd = recipe(target, grid, fixed)
-    units = _unit_rows(target, np.r_[target.params, gn], np.r_[target.tokens, gd], np.r_[target.compute_flops, grid])
+    return _unit_rows(target, np.r_[target.params, gn], np.r_[target.tokens, gd], np.r_[target.compute_flops, grid],
+                      _known_non_embedding(own))
+
+
+def _known_non_embedding(rows: pd.DataFrame) -> list | None:
+    """(total, non-embedding) counts the rows give for their models, to extrapolate from."""
+    if "params_non_embedding" not in rows.columns:
+        return None
+    known = rows.dropna(subset=["params_non_embedding"]).drop_duplicates("model")
+    return list(zip(known["params"].astype(float), known["params_non_embedding"].astype(float))) or None
+
+
+def fit_predict(table: pd.DataFrame, target: Target, task: str, method: str, options: dict, cfg: dict,
+                units: pd.DataFrame, interval: float):
+    """One law fitted on the target's training rows (:func:`training_rows`), and its predictions
+    of ``units``; FitError where it cannot be fitted."""
+    from pipeline import laws
+
+    law = laws.make(method, target=f"{task}:{cfg.get('metric', 'acc')}", level=interval,
+                    random_state=int(cfg.get("seed", 0)), **options)
+    law.fit(training_rows(table, target, method, cfg))
+    return law, law.predict(units)
+
+
+def method_options(target: Target, method: str, cfg: dict) -> dict:
+    """forecast.method_options, then the target's own options; its loss for the laws that take one."""
+    options = dict((cfg.get("method_options") or {}).get(method) or {})
+    options.update((target.options or {}).get(method) or {})
+    if method in ("two_step", "link") and target.loss and "loss" not in options:
+        options["loss"] = target.loss
+    return options
+
+
+def curve_frame(pred: pd.DataFrame, base: dict) -> pd.DataFrame:
+    """A law's predictions of the curve units (all but the first) with the forecast's identity."""
+    curve = pred.iloc[1:][["params", "tokens", "compute_flops", "predicted", "lower", "upper"]].copy()
+    for k in ("target", "family", "suite", "task", "metric", "num_fewshot", "method"):
+        curve[k] = base[k]
+    return curve[CURVE_COLUMNS]
+
+
+def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: float
+                    ) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Fit every method on every task of one target; (forecast rows, curve frames)."""
+    from pipeline.errors import FitError
+
+    metric = cfg.get("metric", "acc")
+    shots = cfg.get("num_fewshot", 0)
+    units = target_units(table, target, cfg)
     ne = units["params_non_embedding"].iloc[0] if "params_non_embedding" in units else np.nan
     rows, curves = [], []
     for task in target_tasks(table, target, cfg):
         for method in target.methods or cfg["methods"]:
-            options = dict((cfg.get("method_options") or {}).get(method) or {})
-            options.update((target.options or {}).get(method) or {})
-            if method in ("two_step", "link") and target.loss and "loss" not in options:
-                options["loss"] = target.loss
             base = {"target": target.name, "family": target.family, "suite": target.suite,
                     "params": target.params, "params_non_embedding": ne, "tokens": target.tokens, "compute_flops": target.compute_flops,
                     "task": task, "metric": metric, "num_fewshot": shots, "method": method, "level": interval}
             try:
-                law = laws.make(method, target=f"{task}:{metric}", level=interval,
-                                random_state=int(cfg.get("seed", 0)), **options)
-                law.fit(training_rows(table, target, method, cfg))
-                pred = law.predict(units)
+                _, pred = fit_predict(table, target, task, method, method_options(target, method, cfg), cfg, units,
+                                      interval)
             except FitError as exc:
                 rows.append({**base, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": str(exc)})
                 print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
@@ -323,10 +362,7 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             first = pred.iloc[0]
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
                          "upper": first["upper"], "note": ""})
-            curve = pred.iloc[1:][["params", "tokens", "compute_flops", "predicted", "lower", "upper"]].copy()
-            for k in ("target", "family", "suite", "task", "metric", "num_fewshot", "method"):
-                curve[k] = base[k]
-            curves.append(curve[CURVE_COLUMNS])
+            curves.append(curve_frame(pred, base))
     return rows, curves
 
 
@@ -349,7 +385,13 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def _main(argv) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline forecast", description=__doc__.split("\n")[0])
+    from pipeline import ladder
+
+    if ladder.user_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
+        return ladder.main_forecast(argv)
+    parser = argparse.ArgumentParser(prog="python -m pipeline forecast", description=__doc__.split("\n")[0],
+                                     epilog="With --family F --params N --tokens D: forecast one family of "
+                                            "--scores FILE at any size (see --family --help)")
     parser.add_argument("--scores", default="data/scores.parquet")
     parser.add_argument("--out-dir", default="reports")
     parser.add_argument("--params", default="params.yaml")
@@ -370,6 +412,8 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
+    import sys
+
     from pipeline.__main__ import run_cli
 
-    return run_cli(_main, argv)
+    return run_cli(_main, sys.argv[1:] if argv is None else argv)

@@ -118,6 +118,22 @@ def test_the_cli_writes_the_table_and_collect_folds_it_in(ladder, tmp_path, caps
 
 
 @pytest.mark.slow
+def test_from_lm_evals_folder_to_a_forecast_of_a_larger_size(ladder, tmp_path, capsys):
+    from pipeline import forecast
+
+    table = tmp_path / "mine.csv"
+    assert ingest.main(["lm-eval", str(ladder), "--family", "tiny-neox", "--tokens-per-step", str(TOKENS_PER_STEP),
+                        "--out", str(table)]) == 0
+    capsys.readouterr()
+    assert forecast.main(["--scores", str(table), "--family", "tiny-neox", "--params", "1e6",
+                          "--tokens", str(40 * TOKENS_PER_STEP), "--bootstrap", "20"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("tiny-neox (3 models, 6 checkpoints, 3 sizes")
+    assert sorted(line.split("  ")[0] for line in lines[1:]) == [f"{LASTWORD}:acc", f"{MC}:acc"]
+    assert all("N=1e+06 D=2.05e+04  predicted " in line and "90% [" in line for line in lines[1:])
+
+
+@pytest.mark.slow
 def test_without_the_tokenizer_nll_token_is_left_out_and_said(ladder, tmp_path, capsys):
     moved = tmp_path / "elsewhere"
     shutil.copytree(ladder, moved)

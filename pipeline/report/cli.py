@@ -9,6 +9,10 @@ from pipeline.report.inputs import config_from_params, load_inputs
 
 
 def _main(argv) -> int:
+    from pipeline import ladder
+
+    if ladder.user_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
+        return ladder.main_report(argv)
     parser = argparse.ArgumentParser(prog="python -m pipeline report",
                                      description="reports/index.html, reports/forecast.md and plots")
     parser.add_argument("--scores", default="data/scores.parquet")

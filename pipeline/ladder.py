@@ -1,0 +1,428 @@
+"""Your own ladder, your own forecast: one family of a scores table at any (N, D), in one command.
+
+    python -m pipeline forecast --scores FILE --family F --params N[,N...] --tokens D[,D...]
+        [--tasks t1,t2] [--method auto|two_step|direct|...] [--loss TASK:METRIC] [--chance ...] [--out FILE.csv]
+
+For every task and target it prints the forecast, its interval, the method, and that method's
+backtest on *this family's own ladder*: the nested holdout of :mod:`pipeline.laws.nested` (the
+top rung -- the largest size, or the top decile of compute when the sizes are few -- held out),
+the method with its bootstrap fitted on the smaller rungs and scored on the held-out rung's late
+checkpoints (MAE in points, interval coverage; :func:`pipeline.backtest.score_group`).
+
+``--method auto`` chooses per task by that backtest, as the laws choose their forms: the default
+(two_step where the task has a loss to go through, else direct) is kept unless another candidate
+beats it by more than the noise of the held-out values (:func:`pipeline.laws.nested.choose`).
+
+The report CLI (``python -m pipeline report --scores FILE --family F ...``) builds the same
+forecast and hands it to the report package.  Nothing here reads params.yaml.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import backtest, forecast, scores
+from pipeline.errors import CapcastError, FitError
+from pipeline.laws import nested
+from pipeline.laws.data import Metric
+
+AUTO = ("two_step", "direct", "sigmoid", "loglinear")  # candidates of --method auto, the default first
+SPLIT = "nested"
+EXTRA_COLUMNS = ["backtest_n", "backtest_mae", "backtest_coverage", "heldout", "form", "params_used", "candidates",
+                 "note"]
+PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
+                "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to forecast: a family's targets and tasks, and how."""
+
+    family: str
+    targets: tuple  # ((N, D), ...)
+    tasks: tuple | None = None
+    metric: str = "acc"
+    method: str = "auto"
+    loss: str | None = None
+    suite: str | None = None
+    num_fewshot: int | None = None
+    level: float = 0.9
+    n_bootstrap: int = 200
+    seed: int = 0
+    curve_points: int = 40
+    source: str = "the scores table"
+
+
+@dataclass
+class Result:
+    forecast: pd.DataFrame  # forecast.FORECAST_COLUMNS + EXTRA_COLUMNS: one row per target x task
+    curves: pd.DataFrame  # forecast.CURVE_COLUMNS
+    predictions: pd.DataFrame  # PRED_COLUMNS: every candidate's held-out predictions (the nested backtest)
+    backtest: pd.DataFrame  # pipeline.backtest.score of those predictions
+    rows: pd.DataFrame  # the family's rows the laws saw
+
+
+# ----------------------------------------------------------------------------------- parsing
+def numbers(text: str, flag: str) -> list[float]:
+    """``7e9,13e9`` -> [7e9, 13e9]; each > 0."""
+    out = []
+    for part in str(text).split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0):
+            raise CapcastError(f"{flag} {text!r}: give numbers > 0, comma-separated (e.g. {flag} 7e9,13e9)")
+        out.append(value)
+    return out
+
+
+def targets(params: str, tokens: str | None, tokens_per_param: float | None) -> tuple:
+    """(N, D) pairs: the i-th N with the i-th D; one D (or one N) goes with every N (or D)."""
+    n = numbers(params, "--params")
+    if (tokens is None) == (tokens_per_param is None):
+        raise CapcastError("give the training tokens of the target(s): --tokens D[,D...] or --tokens-per-param R")
+    if tokens_per_param is not None:
+        if not (math.isfinite(tokens_per_param) and tokens_per_param > 0):
+            raise CapcastError(f"--tokens-per-param must be > 0, got {tokens_per_param}")
+        return tuple((x, x * tokens_per_param) for x in n)
+    d = numbers(tokens, "--tokens")
+    if len(n) != len(d) and 1 not in (len(n), len(d)):
+        raise CapcastError(f"--params gives {len(n)} sizes and --tokens {len(d)} token counts; give as many of each "
+                           "(the i-th size trains on the i-th count), or one of either")
+    k = max(len(n), len(d))
+    return tuple((n[i % len(n)], d[i % len(d)]) for i in range(k))
+
+
+# ------------------------------------------------------------------------------ the family's rows
+def family_rows(table: pd.DataFrame, req: Request) -> tuple[pd.DataFrame, str]:
+    """The family's rows in one suite (and one shot count per task); (rows, suite)."""
+    rows = table[table["family"] == req.family]
+    if rows.empty:
+        fams = sorted(table["family"].astype(str).unique())
+        raise CapcastError(f"{req.source}: no rows of family {req.family!r} (families there: {', '.join(fams[:12])}"
+                           f"{', ...' if len(fams) > 12 else ''}); fix --family")
+    suites = sorted(rows["suite"].astype(str).unique())
+    suite = req.suite or (suites[0] if len(suites) == 1 else None)
+    if suite is None:
+        raise CapcastError(f"{req.source}: family {req.family!r} has rows in suites {', '.join(suites)}; numbers "
+                           "compare within one suite only: pass --suite NAME")
+    rows = rows[rows["suite"] == suite]
+    if rows.empty:
+        raise CapcastError(f"{req.source}: family {req.family!r} has no rows in suite {suite!r} (it has "
+                           f"{', '.join(suites)}); fix --suite")
+    if req.num_fewshot is not None:
+        rows = rows[rows["num_fewshot"] == req.num_fewshot]
+        if rows.empty:
+            raise CapcastError(f"{req.source}: family {req.family!r} has no {req.num_fewshot}-shot rows; fix --num-fewshot")
+    return rows, suite
+
+
+def family_tasks(rows: pd.DataFrame, req: Request) -> list[str]:
+    """--tasks (each must have the metric), else every task of the family with the metric."""
+    have = sorted(rows.loc[rows["metric"] == req.metric, "task"].astype(str).unique())
+    if not req.tasks:
+        if not have:
+            raise CapcastError(f"{req.source}: family {req.family!r} has no {req.metric!r} rows; pick the accuracy "
+                               f"with --metric (it has {', '.join(sorted(rows['metric'].astype(str).unique()))})")
+        return have
+    missing = [t for t in req.tasks if t not in have]
+    if missing:
+        raise CapcastError(f"{req.source}: family {req.family!r} has no {req.metric!r} rows of {', '.join(missing)} "
+                           f"(it has {', '.join(have) or 'none'}); fix --tasks or --metric")
+    return list(req.tasks)
+
+
+def check_task(rows: pd.DataFrame, task: str, req: Request) -> None:
+    """One shot count per task, and a chance level for the laws that floor at it."""
+    shots = rows.loc[(rows["task"] == task) & (rows["metric"] == req.metric), "num_fewshot"]
+    if shots.nunique(dropna=False) > 1:
+        shown = ", ".join(str(s) for s in sorted(shots.dropna().unique()))
+        raise CapcastError(f"{req.source}: {task}:{req.metric} of family {req.family!r} has rows with {shown} shots; "
+                           "pass --num-fewshot N")
+    if req.method != "loglinear" and scores.metric_kind(req.metric) == "accuracy":
+        try:
+            scores.chance_level(task, req.metric, rows)
+        except scores.ScoresError as exc:
+            raise CapcastError(f"{req.source}: {exc}") from None
+
+
+def candidates(rows: pd.DataFrame, target: Metric, req: Request) -> list[str]:
+    """The methods to try: the one asked for, or (auto) two_step first where the task has a loss
+    to go through (--loss, or its own bpb), then direct, sigmoid, loglinear."""
+    if req.method != "auto":
+        return [req.method]
+    from pipeline.laws.link import resolve_loss
+
+    try:
+        resolve_loss(req.loss, target, rows, "two_step")
+        return list(AUTO)
+    except FitError:
+        return list(AUTO[1:])
+
+
+def options(method: str, req: Request) -> dict:
+    """The law's options (level and seed are given beside them)."""
+    opts = {"n_bootstrap": req.n_bootstrap}
+    if req.loss and method in ("two_step", "link"):
+        opts["loss"] = req.loss
+    return opts
+
+
+# ----------------------------------------------------------------------------- nested backtest
+@dataclass
+class Backtest:
+    method: str
+    split: nested.InnerSplit | None
+    predictions: pd.DataFrame | None  # the scored held-out units, with predicted, lower, upper
+    stats: dict  # backtest.score_group of them
+    reason: str = ""
+    error: float = math.inf  # mean absolute error in the metric's own units (nested.choose's scale)
+
+
+def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Request) -> Backtest:
+    """The method, with its bootstrap, fitted on the smaller rungs of the family's ladder and
+    scored on the held-out top rung (:func:`pipeline.laws.nested.inner_splits`, one fold)."""
+    from pipeline import laws
+
+    splits = nested.inner_splits(rows, target, folds=1)
+    if not splits:
+        return Backtest(method, None, None, {}, "too few sizes or checkpoints to hold the top rung out")
+    split = splits[0]
+    try:
+        law = laws.make(method, target=str(target), level=req.level, random_state=req.seed,
+                        **options(method, req)).fit(split.train)
+        pred = law.predict(split.test)
+    except CapcastError as exc:
+        return Backtest(method, split, None, {}, str(exc))
+    scored = split.scored[["model", "step"]].merge(pred, on=["model", "step"], how="left")
+    scored = scored.assign(task=target.task, metric=target.metric)
+    stats = backtest.score_group(scored)
+    error = float(np.mean(np.abs(scored["predicted"] - scored["actual"]))) if stats["n"] == len(scored) else math.inf
+    return Backtest(method, split, scored, stats, error=error)
+
+
+def choose(results: list[Backtest]) -> Backtest:
+    """The first (default) candidate, unless another beats it on the held-out rung by more than
+    the noise of the held-out values (the rule the laws choose their forms by)."""
+    if len(results) == 1:
+        return results[0]
+    split = next((r.split for r in results if r.split is not None), None)
+    marks = [nested.Score({"method": r.method}, r.error, []) for r in results]
+    picked = nested.choose(marks, [split] if split is not None else [])
+    if picked is None:
+        return results[0]
+    return next(r for r in results if r.method == picked.options["method"])
+
+
+# ------------------------------------------------------------------------------------- forecast
+def target_objects(req: Request, suite: str) -> list[forecast.Target]:
+    return [forecast.Target(f"{req.family} N={n:.3g} D={d:.3g}", req.family, suite, n, d) for n, d in req.targets]
+
+
+def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Request, tgts: list, units: pd.DataFrame
+                  ) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame]]:
+    """(forecast rows, curves, held-out predictions) of one task at every target."""
+    target = Metric(task, req.metric)
+    shots = rows.loc[(rows["task"] == task) & (rows["metric"] == req.metric), "num_fewshot"].iloc[0]
+    cfg = {"metric": req.metric, "num_fewshot": None if pd.isna(shots) else int(shots), "seed": req.seed}
+    tried = [nested_backtest(rows, target, m, req) for m in candidates(rows, target, req)]
+    held = [r.predictions.assign(method=r.method) for r in tried if r.predictions is not None]
+    chosen = choose(tried)
+    # fall back along the backtest ranking where the chosen method cannot be fitted on all rows
+    order = [chosen] + sorted((r for r in tried if r is not chosen), key=lambda r: r.error)
+    notes = []
+    for bt in order:
+        try:
+            law, pred = forecast.fit_predict(table, tgts[0], task, bt.method, options(bt.method, req), cfg, units,
+                                             req.level)
+            break
+        except CapcastError as exc:
+            notes.append(str(exc) if str(exc).startswith(bt.method) else f"{bt.method}: {exc}")
+    else:
+        base = _base(tgts, req, task, cfg, chosen.method)
+        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": "; ".join(notes)}
+                for b in base], [], held
+    summary = ";".join(f"{r.method}={r.stats['mae']:.4g}" if r.stats.get("n") else f"{r.method}=n/a" for r in tried)
+    out, curves = [], []
+    k = len(units) // len(tgts)
+    for i, (tg, b) in enumerate(zip(tgts, _base(tgts, req, task, cfg, bt.method))):
+        part = pred.iloc[i * k:(i + 1) * k].reset_index(drop=True)
+        first = part.iloc[0]
+        ne = units["params_non_embedding"].iloc[i * k] if "params_non_embedding" in units else np.nan
+        out.append({**b, "params_non_embedding": ne, "predicted": first["predicted"], "lower": first["lower"],
+                    "upper": first["upper"], "backtest_n": bt.stats.get("n", 0), "backtest_mae": bt.stats.get("mae"),
+                    "backtest_coverage": bt.stats.get("coverage"),
+                    "heldout": bt.split.rung if bt.split is not None else "", "form": law.form_,
+                    "params_used": getattr(law, "params_used_", ""), "candidates": summary,
+                    "note": "; ".join(notes + ([f"backtest: {bt.reason}"] if bt.reason else []))})
+        curves.append(forecast.curve_frame(part, b))
+    return out, curves, held
+
+
+def _base(tgts, req: Request, task: str, cfg: dict, method: str) -> list[dict]:
+    return [{"target": t.name, "family": t.family, "suite": t.suite, "params": t.params, "tokens": t.tokens,
+             "compute_flops": t.compute_flops, "task": task, "metric": req.metric, "num_fewshot": cfg["num_fewshot"],
+             "method": method, "level": req.level} for t in tgts]
+
+
+def run(table: pd.DataFrame, req: Request) -> Result:
+    """Forecast every task of ``req.family`` at every target (see the module docstring)."""
+    rows, suite = family_rows(table, req)
+    tasks = family_tasks(rows, req)
+    for task in tasks:
+        check_task(rows, task, req)
+    tgts = target_objects(req, suite)
+    cfg = {"curve_points": req.curve_points}
+    units = pd.concat([forecast.target_units(rows, t, cfg) for t in tgts], ignore_index=True)
+    out, curves, held = [], [], []
+    for task in tasks:
+        o, c, h = forecast_task(rows, rows, task, req, tgts, units)
+        out += o
+        curves += c
+        held += h
+    fc = pd.DataFrame(out).reindex(columns=forecast.FORECAST_COLUMNS + EXTRA_COLUMNS)
+    cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=forecast.CURVE_COLUMNS)
+    pr = _predictions(held, suite)
+    bt = backtest.score(pr) if len(pr) else pd.DataFrame()
+    return Result(fc, cv, pr, bt, rows)
+
+
+def _predictions(held: list, suite: str) -> pd.DataFrame:
+    if not held:
+        return pd.DataFrame(columns=PRED_COLUMNS)
+    pr = pd.concat(held, ignore_index=True)
+    pr = pr.assign(split=SPLIT, fold=SPLIT, suite=suite)
+    return pr.reindex(columns=PRED_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options the forecast and report CLIs share."""
+    from pipeline.laws import METHODS
+
+    p.add_argument("--scores", required=True, help="CSV or Parquet in the scores-table schema")
+    p.add_argument("--family", required=True, help="the family to forecast (its rows are the ladder)")
+    p.add_argument("--params", required=True, help="target size(s) N, comma-separated: 7e9 or 7e9,13e9")
+    p.add_argument("--tokens", help="target training tokens D, comma-separated (the i-th with the i-th size)")
+    p.add_argument("--tokens-per-param", type=float, help="instead of --tokens: D = R x N (e.g. 20)")
+    p.add_argument("--tasks", help="comma-separated tasks (default: every task of the family with --metric)")
+    p.add_argument("--metric", default="acc", help="the accuracy to forecast (default acc)")
+    methods = sorted(m for m in METHODS if m not in ("link", "observational"))
+    p.add_argument("--method", default="auto", choices=["auto", *methods],
+                   help="a method, or auto: chosen per task by the nested backtest (default); link and "
+                        "observational need the target model's own scores, which a forecast lacks")
+    p.add_argument("--loss", help="two_step: TASK:METRIC of the loss it goes through (default: the task's own bpb)")
+    p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
+                   help="random-guess level of a task the table does not give (repeatable)")
+    p.add_argument("--suite", help="the suite of the family's rows, where it has several")
+    p.add_argument("--num-fewshot", type=int, help="shots, where a task has rows with several")
+    p.add_argument("--level", type=float, default=0.9, help="prediction-interval level (default 0.9)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples behind each interval")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def request(args) -> tuple[pd.DataFrame, Request]:
+    """The table (with --chance applied) and the request, from parsed arguments."""
+    if not 0 < args.level < 1:
+        raise CapcastError(f"--level must be between 0 and 1, got {args.level}")
+    if args.bootstrap < 0:
+        raise CapcastError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
+    if args.loss:
+        Metric.parse(args.loss, "--loss")
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
+    req = Request(args.family, targets(args.params, args.tokens, args.tokens_per_param), tasks, args.metric,
+                  args.method, args.loss, args.suite, args.num_fewshot, args.level, args.bootstrap, args.seed,
+                  source=str(args.scores))
+    return table, req
+
+
+def describe(res: Result, req: Request) -> str:
+    rows = res.rows[res.rows["compute_flops"] > 0]
+    ck = rows.drop_duplicates(["model", "step"])
+    sizes = np.unique(np.round(np.log10(ck["params"].to_numpy(float)), nested.SIZE_DECIMALS))
+    rung = next((h for h in res.forecast["heldout"] if isinstance(h, str) and h), "none (too few rungs)")
+    return (f"{req.family} ({ck['model'].nunique()} models, {len(ck)} checkpoints, {len(sizes)} sizes up to "
+            f"N={ck['params'].max():.3g}, C up to {ck['compute_flops'].max():.3g} FLOPs); nested backtest holds out "
+            f"{rung}")
+
+
+def line(r, level: float) -> str:
+    pct = int(round(level * 100))
+    head = f"{r['task']}:{r['metric']}  N={r['params']:.3g} D={r['tokens']:.3g}"
+    if not np.isfinite(r["predicted"]):
+        return f"{head}  no forecast ({r['note']})"
+    if r["backtest_n"]:
+        unit = "points" if scores.metric_kind(r["metric"]) == "accuracy" else "(metric units)"
+        bt = f"backtest MAE {r['backtest_mae']:.2f} {unit}, coverage {r['backtest_coverage']:.2f} (n={int(r['backtest_n'])})"
+    else:
+        bt = f"backtest n/a ({r['note'].removeprefix('backtest: ') or 'no held-out rung'})"
+    return (f"{head}  predicted {r['predicted']:.4f}  {pct}% [{r['lower']:.4f}, {r['upper']:.4f}]  "
+            f"{r['method']}  {bt}")
+
+
+def main_forecast(argv) -> int:
+    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
+                                description="Forecast one family of a scores table at target sizes (N, D).")
+    add_arguments(p)
+    p.add_argument("--out", help="write the forecast table here (CSV)")
+    args = p.parse_args(argv)
+    table, req = request(args)
+    res = run(table, req)
+    print(describe(res, req))
+    for _, r in res.forecast.iterrows():
+        print(line(r, req.level))
+    if args.out:
+        forecast.write_csv(res.forecast, Path(args.out))
+    return 0
+
+
+def report_inputs(res: Result, req: Request):
+    """(ReportInput, ReportConfig) of a family forecast: the report package's inputs, no params.yaml."""
+    from pipeline.report import ReportConfig, ReportInput
+
+    rung = next((h for h in res.forecast["heldout"] if isinstance(h, str) and h), "")
+    inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves,
+                      backtest=res.backtest if len(res.backtest) else None,
+                      predictions=res.predictions if len(res.predictions) else None)
+    cfg = ReportConfig(title=f"capcast: {req.family} forecast", heldout_splits=[SPLIT] if rung else [],
+                       split_descriptions={SPLIT: f"the family's own ladder: every method fitted on the smaller rungs, "
+                                                  f"scored on the held-out top rung ({rung})"} if rung else {})
+    return inp, cfg
+
+
+def main_report(argv) -> int:
+    from pipeline.report import write
+
+    p = argparse.ArgumentParser(prog="python -m pipeline report",
+                                description="The HTML report of one family's forecast at target sizes (N, D).")
+    add_arguments(p)
+    p.add_argument("--out", required=True, help="folder for index.html, forecast.md and the plots")
+    args = p.parse_args(argv)
+    table, req = request(args)
+    res = run(table, req)
+    out = Path(args.out)
+    write(*report_inputs(res, req), out)
+    # the tables the report cites, beside it
+    for name, frame in (("forecast.csv", res.forecast), ("forecast_curves.csv", res.curves),
+                        ("backtest.csv", res.backtest), ("backtest_predictions.csv", res.predictions)):
+        forecast.write_csv(frame, out / name)
+    print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
+    return 0
+
+
+def user_mode(argv) -> bool:
+    """Whether a forecast/report command line asks for a family forecast (not the DVC stage)."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    return any(a == "--family" or a.startswith("--family=") for a in argv)
+
+
+__all__ = ["Request", "Result", "run", "report_inputs", "main_forecast", "main_report", "user_mode"]

@@ -1,0 +1,131 @@
+"""One family of any table at any (N, D): ``forecast --family`` and ``report --family``
+(pipeline/ladder.py): the nested backtest on the family's own ladder, --method auto, several
+targets, --chance, and one-line errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import forecast, ladder, scores
+from pipeline.laws import make, nested
+from pipeline.report import cli as report_cli
+from tests.test_laws import ladder_rows
+
+SIZES = (3e7, 6e7, 1.2e8, 2.5e8, 5e8, 1e9)
+
+
+@pytest.fixture
+def table_csv(tmp_path):
+    rows = ladder_rows(sizes=SIZES, steps=(10000, 40000, 100000), noise=0.003)
+    path = tmp_path / "mine.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+def run(capsys, main, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+COMMON = ["--family", "toy", "--bootstrap", "20"]
+
+
+def test_one_line_per_task_and_target_with_the_ladders_own_backtest(table_csv, tmp_path, capsys):
+    out_csv = tmp_path / "fc.csv"
+    rc, out, err = run(capsys, forecast.main, "--scores", str(table_csv), *COMMON, "--params", "7e9,13e9",
+                       "--tokens", "2e11,4e11", "--method", "loglinear", "--out", str(out_csv))
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("toy (6 models, 18 checkpoints, 6 sizes") and "largest size >= 1e+09" in lines[0]
+    assert [line.split("  ")[:2] for line in lines[1:]] == [["arc_easy:acc", "N=7e+09 D=2e+11"],
+                                                            ["arc_easy:acc", "N=1.3e+10 D=4e+11"]]
+    assert all("loglinear  backtest MAE" in line and "90% [" in line for line in lines[1:])
+    fc = pd.read_csv(out_csv)
+    assert list(fc.params) == [7e9, 13e9] and list(fc.tokens) == [2e11, 4e11]
+    assert (fc.lower <= fc.predicted).all() and (fc.predicted <= fc.upper).all()
+    # the backtest numbers are those of the method fitted on the smaller rungs, scored on the largest size
+    table = scores.read(table_csv)
+    (split,) = nested.inner_splits(table, "arc_easy:acc", folds=1)
+    assert set(split.test.model) == {"toy-1e+09"} and "toy-1e+09" not in set(split.train.model)
+    pred = make("loglinear", target="arc_easy:acc", n_bootstrap=20).fit(split.train).predict(split.test)
+    held = split.scored[["model", "step"]].merge(pred, on=["model", "step"])
+    assert fc.backtest_mae.iloc[0] == pytest.approx(100 * np.mean(np.abs(held.predicted - held.actual)), rel=1e-5)
+    assert fc.backtest_n.iloc[0] == len(held)
+    inside = (held.actual >= held.lower) & (held.actual <= held.upper)
+    assert fc.backtest_coverage.iloc[0] == pytest.approx(inside.mean())
+
+
+def test_auto_keeps_the_default_unless_another_beats_it_by_the_noise(table_csv, capsys):
+    rc, out, err = run(capsys, forecast.main, "--scores", str(table_csv), *COMMON, "--params", "7e9",
+                       "--tokens", "2e11", "--loss", "toyloss:ppl", "--out", "/dev/null")
+    assert rc == 0, err
+    (line,) = out.strip().splitlines()[1:]
+    assert "two_step" in line.split("backtest")[0]  # the default on a ladder that follows its law
+
+    class Split:  # what noise() reads of a split: the held-out values' stderr
+        scored = pd.DataFrame({"stderr": [0.01, 0.01]})
+
+    def bt(method, err):
+        return ladder.Backtest(method, Split(), None, {}, error=err)
+
+    assert ladder.choose([bt("two_step", 0.030), bt("direct", 0.025)]).method == "two_step"  # within the noise
+    assert ladder.choose([bt("two_step", 0.030), bt("direct", 0.015)]).method == "direct"  # beyond it
+    assert ladder.choose([bt("two_step", np.inf), bt("direct", 0.001)]).method == "two_step"  # no evidence
+
+
+def test_a_task_without_a_chance_level_names_the_file_and_chance(tmp_path, capsys):
+    rows = ladder_rows(sizes=SIZES, steps=(10000, 100000), noise=0.003)
+    rows["task"] = rows["task"].replace({"arc_easy": "my_task"})
+    path = tmp_path / "mine.csv"
+    rows.to_csv(path, index=False)
+    argv = ["--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11", "--method", "sigmoid"]
+    rc, out, err = run(capsys, forecast.main, *argv)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert str(path) in err and "'my_task'" in err and "--chance TASK=LEVEL" in err
+    rc, out, err = run(capsys, forecast.main, *argv, "--chance", "my_task=0.25")
+    assert rc == 0, err
+    assert out.strip().splitlines()[1].startswith("my_task:acc  N=7e+09")
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--family", "nope"], "no rows of family 'nope'"),
+    (["--params", "7e9,13e9,20e9", "--tokens", "1e11,2e11"], "3 sizes and --tokens 2"),
+    (["--params", "-1"], "--params '-1': give numbers > 0"),
+    (["--tasks", "piqa"], "no 'acc' rows of piqa"),
+    (["--chance", "piqa=0.5"], "--chance names task(s) piqa"),
+    (["--tokens-per-param", "20"], "--tokens D[,D...] or --tokens-per-param R"),
+])
+def test_bad_requests_are_one_line(table_csv, capsys, extra, words):
+    argv = ["--scores", str(table_csv), "--family", "toy", "--params", "7e9", "--tokens", "2e11", *extra]
+    rc, out, err = run(capsys, forecast.main, *argv)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_several_suites_need_suite(table_csv, tmp_path, capsys):
+    rows = scores.read(table_csv)
+    path = tmp_path / "two.csv"
+    pd.concat([rows, rows.assign(suite="other")]).to_csv(path, index=False)
+    rc, _, err = run(capsys, forecast.main, "--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11")
+    assert rc == 2 and "pass --suite NAME" in err
+    rc, out, err = run(capsys, forecast.main, "--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11",
+                       "--suite", "other", "--method", "loglinear")
+    assert rc == 0, err
+
+
+def test_report_for_a_family_without_params_yaml(table_csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no params.yaml here
+    out = tmp_path / "rep"
+    rc, stdout, err = run(capsys, report_cli._main, "--scores", str(table_csv), *COMMON, "--params", "7e9",
+                          "--tokens", "2e11", "--loss", "toyloss:ppl", "--out", str(out))
+    assert rc == 0, err
+    page = (out / "index.html").read_text()
+    assert "toy N=7e+09 D=2e+11" in page and "<script" not in page and "http" not in page
+    glance = pd.read_csv(out / "at_a_glance.csv")
+    fc = pd.read_csv(out / "forecast.csv")
+    # the report's numbers are the CLI's: same method, same same-family (nested) backtest
+    assert list(glance.method) == list(fc.method) and glance.mae.iloc[0] == pytest.approx(fc.backtest_mae.iloc[0])
+    assert glance.coverage.iloc[0] == pytest.approx(fc.backtest_coverage.iloc[0])
+    for name in ("forecast_curves.csv", "backtest.csv", "backtest_predictions.csv", "forecast.md"):
+        assert (out / name).is_file()
