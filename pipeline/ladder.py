@@ -6,8 +6,8 @@
 For every task and target it prints the forecast, its interval, the method, and that method's
 backtest on *this family's own ladder*: the nested holdout of :mod:`pipeline.laws.nested` (the
 top rung -- the largest size, or the top decile of compute when the sizes are few -- held out),
-the method with its bootstrap fitted on the smaller rungs and scored on the held-out rung's late
-checkpoints (MAE in points, interval coverage; :func:`pipeline.backtest.score_group`).
+the method with its bootstrap fitted on the smaller rungs and scored on the last checkpoint of
+each held-out model (MAE in points, interval coverage; :func:`pipeline.backtest.score_group`).
 
 ``--method auto`` chooses per task by that backtest, as the laws choose their forms: the default
 (two_step where the task has a loss to go through, else direct) is kept unless another candidate
@@ -183,6 +183,7 @@ class Backtest:
     stats: dict  # backtest.score_group of them
     reason: str = ""
     error: float = math.inf  # mean absolute error in the metric's own units (nested.choose's scale)
+    residual_se: float = 0.0  # of the inner fit (the noise where the held-out values have no stderr)
 
 
 def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Request) -> Backtest:
@@ -204,7 +205,7 @@ def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Reques
     scored = scored.assign(task=target.task, metric=target.metric)
     stats = backtest.score_group(scored)
     error = float(np.mean(np.abs(scored["predicted"] - scored["actual"]))) if stats["n"] == len(scored) else math.inf
-    return Backtest(method, split, scored, stats, error=error)
+    return Backtest(method, split, scored, stats, error=error, residual_se=getattr(law, "residual_se_", 0.0))
 
 
 def choose(results: list[Backtest]) -> Backtest:
@@ -213,7 +214,7 @@ def choose(results: list[Backtest]) -> Backtest:
     if len(results) == 1:
         return results[0]
     split = next((r.split for r in results if r.split is not None), None)
-    marks = [nested.Score({"method": r.method}, r.error, []) for r in results]
+    marks = [nested.Score({"method": r.method}, r.error, [], residual_se=r.residual_se) for r in results]
     picked = nested.choose(marks, [split] if split is not None else [])
     if picked is None:
         return results[0]
@@ -239,8 +240,11 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
     notes = []
     for bt in order:
         try:
-            law, pred = forecast.fit_predict(table, tgts[0], task, bt.method, options(bt.method, req), cfg, units,
-                                             req.level)
+            k = len(units) // len(tgts)
+            law, first = forecast.fit_predict(table, tgts[0], task, bt.method, options(bt.method, req), cfg,
+                                              units.iloc[:k], req.level)
+            # one target at a time: a law's interval draws depend on the batch of units it predicts
+            preds = [first] + [law.predict(units.iloc[i * k:(i + 1) * k]) for i in range(1, len(tgts))]
             break
         except CapcastError as exc:
             notes.append(str(exc) if str(exc).startswith(bt.method) else f"{bt.method}: {exc}")
@@ -250,11 +254,11 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
                 for b in base], [], held
     summary = ";".join(f"{r.method}={r.stats['mae']:.4g}" if r.stats.get("n") else f"{r.method}=n/a" for r in tried)
     out, curves = [], []
-    k = len(units) // len(tgts)
-    for i, (tg, b) in enumerate(zip(tgts, _base(tgts, req, task, cfg, bt.method))):
-        part = pred.iloc[i * k:(i + 1) * k].reset_index(drop=True)
+    for i, (pred, b) in enumerate(zip(preds, _base(tgts, req, task, cfg, bt.method))):
+        mine = units.iloc[i * k:(i + 1) * k]  # the target, then its curve by rising compute
+        part = pred.set_index("model").loc[mine["model"]].reset_index()  # a law returns units in its own order
         first = part.iloc[0]
-        ne = units["params_non_embedding"].iloc[i * k] if "params_non_embedding" in units else np.nan
+        ne = mine["params_non_embedding"].iloc[0] if "params_non_embedding" in units else np.nan
         out.append({**b, "params_non_embedding": ne, "predicted": first["predicted"], "lower": first["lower"],
                     "upper": first["upper"], "backtest_n": bt.stats.get("n", 0), "backtest_mae": bt.stats.get("mae"),
                     "backtest_coverage": bt.stats.get("coverage"),

@@ -45,8 +45,16 @@ def test_one_line_per_task_and_target_with_the_ladders_own_backtest(table_csv, t
     fc = pd.read_csv(out_csv)
     assert list(fc.params) == [7e9, 13e9] and list(fc.tokens) == [2e11, 4e11]
     assert (fc.lower <= fc.predicted).all() and (fc.predicted <= fc.upper).all()
-    # the backtest numbers are those of the method fitted on the smaller rungs, scored on the largest size
+    # each target's numbers are the law's at that target alone (not another target's or a curve point's)
     table = scores.read(table_csv)
+    cfg = {"metric": "acc", "num_fewshot": 0, "seed": 0}
+    for _, r in fc.iterrows():
+        target = forecast.Target("one", "toy", "toy", r.params, r.tokens)
+        units = forecast.target_units(table, target, {"curve_points": 40})
+        _, alone = forecast.fit_predict(table, target, "arc_easy", "loglinear", {"n_bootstrap": 20}, cfg, units, 0.9)
+        first = alone.set_index("model").loc["one @0"]
+        assert (r.predicted, r.lower, r.upper) == pytest.approx((first.predicted, first.lower, first.upper), rel=1e-5)
+    # the backtest numbers are those of the method fitted on the smaller rungs, scored on the largest size
     (split,) = nested.inner_splits(table, "arc_easy:acc", folds=1)
     assert set(split.test.model) == {"toy-1e+09"} and "toy-1e+09" not in set(split.train.model)
     pred = make("loglinear", target="arc_easy:acc", n_bootstrap=20).fit(split.train).predict(split.test)
