@@ -15,6 +15,8 @@ early checkpoints), so a backtest compares methods on identical rows.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from pipeline.errors import FitError
@@ -81,7 +83,8 @@ class SigmoidCompute(_ComputeLaw):
 
     method = "sigmoid"
 
-    def __init__(self, target, floor: str = "auto", chance: float | None = None, huber_delta: float = 0.01,
+    def __init__(self, target, floor: Literal["auto", "chance", "free"] = "auto", chance: float | None = None,
+                 huber_delta: float = 0.01,
                  skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, skip_fraction, n_bootstrap, level, random_state)
         self.floor, self.chance, self.huber_delta = floor, chance, huber_delta
@@ -100,7 +103,8 @@ class Direct(SigmoidCompute):
 
     method = "direct"
 
-    def __init__(self, target, form: str = "auto", floor: str = "auto", chance: float | None = None,
+    def __init__(self, target, form: Literal["auto", "power", "sigmoid"] = "auto",
+                 floor: Literal["auto", "chance", "free"] = "auto", chance: float | None = None,
                  huber_delta: float = 0.01, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
                  random_state: int = 0):
         super().__init__(target, floor, chance, huber_delta, skip_fraction, n_bootstrap, level, random_state)

@@ -33,6 +33,7 @@ task loss" diagnostic of Bhagia et al.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,8 @@ class Link(Law):
 
     method = "link"
 
-    def __init__(self, target, loss=None, form: str = "auto", floor: str = "auto", chance: float | None = None,
+    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic"] = "auto", floor: Literal["auto", "chance", "free"] = "auto",
+                 chance: float | None = None,
                  huber_delta: float = 0.01, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
                  random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)

@@ -15,6 +15,8 @@ perplexity (``ppl``) is fitted as its log, i.e. the mean negative log-likelihood
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -118,7 +120,9 @@ class LossLaw(CurveLaw):
     method = "loss_law"
     folds = nested.FOLDS
 
-    def __init__(self, target, form: str = "auto", floor: str = "auto", rows: str = "auto", params: str = "auto",
+    def __init__(self, target, form: Literal["auto", "NxD", "C"] = "auto", floor: Literal["auto", "free", "zero"] = "auto",
+                 rows: Literal["auto", "all", "final"] = "auto",
+                 params: Literal["auto", "total", "non_embedding"] = "auto",
                  skip_fraction: float = 0.1, huber_delta: float = 1e-3, n_bootstrap: int = 200, level: float = 0.9,
                  random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)

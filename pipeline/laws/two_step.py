@@ -32,6 +32,7 @@ error per decade beyond the training range.
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from pipeline.errors import FitError
 from pipeline.laws import data
@@ -65,8 +66,10 @@ class TwoStep(Law):
 
     method = "two_step"
 
-    def __init__(self, target, loss=None, form: str = "auto", step1_rows: str = "auto", loss_floor: str = "auto",
-                 loss_form: str = "auto", params: str = "auto", skip_fraction: float = 0.1, floor: str = "auto",
+    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic"] = "auto", step1_rows: Literal["auto", "all", "final"] = "auto",
+                 loss_floor: Literal["auto", "free", "zero"] = "auto", loss_form: Literal["auto", "NxD", "C"] = "auto",
+                 params: Literal["auto", "total", "non_embedding"] = "auto", skip_fraction: float = 0.1,
+                 floor: Literal["auto", "chance", "free"] = "auto",
                  chance: float | None = None, loss_delta: float = 1e-3, link_delta: float = 0.01,
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
