@@ -25,6 +25,7 @@ from pipeline.errors import FitError
 from pipeline.laws import data, intervals, nested
 from pipeline.laws.data import Metric
 
+EXTRAPOLATION_FACTORS = ("forward", "beyond")  # calibration factors that stand in for extrapolation error
 OUTPUT = ["model", "step", "family", "params", "tokens", "compute_flops", "actual", "stderr",
           "predicted", "lower", "upper"]
 
@@ -130,7 +131,7 @@ class Law(BaseEstimator):
 
     def _inner_fit_predict(self, options: dict, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
         law = clone(self).set_params(**options, n_bootstrap=0)
-        return law._fit_final(train).predict(test).assign(residual_se=law.residual_se_)
+        return law._fit_final(train).predict(test).assign(residual_se=law.residual_se_, misfit=law.misfit_)
 
     def _n_params(self) -> int:
         """Fitted parameters, for degrees of freedom: every entry of the state (all steps of a law)."""
@@ -196,7 +197,13 @@ class Law(BaseEstimator):
             Ph = self._predict_state(self._refit(hold), train)
             factors.update(intervals.holdout_factors(y, Ph, hold, hold(train), noise, self.level))
         self.calibration_ = {k: round(v, 4) for k, v in factors.items()}
-        self.inflation_ = max([1.0] + [v for k, v in factors.items() if not k.startswith("family:")])
+        # Where the nested check measured the error of extrapolating (extrapolation_rate_, added to
+        # the interval per decade beyond the training range), the in-sample stand-ins for it (the
+        # forward refit, out-of-bag predictions beyond a resample's range) would count it twice.
+        measured = np.isfinite(self.inner_error_)
+        inflating = [v for k, v in factors.items()
+                     if not k.startswith("family:") and not (measured and k in EXTRAPOLATION_FACTORS)]
+        self.inflation_ = max([1.0] + inflating)
         self.family_inflation_ = max([self.inflation_] + [v for k, v in factors.items() if k.startswith("family:")])
 
     def _output(self, units: pd.DataFrame, point, draws, inflation, extra: dict, spread=0.0) -> pd.DataFrame:

@@ -131,6 +131,7 @@ class Score:
     errors: list  # per split: signed (predicted - actual) per scored unit
     reason: str = ""  # why it failed
     residual_se: float = 0.0  # mean residual standard error of the inner fits (inf: no degrees of freedom)
+    misfit: float = 0.0  # mean scatter of the inner fits' points beyond their measurement noise
 
 
 def _score_one(fit_predict, options: dict, split: InnerSplit):
@@ -141,7 +142,8 @@ def _score_one(fit_predict, options: dict, split: InnerSplit):
     if not np.isfinite(e).all():
         raise CapcastError("no prediction for some held-out units")
     residual_se = float(pred["residual_se"].iloc[0]) if "residual_se" in pred and len(pred) else 0.0
-    return e, float(np.sum(merged["weight"].to_numpy(float) * np.abs(e))), residual_se
+    misfit = float(pred["misfit"].iloc[0]) if "misfit" in pred and len(pred) else 0.0
+    return e, float(np.sum(merged["weight"].to_numpy(float) * np.abs(e))), residual_se, misfit
 
 
 def score(fit_predict, candidates: list[dict], splits: list[InnerSplit]) -> tuple[list[Score], list[InnerSplit]]:
@@ -162,17 +164,18 @@ def score(fit_predict, candidates: list[dict], splits: list[InnerSplit]) -> tupl
             reason = str(exc)
     if not kept:
         return [Score(c, np.inf, [], reason) for c in candidates], []
-    out = [Score(candidates[0], float(np.mean([m for _, m, _ in first])), [e for e, _, _ in first], "",
-                 float(np.mean([f for _, _, f in first])))]
+    out = [_summary(candidates[0], first)]
     for options in candidates[1:]:
         try:
-            results = [_score_one(fit_predict, options, split) for split in kept]
+            out.append(_summary(options, [_score_one(fit_predict, options, split) for split in kept]))
         except CapcastError as exc:
             out.append(Score(options, np.inf, [], str(exc)))
-            continue
-        out.append(Score(options, float(np.mean([m for _, m, _ in results])), [e for e, _, _ in results], "",
-                         float(np.mean([f for _, _, f in results]))))
     return out, kept
+
+
+def _summary(options: dict, results: list) -> Score:
+    errors, maes, residual_se, misfit = zip(*results)
+    return Score(options, float(np.mean(maes)), list(errors), "", float(np.mean(residual_se)), float(np.mean(misfit)))
 
 
 def noise(splits: list[InnerSplit], scores: list[Score] | None = None) -> float:
@@ -219,13 +222,15 @@ def plausible(scores: list[Score], chosen: Score, splits: list[InnerSplit], marg
 
 
 def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
-    """Error per decade of compute beyond the inner training range, beyond measurement noise.
+    """Error per decade of compute beyond the inner training range, beyond what is noise.
 
-    sqrt(sum w (e^2 - stderr^2)) over every split's scored units (the part of the inner error
-    the held-out values' own noise does not explain), divided by their mean distance in decades
-    beyond the inner training range (at least ``MIN_DISTANCE``).  A forecast at distance d
-    beyond the training range then carries an extra error of sd rate * d (:func:`extra_sd`):
-    intervals widen with how far they extrapolate.
+    An inner error e at distance d (decades beyond the inner training range) is modelled as
+    e^2 = stderr^2 + misfit^2 + (rate * d)^2: the held-out value's measurement noise, the
+    scatter of a model around any smooth law (both already in every interval), and a bias that
+    grows with the distance.  ``rate`` is the weighted least-squares fit of that model through
+    the origin in d^2 (distances at least ``MIN_DISTANCE``), over every split's scored units.  A
+    forecast at distance d beyond the training range then carries an extra error of sd
+    rate * d (:func:`extra_sd`): intervals widen with how far they extrapolate.
     """
     if not chosen.errors:
         return 0.0
@@ -233,9 +238,10 @@ def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
     scored = pd.concat([s.scored for s in splits], ignore_index=True)
     w = scored["weight"].to_numpy(float) / len(splits)
     se = np.nan_to_num(scored["stderr"].to_numpy(float))
-    bias2 = float(np.sum(w * (e**2 - se**2)))
-    d = float(np.sum(w * np.maximum(scored["distance"].to_numpy(float), 0.0)))
-    return float(np.sqrt(max(bias2, 0.0)) / max(d, MIN_DISTANCE))
+    excess = e**2 - se**2 - chosen.misfit**2
+    d2 = np.maximum(scored["distance"].to_numpy(float), MIN_DISTANCE) ** 2
+    rate2 = float(np.sum(w * excess * d2) / np.sum(w * d2**2))
+    return float(np.sqrt(max(rate2, 0.0)))
 
 
 def extra_sd(rate: float, log10_c, log10_c_max: float) -> np.ndarray:
