@@ -78,6 +78,7 @@ class Law(BaseEstimator):
         if not hasattr(self, "chosen_"):  # fitted without a nested choice (an inner fit)
             self.chosen_, self.form_, self.extrapolation_rate_ = {}, "-", 0.0
             self.inner_errors_, self.inner_error_, self.inner_rung_ = {}, float("nan"), "none (not checked)"
+            self.inner_folds_ = 0
             self.plausible_, self.alternatives_ = [], []
         train = self._fit(rows).reset_index(drop=True)
         self.log10_c_max_ = float(np.log10(train["compute_flops"].to_numpy(float)).max())
@@ -147,7 +148,7 @@ class Law(BaseEstimator):
         candidates = self._candidates()
         self.chosen_ = dict(candidates[0]) if candidates else {}  # the default where no split is possible
         self.form_ = _label(self.chosen_)
-        self.inner_errors_, self.inner_error_, self.extrapolation_rate_ = {}, float("nan"), 0.0
+        self.inner_errors_, self.inner_error_, self.extrapolation_rate_, self.inner_folds_ = {}, float("nan"), 0.0, 0
         self.plausible_ = [dict(c) for c in candidates[1:]]  # unchecked: every other candidate stays plausible
         splits = nested.inner_splits(rows, self.target_, self.folds)
         self.inner_rung_ = "; ".join(s.rung for s in splits) or "none (too few sizes or checkpoints to hold one out)"
@@ -160,6 +161,7 @@ class Law(BaseEstimator):
             self.inner_rung_ += f"; the default could not be fitted there ({results[0].reason})"
             return
         self.inner_rung_ = "; ".join(s.rung for s in splits)
+        self.inner_folds_ = len(splits)
         self.chosen_ = dict(chosen.options)
         self.form_ = _label(self.chosen_)
         self.inner_error_ = chosen.error
@@ -197,10 +199,11 @@ class Law(BaseEstimator):
             Ph = self._predict_state(self._refit(hold), train)
             factors.update(intervals.holdout_factors(y, Ph, hold, hold(train), noise, self.level))
         self.calibration_ = {k: round(v, 4) for k, v in factors.items()}
-        # Where the nested check measured the error of extrapolating (extrapolation_rate_, added to
-        # the interval per decade beyond the training range), the in-sample stand-ins for it (the
-        # forward refit, out-of-bag predictions beyond a resample's range) would count it twice.
-        measured = np.isfinite(self.inner_error_)
+        # Where the nested check measured how the error of extrapolating grows (at two distances:
+        # extrapolation_rate_, added per decade beyond the training range), the in-sample stand-ins
+        # for it (the forward refit, out-of-bag predictions beyond a resample's range) would count
+        # it twice; a single held-out rung is too little to rely on alone.
+        measured = self.inner_folds_ >= 2
         inflating = [v for k, v in factors.items()
                      if not k.startswith("family:") and not (measured and k in EXTRAPOLATION_FACTORS)]
         self.inflation_ = max([1.0] + inflating)

@@ -71,7 +71,9 @@ def _inner_splits(rows, target, folds, min_rungs) -> list[InnerSplit]:
     out = []
     for k in range(1, folds + 1):
         split = inner_split(rows, target, min_rungs, top=k)
-        if split is None:
+        # a further fold must hold out more, and the same kind of rung (sizes, or compute)
+        if split is None or (out and (len(split.test) <= len(out[-1].test)
+                                      or ("size" in split.rung) != ("size" in out[-1].rung))):
             break
         out.append(split)
     return out
@@ -225,10 +227,11 @@ def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
     """Error per decade of compute beyond the inner training range, beyond what is noise.
 
     An inner error e at distance d (decades beyond the inner training range) is modelled as
-    e^2 = stderr^2 + misfit^2 + (rate * d)^2: the held-out value's measurement noise, the
-    scatter of a model around any smooth law (both already in every interval), and a bias that
-    grows with the distance.  ``rate`` is the weighted least-squares fit of that model through
-    the origin in d^2 (distances at least ``MIN_DISTANCE``), over every split's scored units.  A
+    e^2 = stderr^2 + (rate * d)^2: the held-out value's measurement noise (already in every
+    interval) and an error that grows with the distance.  ``rate`` is the weighted least-squares
+    fit of that model through the origin in d^2 (distances at least ``MIN_DISTANCE``), over every
+    split's scored units.  The scatter of the training points around the law (misfit) is not
+    subtracted: for a law of the wrong shape it is bias, and bias grows with the distance.  A
     forecast at distance d beyond the training range then carries an extra error of sd
     rate * d (:func:`extra_sd`): intervals widen with how far they extrapolate.
     """
@@ -238,7 +241,7 @@ def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
     scored = pd.concat([s.scored for s in splits], ignore_index=True)
     w = scored["weight"].to_numpy(float) / len(splits)
     se = np.nan_to_num(scored["stderr"].to_numpy(float))
-    excess = e**2 - se**2 - chosen.misfit**2
+    excess = e**2 - se**2
     d2 = np.maximum(scored["distance"].to_numpy(float), MIN_DISTANCE) ** 2
     rate2 = float(np.sum(w * excess * d2) / np.sum(w * d2**2))
     return float(np.sqrt(max(rate2, 0.0)))
