@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from pipeline import scores
 from tests.paths import ROOT, SHARED
 from tests.test_report import CHECK, FLAGS, _chromium
 
@@ -37,7 +39,7 @@ def test_dvc_metrics_show_is_narrow_and_flat():
         assert {"n", "mae", "coverage"} <= set(m) and len(m) <= 6, path
         assert all(v is None or isinstance(v, (int, float)) for v in m.values()), f"{path}: flat numbers only"
         assert m["coverage"] is None or 0 <= m["coverage"] <= 1
-    bt = __import__("pandas").read_csv(ROOT / "reports/backtest.csv")
+    bt = pd.read_csv(ROOT / "reports/backtest.csv")
     alls = bt[bt["task"] == "ALL"]
     per_split = [p for p in (ROOT / "reports/metrics").rglob("*.json") if p.parent.name != "two_step_splits"]
     assert len(per_split) == len(alls), "one file per split x method"
@@ -119,8 +121,22 @@ def test_fresh_clone_stays_clean_after_make_repro(tmp_path):
     make = run(["make", "-o", stamp, "repro"], clone, PYTHONPATH=str(clone))
     status = run(["git", "status", "--porcelain"], clone).stdout
     assert status == "", f"make repro left the clone dirty:\n{status}\n{make.stdout[-2000:]}"
-    run([str(DVC), "repro", "-f"], clone, timeout=900, PYTHONPATH=str(clone))
+    forced = run([str(DVC), "repro", "-f"], clone, timeout=900, PYTHONPATH=str(clone))
+    assert forced.returncode == 0, forced.stdout[-2000:] + forced.stderr[-2000:]
     status = run(["git", "status", "--porcelain"], clone).stdout
     note = " (this checkout has uncommitted changes: the clone tests HEAD)" if dirty else ""
     assert status == "", f"dvc repro -f changed committed outputs{note}:\n{status}"
+    # every stage ran; what it built is whole; and a run with nothing changed does nothing
+    assert all(f"Running stage '{s}'" in forced.stdout for s in ("collect", "trends", "backtest", "forecast", "report"))
+    table = scores.read(clone / "data/scores.parquet")
+    assert len(table) >= len(scores.read(clone / "data/published/scores.csv"))
+    assert pd.read_csv(clone / "reports/data_summary.csv")["rows"].sum() == len(table)
+    forecast = pd.read_csv(clone / "reports/forecast.csv")
+    assert forecast["target"].nunique() >= 3 and forecast["predicted"].notna().any()
+    page = (clone / "reports/index.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') >= 8
+    assert "<script" not in page and "https://" not in page and "http://" not in page
+    again = run([str(DVC), "repro"], clone, PYTHONPATH=str(clone))
+    assert again.returncode == 0 and "Data and pipelines are up to date" in again.stdout, again.stdout[-2000:]
+    assert "Running stage" not in again.stdout
     shutil.rmtree(clone / ".dvc" / "cache", ignore_errors=True)

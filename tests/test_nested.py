@@ -228,3 +228,12 @@ def test_pythia_forecast_is_the_same_with_hub_ids_short_names_or_a_counts_column
     assert law.params_used_.startswith("non-embedding (registry 10 of 10")
     pd.testing.assert_frame_equal(from_column, from_registry)
     pd.testing.assert_frame_equal(from_column, from_short_names)
+
+
+def test_a_units_interval_does_not_depend_on_what_else_is_predicted():
+    rows = ladder(LINK_DATA["gadre"], se=0.004)
+    train, test = rows[rows["params"] <= 8e8], rows[rows["params"] > 8e8]
+    law = make("two_step", target="arc_easy:acc", loss="toyloss:ppl", n_bootstrap=30).fit(train)
+    together = law.predict(test).set_index(["model", "step"])
+    alone = law.predict(test[test["params"] == 5e9]).set_index(["model", "step"])
+    pd.testing.assert_frame_equal(alone, together.loc[alone.index])

@@ -220,7 +220,10 @@ class Law(BaseEstimator):
                                   self.log10_c_max_)
         # the spread between plausible forms, as an sd whose 'level' interval just reaches them
         far = np.hypot(far, np.asarray(spread, float) / intervals.z_value(self.level))
-        lower, upper = intervals.interval(point, draws, noise, self.level, np.random.default_rng(self._seed(7)),
+        # a unit's draws are keyed by its scale, not its name: renaming models changes nothing
+        names = [f"{n:.6g}/{d:.6g}" for n, d in zip(units["params"].to_numpy(float), units["tokens"].to_numpy(float))]
+        normals = lambda n: intervals.unit_normals(self._seed(7), names, n)  # noqa: E731
+        lower, upper = intervals.interval(point, draws, noise, self.level, normals,
                                           bounds, inflation, extra_sd=far)
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()
         out["actual"] = units["value"].to_numpy(float)

@@ -218,11 +218,22 @@ def holdout_factors(y, P, weights: Weights, W, noise, level: float) -> dict:
     return out
 
 
-def interval(point, draws, noise, level: float, rng: np.random.Generator,
+def unit_normals(seed, names, n: int) -> np.ndarray:
+    """(n, len(names)) standard normals, each column drawn from its own generator seeded by
+    ``seed`` and the unit's key: a unit's interval does not depend on which other units are
+    predicted beside it."""
+    import zlib
+
+    cols = [np.random.default_rng(list(seed) + [zlib.crc32(str(name).encode())]).standard_normal(n) for name in names]
+    return np.column_stack(cols) if cols else np.zeros((n, 0))
+
+
+def interval(point, draws, noise, level: float, rng,
              bounds: tuple[float, float] | None = None, inflation=1.0, extra_sd=0.0) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) of a ``level`` prediction interval around ``point`` (m,).
 
-    ``draws`` (B, m) are bootstrap predictions (NaN = failed refit or no prediction, ignored).
+    ``draws`` (B, m) are bootstrap predictions (NaN = failed refit or no prediction, ignored);
+    ``rng`` a Generator, or a function B -> (B, m) normals (:func:`unit_normals`).
     With no usable draws the interval is point +- z * noise.  ``inflation`` (scalar or per
     unit) scales both half-widths.  ``extra_sd`` (per unit): an error beyond what the bootstrap
     and the calibration see (extrapolation, :func:`pipeline.laws.nested.extra_sd`), added to each
@@ -236,7 +247,8 @@ def interval(point, draws, noise, level: float, rng: np.random.Generator,
         z = z_value(level)
         lower, upper = point - z * noise, point + z * noise
     else:
-        sim = draws + rng.standard_normal(draws.shape) * noise
+        normals = rng(draws.shape[0]) if callable(rng) else rng.standard_normal(draws.shape)
+        sim = draws + normals * noise
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: units with no prediction
             lower = np.nanquantile(sim, lo_q, axis=0)

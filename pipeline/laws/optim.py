@@ -29,7 +29,8 @@ def huber(r: np.ndarray, delta: float | None) -> np.ndarray:
     if delta is None:
         return 0.5 * r * r
     a = np.abs(r)
-    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+    with np.errstate(over="ignore"):  # huge residuals of a diverging trial step: inf, rejected
+        return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
 @dataclass
