@@ -280,7 +280,7 @@ def _unit_rows(target: Target, n, d, c, known: list | None = None) -> pd.DataFra
     if ne is not None:
         extra["params_non_embedding"] = ne
     return pd.DataFrame({**extra,
-        "suite": target.suite, "model": [f"{target.name} @{i}" for i in range(k)],
+        "suite": target.suite, "model": [f"{target.name} @{i:03d}" for i in range(k)],  # zero-padded: sorted = curve order
         "family": target.family, "params": n, "tokens": d, "compute_flops": c,
         "step": pd.array([pd.NA] * k, dtype="Int64"), "task": "__forecast__", "metric": "__none__",
         "value": np.nan, "stderr": np.nan, "num_fewshot": pd.array([pd.NA] * k, dtype="Int64"), "source": "forecast",

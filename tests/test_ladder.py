@@ -52,7 +52,7 @@ def test_one_line_per_task_and_target_with_the_ladders_own_backtest(table_csv, t
         target = forecast.Target("one", "toy", "toy", r.params, r.tokens)
         units = forecast.target_units(table, target, {"curve_points": 40})
         _, alone = forecast.fit_predict(table, target, "arc_easy", "loglinear", {"n_bootstrap": 20}, cfg, units, 0.9)
-        first = alone.set_index("model").loc["one @0"]
+        first = alone.set_index("model").loc["one @000"]
         assert (r.predicted, r.lower, r.upper) == pytest.approx((first.predicted, first.lower, first.upper), rel=1e-5)
     # the backtest numbers are those of the method fitted on the smaller rungs, scored on the largest size
     (split,) = nested.inner_splits(table, "arc_easy:acc", folds=1)
