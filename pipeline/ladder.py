@@ -367,8 +367,10 @@ def line(r, level: float) -> str:
         bt = f"backtest MAE {r['backtest_mae']:.2f} {unit}, coverage {r['backtest_coverage']:.2f} (n={int(r['backtest_n'])})"
     else:
         bt = f"backtest n/a ({r['note'].removeprefix('backtest: ') or 'no held-out rung'})"
+    used = r.get("params_used", "")
+    n_used = f"  N: {used}" if isinstance(used, str) and used else ""
     return (f"{head}  predicted {r['predicted']:.4f}  {pct}% [{r['lower']:.4f}, {r['upper']:.4f}]  "
-            f"{r['method']}  {bt}")
+            f"{r['method']}  {bt}{n_used}")
 
 
 def main_forecast(argv) -> int:
