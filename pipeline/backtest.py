@@ -44,13 +44,35 @@ def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
     return query.select(table, query_text, what, error=FitError)
 
 
-def folds(name: str, split: dict) -> list[tuple[str, str, str]]:
-    """(fold, train query, test query) for a split: itself, or one fold per held-out value."""
+def folds(name: str, split: dict, table: pd.DataFrame | None = None) -> list[tuple[str, str, str]]:
+    """(fold, train query, test query) for a split: itself, or one fold per held-out value.
+
+    ``keep_smallest: K`` on a ``leave_out`` split keeps the K smallest models (by parameters, then
+    compute, then name) of each held-out group in the training rows and predicts the rest of the
+    group: a new family judged from one small model of it (Polo et al. 2024's protocol).
+    """
     if "leave_out" not in split:
         return [(name, split["train"], split["test"])]
     col, rows = split["leave_out"], split.get("rows", "index == index")
-    return [(f"{name}/{value}", f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}")
-            for value in split["values"]]
+    keep = int(split.get("keep_smallest") or 0)
+    out = []
+    for value in split["values"]:
+        train, test = f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}"
+        if keep:
+            small = smallest_models(select(table, test, f"{name}/{value}: held-out group"), keep)
+            train = f"({rows}) and ({col} != {value!r} or model in {small!r})"
+            test = f"{test} and model not in {small!r}"
+        out.append((f"{name}/{value}", train, test))
+    return out
+
+
+def smallest_models(rows: pd.DataFrame, k: int) -> list[str]:
+    """The ``k`` smallest models of ``rows`` by parameters, then compute, then name."""
+    models = rows.drop_duplicates("model").sort_values(["params", "compute_flops", "model"], kind="mergesort")
+    if models["model"].nunique() <= k:
+        raise FitError(f"keep_smallest: {k} leaves no model of this group to predict ({models['model'].nunique()} "
+                       f"models); lower keep_smallest or drop the value from values")
+    return [str(m) for m in models["model"].iloc[:k]]
 
 
 # -- running laws ----------------------------------------------------------------------
@@ -84,7 +106,7 @@ def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: 
 def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print) -> tuple[pd.DataFrame, list]:
     """All methods x targets x folds of one split: (predictions, errors)."""
     preds, errors = [], []
-    for fold, train_q, test_q in folds(name, split):
+    for fold, train_q, test_q in folds(name, split, table):
         train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
         for method in split["methods"]:
             for target in split["targets"]:
@@ -295,6 +317,11 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
                                                                    "other benchmarks (default) or from compute via its family line")
     p.add_argument("--train", help="query selecting the training rows, e.g. \"params <= 1.5e9\"")
     p.add_argument("--test", help="query selecting the rows to predict, e.g. \"params > 1.5e9\"")
+    p.add_argument("--leave-out", metavar="COLUMN=VALUE", help="instead of --train/--test: predict the rows with "
+                   "COLUMN == VALUE (e.g. family=opt) from the others")
+    p.add_argument("--keep-smallest", type=int, default=0, metavar="K",
+                   help="with --leave-out: keep the K smallest models of the held-out group in the training rows")
+    p.add_argument("--rows", help="with --leave-out: query narrowing both sides, e.g. \"suite == 'obsscaling'\"")
     p.add_argument("--out", help="write model, step, task, metric, actual, predicted, lower, upper here (CSV)")
     p.add_argument("--bootstrap", type=int, default=cfg.get("n_bootstrap", 200), help="bootstrap resamples (0: none)")
     p.add_argument("--level", type=float, default=cfg.get("level", 0.9), help="prediction-interval level")
@@ -341,15 +368,31 @@ def _options(args) -> dict:
     return opts
 
 
+def _leave_out_queries(args, table: pd.DataFrame) -> tuple[str, str]:
+    """--leave-out COLUMN=VALUE [--rows QUERY] [--keep-smallest K] -> (train, test) queries."""
+    col, sep, value = args.leave_out.partition("=")
+    if not sep or not col.strip() or not value.strip():
+        raise FitError(f"--leave-out {args.leave_out!r} is not COLUMN=VALUE (e.g. family=opt)")
+    if args.train or args.test:
+        raise FitError("--leave-out builds the training and test rows itself; drop --train/--test (narrow with --rows)")
+    split = {"leave_out": col.strip(), "values": [value.strip()], "rows": args.rows or "index == index",
+             "keep_smallest": args.keep_smallest}
+    return folds("--leave-out", split, table)[0][1:]
+
+
 def cli(args) -> int:
-    missing = [f"--{k}" for k in ("method", "target", "train", "test") if not getattr(args, k)]
+    needed = ("method", "target") + (() if args.leave_out else ("train", "test"))
+    missing = [f"--{k}" for k in needed if not getattr(args, k)]
     if missing:
         raise FitError(f"with --scores, also give {', '.join(missing)}")
     from pipeline.laws.data import Metric
 
     target = str(Metric.parse(args.target))
     table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
-    train, test = select(table, args.train, "--train"), select(table, args.test, "--test")
+    train_q, test_q = args.train, args.test
+    if args.leave_out:
+        train_q, test_q = _leave_out_queries(args, table)
+    train, test = select(table, train_q, "--train"), select(table, test_q, "--test")
     pred = run_law(args.method, target, _options(args), train, test)
     width = max(len(str(m)) for m in pred["model"])
     pct = int(round(args.level * 100))

@@ -8,7 +8,9 @@ Methods (``make(name, target=..., **options)``):
 * ``direct`` — accuracy straight from log compute: Krajewski et al. 2025's power law on log
   accuracy or a sigmoid, chosen by nested extrapolation;
 * ``loglinear`` — metric linear in log compute; ``sigmoid`` — sigmoid in log compute;
-* ``link`` — step 2 of two-step alone, from each unit's observed loss (a diagnostic).
+* ``link`` — step 2 of two-step alone, from each unit's observed loss (a diagnostic);
+* ``skills`` — a few latent skills in (N, D) with a per-family shift, read out by every
+  benchmark (Polo et al. 2024, "Sloth").
 
 See docs/laws.md for the forms, the fitting choices and the backtest results.
 """
@@ -19,6 +21,7 @@ from pipeline.laws.baselines import Direct, LogLinear, SigmoidCompute
 from pipeline.laws.link import Link
 from pipeline.laws.loss import LossLaw
 from pipeline.laws.observational import Observational
+from pipeline.laws.skills import Skills
 from pipeline.laws.two_step import TwoStep
 
 METHODS = {
@@ -29,6 +32,7 @@ METHODS = {
     "loglinear": LogLinear,
     "sigmoid": SigmoidCompute,
     "link": Link,
+    "skills": Skills,
 }
 PRESETS = {"observational_compute": {"mode": "compute"}}
 
@@ -48,4 +52,5 @@ def make(method: str, **options):
     return cls(**options)
 
 
-__all__ = ["METHODS", "make", "Direct", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw"]
+__all__ = ["METHODS", "make", "Direct", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw",
+           "Skills"]

@@ -21,8 +21,9 @@ metric is a sigmoid of those capabilities.  Following their code (docs: anchors.
 4. Family lines: within family f every capability is linear in log10 compute with the family's
    own intercept (its compute efficiency) and a slope shared by all families,
    S_j = slope_j * log10 C + intercept_{f,j}.  ``mode="compute"`` predicts a unit from its
-   compute alone through its family's line (the family must have training units);
-   ``mode="features"`` (default) from its own observed benchmarks.
+   compute alone through its family's line (the family must have training units), and may then
+   use the training units' own target scores as a feature (the default features include the
+   target there); ``mode="features"`` (default) from its own observed benchmarks.
 
 Uncertainty: a cluster bootstrap over training models refits imputation, PCA, family lines
 and link on every resample (the links of all resamples in one batch), plus the link's misfit
@@ -237,16 +238,21 @@ class Observational(Law):
 
     # -- the capability matrix -------------------------------------------------------------
     def _features(self, rows, target: Metric) -> list[Metric]:
+        """The capability matrix's columns.  In features mode a unit is placed by its own benchmarks,
+        so the target cannot be one of them; in compute mode units are placed by compute and the
+        training units' target scores may shape the capabilities (and do by default)."""
+        own_task_ok = self.mode == "compute"
         if self.features:
             given = self.features.split(",") if isinstance(self.features, str) else list(self.features)
             feats = [Metric.parse(f, "--features") for f in given]
-            if target in feats:
-                raise FitError(f"observational: the target {target} cannot also be a feature; drop it from --features")
+            if target in feats and not own_task_ok:
+                raise FitError(f"observational: the target {target} cannot also be a feature in features mode; "
+                               f"drop it from --features (or use --mode compute)")
             return feats
         unit = rows["model"].astype(str) + "@" + rows["step"].astype("string").fillna("")
         counts = unit.groupby([rows["task"], rows["metric"]], observed=True).nunique()
         feats = [Metric(t, m) for (t, m), n in counts.items()
-                 if t != target.task and n == unit.nunique() and scores.metric_kind(m) != "loss"]
+                 if (own_task_ok or t != target.task) and n == unit.nunique() and scores.metric_kind(m) != "loss"]
         if not feats:
             raise FitError(f"observational: no task:metric other than {target.task}'s is present for every training "
                            f"model; name the features with --features TASK:METRIC,...")

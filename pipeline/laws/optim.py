@@ -15,7 +15,11 @@ M-estimate (Huber 1964; Holland & Welsch 1977).  Steps that do not lower the obj
 rejected and the damping raised, per problem.
 
 A curve supplies ``residuals(theta, idx) -> (r, J)`` with ``theta`` of shape (b, P) (the rows
-``idx`` of the batch), ``r`` (b, n) and the Jacobian ``J`` (b, n, P).
+``idx`` of the batch), ``r`` (b, n) and the Jacobian ``J`` (b, n, P).  A model whose Jacobian is
+mostly zeros (a factor model: each residual touches a few of many parameters) may instead return
+``J`` as a tuple of arrays with a leading batch axis and pass ``solve(J, h, r, lam, ridge) ->
+(step, g)``: the damped Gauss-Newton step of :func:`damped_solve` and the gradient J^T H r,
+built from its structure.
 """
 from __future__ import annotations
 
@@ -46,8 +50,38 @@ def _objective(r, w, delta):
     return np.where(np.isfinite(val), val, np.inf)
 
 
+def damped_solve(A, g, lam, ridge) -> np.ndarray:
+    """The Levenberg-Marquardt step -(A + lam (diag A + ridge))^-1 g for each problem (b, P)."""
+    eye = np.eye(A.shape[-1])
+    diag = np.einsum("bii->bi", A)
+    M = A + lam[:, None, None] * (diag[:, :, None] * eye + ridge * eye)
+    try:
+        step = -np.linalg.solve(M, g[:, :, None])[..., 0]
+    except np.linalg.LinAlgError:
+        step = -np.array([np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(M, g)])
+    return np.where(np.isfinite(step), step, 0.0)
+
+
+def _dense_solve(J, h, r, lam, ridge):
+    JtH = J.transpose(0, 2, 1) * h[:, None, :]
+    g = (JtH @ r[:, :, None])[..., 0]
+    return damped_solve(JtH @ J, g, lam, ridge), g
+
+
+def _take(J, idx):
+    return tuple(x[idx] for x in J) if isinstance(J, tuple) else J[idx]
+
+
+def _put(J, idx, new, mask):
+    if isinstance(J, tuple):
+        for x, n in zip(J, new):
+            x[idx] = n[mask]
+    else:
+        J[idx] = new[mask]
+
+
 def fit_batch(residuals, theta0, weights=None, delta=None, max_iter=200, tol=1e-10,
-              ridge=1e-9) -> BatchResult:
+              ridge=1e-9, solve=None) -> BatchResult:
     """Minimise B weighted (Huber) least-squares problems from starting points ``theta0`` (B, P).
 
     ``residuals(theta, idx)`` returns (r, J) for the problems ``idx`` (rows of ``theta``);
@@ -55,8 +89,9 @@ def fit_batch(residuals, theta0, weights=None, delta=None, max_iter=200, tol=1e-
     0 = point left out).  A problem stops when an accepted step lowers its objective by less
     than ``tol`` (relative), when its weighted gradient vanishes, or when steps keep failing
     after the objective has stopped moving (relative change <= 1e-6: converged) or before
-    (damping runs away: not converged).
+    (damping runs away: not converged).  ``solve``: see the module docstring (structured Jacobians).
     """
+    solve = solve or _dense_solve
     theta = np.array(theta0, dtype=float, copy=True)
     B, P = theta.shape
     every = np.arange(B)
@@ -67,28 +102,18 @@ def fit_batch(residuals, theta0, weights=None, delta=None, max_iter=200, tol=1e-
     done = np.zeros(B, bool)
     flat = np.zeros(B, bool)  # gradient vanished
     rel = np.full(B, np.inf)  # relative decrease of the last accepted step
-    eye = np.eye(P)
     it = 0
     for it in range(1, max_iter + 1):
         a = np.flatnonzero(~done)
         if a.size == 0:
             break
-        ra, Ja, wa, fa = r[a], J[a], w[a], f[a]
+        ra, Ja, wa, fa = r[a], _take(J, a), w[a], f[a]
         h = wa if delta is None else wa * np.minimum(1.0, delta / np.maximum(np.abs(ra), 1e-300))
         ok = np.isfinite(ra)
         h, ra = np.where(ok, h, 0.0), np.where(ok, ra, 0.0)
-        JtH = Ja.transpose(0, 2, 1) * h[:, None, :]
-        A = JtH @ Ja
-        g = (JtH @ ra[:, :, None])[..., 0]
+        step, g = solve(Ja, h, ra, lam[a], ridge)
         scale = np.abs(fa) + 1e-12
         is_flat = np.abs(g).max(axis=1) <= 1e-12 * (1.0 + scale)
-        diag = np.einsum("bii->bi", A)
-        M = A + lam[a, None, None] * (diag[:, :, None] * eye + ridge * eye)
-        try:
-            step = -np.linalg.solve(M, g[:, :, None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = -np.array([np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(M, g)])
-        step = np.where(np.isfinite(step), step, 0.0)
         cand = theta[a] + step
         with np.errstate(all="ignore"):
             r_new, J_new = residuals(cand, a)
@@ -96,7 +121,8 @@ def fit_batch(residuals, theta0, weights=None, delta=None, max_iter=200, tol=1e-
         accept = (f_new < fa) & ~is_flat
         rel_a = np.where(accept, (fa - f_new) / scale, rel[a])
         acc = a[accept]
-        theta[acc], r[acc], J[acc], f[acc] = cand[accept], r_new[accept], J_new[accept], f_new[accept]
+        theta[acc], r[acc], f[acc] = cand[accept], r_new[accept], f_new[accept]
+        _put(J, acc, J_new, accept)
         rel[a] = rel_a
         lam[a] = np.where(accept, np.maximum(lam[a] / 3.0, 1e-12), lam[a] * 4.0)
         flat[a] |= is_flat

@@ -1,0 +1,359 @@
+"""The skill model's arithmetic: scores from skills, its least-squares objective with the normal
+equations built from the model's structure, and a closed-form start.  The law around it (data,
+nested choice, intervals) is :mod:`pipeline.laws.skills`.
+
+Unit i of family f(i), benchmark j:
+
+    theta_i = alpha_f(i) + G^T z_i                     (k skills; z = (n, d, n d))
+    y_ij    = c_j + (1 - c_j) * sigmoid(lambda_j . theta_i + b_j)
+
+Parameters: the *shared* vector S = [G (3 x k), Lambda (J x k), b (J), phi (J)] (phi: free floors,
+c_j = chance_j * sigmoid(phi_j)) and the family shifts alpha (F x k).  Fixed entries of S: the
+anchor benchmarks' loadings (one unit vector per skill: the gauge of rotation and scale) and
+the floors held at chance.  The shifts carry a Gaussian prior centred on 0 (the average family,
+whose level the intercepts b absorb), which also fixes the gauge of translation.
+
+Each score depends on G, one family's shift and one benchmark's link, so J^T H J is assembled
+blockwise and the shifts (one k x k block per family) are eliminated by a Schur complement
+before the dense solve: the solve is over ~4k + J(k + 2) parameters, not F k more.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.laws.optim import fit_batch
+
+LOGIT_CLIP = 0.02  # normalised scores clipped to [0.02, 0.98] for the logit start
+
+
+def sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass
+class Problem:
+    """The joint training matrix: n units x J benchmarks, their design and floors."""
+
+    Z: np.ndarray  # (n, 3) z features
+    fam: np.ndarray  # (n,) family index
+    Y: np.ndarray  # (n, J) scores, 0 where missing
+    M: np.ndarray  # (n, J) 1.0 where observed
+    chance: np.ndarray  # (J,)
+    free: np.ndarray  # (J,) floor fitted in (0, chance)
+    families: list  # F names, in index order
+    center: np.ndarray  # (2,) training means of log10 N, log10 D
+
+    @property
+    def n(self) -> int:
+        return self.Y.shape[0]
+
+    @property
+    def J(self) -> int:
+        return self.Y.shape[1]
+
+    @property
+    def F(self) -> int:
+        return len(self.families)
+
+    @property
+    def onehot(self) -> np.ndarray:
+        return (self.fam[:, None] == np.arange(self.F)[None, :]).astype(float)
+
+
+def design(log_n, log_d, center) -> np.ndarray:
+    """z = (n, d, n d) with n, d = log10 N, log10 D minus the training centre."""
+    n, d = np.asarray(log_n, float) - center[0], np.asarray(log_d, float) - center[1]
+    return np.column_stack([n, d, n * d])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter sits.  The fitted vector is [S[shared_free], alpha.ravel()]."""
+
+    k: int
+    J: int
+    F: int
+    anchors: tuple
+    free_floor: tuple
+
+    @property
+    def shared_size(self) -> int:
+        return 3 * self.k + self.J * self.k + 2 * self.J
+
+    def offsets(self):
+        """Start of G, Lambda, b, phi in S."""
+        g, lam = 0, 3 * self.k
+        return g, lam, lam + self.J * self.k, lam + self.J * self.k + self.J
+
+    def shared_template(self) -> np.ndarray:
+        S = np.zeros(self.shared_size)
+        o = self.offsets()[1]
+        for s, j in enumerate(self.anchors):
+            S[o + j * self.k + s] = 1.0
+        return S
+
+    def shared_free(self) -> np.ndarray:
+        fixed = np.zeros(self.shared_size, bool)
+        _, o_lam, _, o_phi = self.offsets()
+        for j in self.anchors:
+            fixed[o_lam + j * self.k: o_lam + (j + 1) * self.k] = True
+        fixed[o_phi: o_phi + self.J] = ~np.asarray(self.free_floor, bool)
+        return np.flatnonzero(~fixed)
+
+    @property
+    def n_shared(self) -> int:
+        return len(self.shared_free())
+
+    @property
+    def size(self) -> int:
+        return self.n_shared + self.F * self.k
+
+    def expand(self, theta):
+        """theta (B, size) -> (S (B, shared_size), alpha (B, F, k))."""
+        theta = np.atleast_2d(theta)
+        S = np.repeat(self.shared_template()[None], len(theta), axis=0)
+        S[:, self.shared_free()] = theta[:, : self.n_shared]
+        return S, theta[:, self.n_shared:].reshape(len(theta), self.F, self.k)
+
+    def pack(self, S, alpha) -> np.ndarray:
+        return np.concatenate([S[:, self.shared_free()], alpha.reshape(len(S), -1)], axis=1)
+
+    def split(self, S):
+        """S -> G (B, 3, k), Lambda (B, J, k), b (B, J), phi (B, J)."""
+        B, (o_g, o_lam, o_b, o_phi) = len(S), self.offsets()
+        return (S[:, o_g:o_lam].reshape(B, 3, self.k), S[:, o_lam:o_b].reshape(B, self.J, self.k),
+                S[:, o_b:o_phi], S[:, o_phi:])
+
+    def shape_rows(self) -> np.ndarray:
+        """(2k, shared_size): G_Ns - G_Ds and G_NDs for each skill s."""
+        P = np.zeros((2 * self.k, self.shared_size))
+        for s in range(self.k):
+            P[2 * s, s], P[2 * s, self.k + s] = 1.0, -1.0
+            P[2 * s + 1, 2 * self.k + s] = 1.0
+        return P
+
+
+def skills(layout: Layout, S, alpha, Z, fam) -> np.ndarray:
+    """Skills (B, m, k) of design rows ``Z`` (m, 3) in families ``fam`` (m,)."""
+    G = layout.split(S)[0]
+    return Z @ G + alpha[:, fam, :]
+
+
+def link(problem: Problem, layout: Layout, S, Th):
+    """Scores (B, m, J) from skills, with d score / d eta and d score / d phi."""
+    _, Lam, b, phi = layout.split(S)
+    s = sigmoid(Th @ Lam.transpose(0, 2, 1) + b[:, None, :])
+    fs = sigmoid(phi)
+    free = np.asarray(layout.free_floor, bool)
+    floor = np.where(free, problem.chance * fs, problem.chance)[:, None, :]
+    G = (1.0 - floor) * s * (1.0 - s)
+    Dphi = np.where(free, problem.chance * fs * (1.0 - fs), 0.0)[:, None, :] * (1.0 - s)
+    return floor + (1.0 - floor) * s, G, Dphi
+
+
+def predict(problem: Problem, layout: Layout, theta) -> np.ndarray:
+    """Scores (B, n, J) of the training units under each parameter row."""
+    S, alpha = layout.expand(theta)
+    return link(problem, layout, S, skills(layout, S, alpha, problem.Z, problem.fam))[0]
+
+
+def _link_index(layout: Layout):
+    """(row, column) index pairs, in S, of each benchmark's own block: Lambda_j x Lambda_j (row-
+    major k x k per j), Lambda_j x b_j, Lambda_j x phi_j (k per j), b_j x b_j, b_j x phi_j, phi_j x phi_j."""
+    k, J = layout.k, layout.J
+    _, o_lam, o_b, o_phi = layout.offsets()
+    j, t, u = np.meshgrid(np.arange(J), np.arange(k), np.arange(k), indexing="ij")
+    ll = (o_lam + j * k + t).ravel(), (o_lam + j * k + u).ravel()
+    j2, t2 = np.meshgrid(np.arange(J), np.arange(k), indexing="ij")
+    lb = (o_lam + j2 * k + t2).ravel(), (o_b + j2).ravel()
+    lp = (o_lam + j2 * k + t2).ravel(), (o_phi + j2).ravel()
+    js = np.arange(J)
+    return ll, lb, lp, (o_b + js, o_b + js), (o_b + js, o_phi + js), (o_phi + js, o_phi + js)
+
+
+class Objective:
+    """Residuals and structured Gauss-Newton steps of the joint least-squares fit, B weightings.
+
+    Residuals: the n x J score residuals (0 where missing, with weight 0), then the priors'
+    rows sqrt(rho_shape) * P S (2k) and sqrt(rho_shift) * alpha (F k).  ``rho`` (B, 2).
+    """
+
+    def __init__(self, problem: Problem, layout: Layout, rho):
+        self.p, self.L = problem, layout
+        self.rho = np.asarray(rho, float).reshape(-1, 2)
+        self.P = layout.shape_rows()
+        self.PtP = self.P.T @ self.P
+        self.free = layout.shared_free()
+        O = problem.onehot
+        self.O = O
+        self.ZZ = np.einsum("iq,ir->iqr", problem.Z, problem.Z).reshape(problem.n, 9)
+        self.ZO = (problem.Z[:, :, None] * O[:, None, :]).reshape(problem.n, -1)
+        self._link_index = _link_index(layout)
+
+    def weights(self, W) -> np.ndarray:
+        """(B, n) unit weights -> weights of every residual (priors: 1)."""
+        cells = (W[:, :, None] * self.p.M[None]).reshape(len(W), -1)
+        return np.concatenate([cells, np.ones((len(W), len(self.P) + self.L.F * self.L.k))], axis=1)
+
+    def residuals(self, theta, idx):
+        S, alpha = self.L.expand(theta)
+        Th = skills(self.L, S, alpha, self.p.Z, self.p.fam)
+        yhat, G, Dphi = link(self.p, self.L, S, Th)
+        rho = self.rho[idx]
+        r = ((yhat - self.p.Y) * self.p.M).reshape(len(S), -1)
+        shape = np.sqrt(rho[:, :1]) * (S @ self.P.T)
+        shift = np.sqrt(rho[:, 1:]) * alpha.reshape(len(S), -1)
+        Lam = self.L.split(S)[1]
+        return np.concatenate([r, shape, shift], axis=1), (G, Dphi, Th, Lam, alpha, rho)
+
+    def _blocks(self, Jt, h, r):
+        """J^T H J and J^T H r by blocks: shared x shared (B, Ps, Ps), shared x shifts
+        (B, Ps, F, k), shifts (B, F, k, k); gradients (B, Ps), (B, F, k).  Ps = full S."""
+        G, Dphi, Th, Lam, alpha, rho = Jt
+        p, L = self.p, self.L
+        B, n, J, k, F = len(G), p.n, p.J, L.k, L.F
+        nc = n * J
+        hc, rc = h[:, :nc].reshape(B, n, J), r[:, :nc].reshape(B, n, J)
+        D, Hgp, Dpp = hc * G * G, hc * G * Dphi, hc * Dphi * Dphi
+        Rg, Rp = hc * rc * G, hc * rc * Dphi
+        Z, O = p.Z, self.O
+        o_g, o_lam, o_b, o_phi = L.offsets()
+        A = np.zeros((B, L.shared_size, L.shared_size))
+        M = D @ (Lam[:, :, :, None] * Lam[:, :, None, :]).reshape(B, J, k * k)  # (B, n, k*k)
+        A[:, :o_lam, :o_lam] = (self.ZZ.T[None] @ M).reshape(B, 3, 3, k, k).transpose(0, 1, 3, 2, 4).reshape(
+            B, 3 * k, 3 * k)
+        DT = (D[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, J * k)
+        LamT = Lam.transpose(0, 2, 1)[:, None]  # (B, 1, k, J)
+        A[:, :o_lam, o_lam:o_b] = ((Z.T[None] @ DT).reshape(B, 3, 1, J, k)
+                                   * LamT[..., None]).reshape(B, 3 * k, J * k)
+        A[:, :o_lam, o_b:o_phi] = ((Z.T[None] @ D)[:, :, None, :] * LamT).reshape(B, 3 * k, J)
+        A[:, :o_lam, o_phi:] = ((Z.T[None] @ Hgp)[:, :, None, :] * LamT).reshape(B, 3 * k, J)
+        Tht = Th.transpose(0, 2, 1)
+        LL = D.transpose(0, 2, 1) @ (Th[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, k * k)  # (B, J, k*k)
+        Lb, Lp = (Tht @ D).transpose(0, 2, 1), (Tht @ Hgp).transpose(0, 2, 1)  # (B, J, k)
+        ll, lb, lp, bb, bp, pp = self._link_index
+        A[:, ll[0], ll[1]] = LL.reshape(B, -1)
+        A[:, lb[0], lb[1]] = Lb.reshape(B, -1)
+        A[:, lp[0], lp[1]] = Lp.reshape(B, -1)
+        A[:, bb[0], bb[1]], A[:, bp[0], bp[1]], A[:, pp[0], pp[1]] = D.sum(1), Hgp.sum(1), Dpp.sum(1)
+        upper = A[:, :o_lam, o_lam:]
+        A[:, o_lam:, :o_lam] = upper.transpose(0, 2, 1)
+        for idx in (lb, lp, bp):  # mirror the off-diagonal entries of the per-benchmark blocks
+            A[:, idx[1], idx[0]] = A[:, idx[0], idx[1]]
+        A += rho[:, 0, None, None] * self.PtP[None]
+        # shared x shifts
+        C = np.zeros((B, L.shared_size, F, k))
+        C[:, :o_lam] = (self.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(0, 1, 3, 2, 4).reshape(B, 3 * k, F, k)
+        ODT = (O.T[None] @ DT).reshape(B, F, J, k)  # sum over the family's units of D_ij theta_it
+        C[:, o_lam:o_b] = (ODT[..., None] * Lam[:, None, :, None, :]).transpose(0, 2, 3, 1, 4).reshape(B, J * k, F, k)
+        C[:, o_b:o_phi] = ((O.T[None] @ D)[..., None] * Lam[:, None]).transpose(0, 2, 1, 3)
+        C[:, o_phi:] = ((O.T[None] @ Hgp)[..., None] * Lam[:, None]).transpose(0, 2, 1, 3)
+        Aaa = (O.T[None] @ M).reshape(B, F, k, k) + rho[:, 1, None, None, None] * np.eye(k)
+        # gradients (data, then priors: weights 1)
+        gs = np.zeros((B, L.shared_size))
+        gs[:, :o_lam] = ((Z.T[None] @ Rg) @ Lam).reshape(B, 3 * k)
+        gs[:, o_lam:o_b] = (Rg.transpose(0, 2, 1) @ Th).reshape(B, J * k)
+        gs[:, o_b:o_phi], gs[:, o_phi:] = Rg.sum(1), Rp.sum(1)
+        S_pen = r[:, nc: nc + len(self.P)] * h[:, nc: nc + len(self.P)]
+        gs += (np.sqrt(rho[:, :1]) * S_pen) @ self.P
+        ga = (O.T[None] @ Rg) @ Lam + rho[:, 1, None, None] * alpha
+        return A, C, Aaa, gs, ga
+
+    def solve(self, Jt, h, r, lam, ridge):
+        """Damped Gauss-Newton step with the shifts eliminated (Schur complement)."""
+        A, C, Aaa, gs, ga = self._blocks(Jt, h, r)
+        i = self.free
+        A, C, gs = A[:, i[:, None], i[None, :]], C[:, i], gs[:, i]
+        B, Ps, F, k = C.shape
+        eye_s, eye_k = np.eye(Ps), np.eye(k)
+        A = A + lam[:, None, None] * (np.einsum("bii->bi", A)[:, :, None] * eye_s + ridge * eye_s)
+        da = np.einsum("bfii->bfi", Aaa)
+        Aaa = Aaa + lam[:, None, None, None] * (da[..., None] * eye_k + ridge * eye_k)
+        inv = np.linalg.inv(Aaa)  # (B, F, k, k)
+        K = (C.transpose(0, 2, 1, 3) @ inv).transpose(0, 2, 1, 3).reshape(B, Ps, F * k)  # C Aaa^-1
+        Cf = C.reshape(B, Ps, F * k)
+        Sc = A - K @ Cf.transpose(0, 2, 1)
+        rhs = -gs + (K @ ga.reshape(B, F * k, 1))[..., 0]
+        try:
+            ds = np.linalg.solve(Sc, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            ds = np.array([np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(Sc, rhs)])
+        da = (inv @ (-ga - np.einsum("bpfk,bp->bfk", C, ds))[..., None])[..., 0]
+        step = np.concatenate([ds, da.reshape(B, -1)], axis=1)
+        return np.where(np.isfinite(step), step, 0.0), np.concatenate([gs, ga.reshape(B, -1)], axis=1)
+
+    def fit(self, theta0, W, max_iter, tol=1e-10):
+        return fit_batch(self.residuals, theta0, self.weights(W), None, max_iter, tol, solve=self.solve)
+
+
+# ----------------------------------------------------------------------- starting points
+def _floor_start(problem: Problem) -> np.ndarray:
+    """Starting floors: chance, or (free floors) just below the lowest training score."""
+    lowest = np.where(problem.M > 0, problem.Y, np.inf).min(axis=0)
+    return np.where(problem.free, np.clip(0.9 * lowest, 1e-3, problem.chance * 0.999), problem.chance)
+
+
+def _logits(problem: Problem) -> np.ndarray:
+    floor = _floor_start(problem)
+    y = np.clip((problem.Y - floor) / (1.0 - floor), LOGIT_CLIP, 1 - LOGIT_CLIP)
+    return np.log(y / (1 - y))
+
+
+def _wmean(X, W):
+    return (W[..., None] * X).sum(-2) / np.maximum(W.sum(-1), 1e-12)[..., None]
+
+
+def principal_directions(problem: Problem, W=None):
+    """Reduced-rank regression of the logit scores on (z, family) for each weighting (R, n):
+    fitted logits (R, n, J) and right singular vectors of their centred values (R, J, J)."""
+    W = np.ones((1, problem.n)) if W is None else np.asarray(W, float)
+    U = _logits(problem)
+    obs = problem.M[None] * W[:, :, None]
+    mean = (obs * U).sum(1) / np.maximum(obs.sum(1), 1e-12)
+    Uf = np.where(problem.M[None] > 0, U[None], mean[:, None, :])  # missing cells: column mean
+    X = np.column_stack([problem.Z, problem.onehot])  # the one-hot columns sum to the intercept
+    XtW = X.T[None] * W[:, None, :]
+    coef = np.linalg.solve(XtW @ X + 1e-6 * np.eye(X.shape[1]), XtW @ Uf)
+    fitted = X @ coef
+    centred = fitted - _wmean(fitted, W)[:, None, :]
+    _, _, vt = np.linalg.svd(np.sqrt(W)[:, :, None] * centred, full_matrices=False)
+    return fitted, vt.transpose(0, 2, 1)
+
+
+def anchors_for(V: np.ndarray, k: int) -> tuple:
+    """One anchor benchmark per skill: the largest |loading| on each leading direction, distinct."""
+    chosen = []
+    for s in range(k):
+        order = np.argsort(-np.abs(V[:, s]), kind="stable")
+        chosen.append(int(next(j for j in order if j not in chosen)))
+    return tuple(chosen)
+
+
+def start(problem: Problem, layout: Layout, W=None) -> np.ndarray:
+    """Starting parameters (R, size) per weighting: the leading directions of the reduced-rank
+    fit as skills, shifts centred on 0, in the layout's gauge (anchor loadings = unit vectors)."""
+    fitted, V = principal_directions(problem, W)
+    W = np.ones((1, problem.n)) if W is None else np.asarray(W, float)
+    R, k = len(W), layout.k
+    Vk = V[:, :, :k]
+    mu = _wmean(fitted, W)
+    T = (fitted - mu[:, None, :]) @ Vk  # (R, n, k) scores on the leading directions
+    X = np.column_stack([problem.Z, problem.onehot])
+    XtW = X.T[None] * W[:, None, :]
+    coef = np.linalg.solve(XtW @ X + 1e-6 * np.eye(X.shape[1]), XtW @ T)
+    G, alpha = coef[:, :3], coef[:, 3:]
+    present = (W @ problem.onehot) > 0
+    centre = (alpha * present[..., None]).sum(1) / np.maximum(present.sum(1), 1)[:, None]
+    alpha = np.where(present[..., None], alpha - centre[:, None, :], 0.0)
+    Th = problem.Z @ G + alpha[:, problem.fam, :]
+    b = mu - np.einsum("rk,rjk->rj", _wmean(Th, W), Vk)  # fitted = mu + (Th - mean Th) Vk^T
+    A = Vk[:, list(layout.anchors), :]  # (R, k, k): the anchors' loadings
+    Lam = Vk @ np.linalg.inv(A + 1e-9 * np.eye(k))
+    At = A.transpose(0, 2, 1)
+    G, alpha = G @ At, alpha @ At
+    ratio = np.clip(_floor_start(problem) / np.where(problem.chance > 0, problem.chance, 1.0), 1e-3, 0.999)
+    phi = np.log(ratio / (1 - ratio))
+    S = np.concatenate([G.reshape(R, -1), Lam.reshape(R, -1), b, np.repeat(phi[None], R, 0)], axis=1)
+    return layout.pack(S, alpha)
