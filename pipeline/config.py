@@ -396,6 +396,7 @@ SPLIT_KEYS: dict[str, SplitKey] = {
     "leave_out": SplitKey(Column(), "leave_out", required=True),
     "values": SplitKey(ListOf(Scalar(), min_len=1), "leave_out", required=True),
     "rows": SplitKey(Query(), "leave_out"),
+    "keep_smallest": SplitKey(Int(ge=0), "leave_out"),
 }
 
 

@@ -172,8 +172,9 @@ class Skills(Law):
 
     method = "skills"
 
-    def __init__(self, target, benchmarks=None, n_skills="auto", max_skills: int = 4, shape_penalty=1e-4,
-                 shape_penalties=(1e-5, 1e-4, 1e-3), shift_penalty="auto", shift_penalties=(1e-3, 1e-2, 1e-1, 1.0, 10.0),
+    def __init__(self, target, benchmarks=None, n_skills: int | str = "auto", max_skills: int = 4,
+                 shape_penalty: float | str = 1e-4, shape_penalties=(1e-5, 1e-4, 1e-3),
+                 shift_penalty: float | str = "auto", shift_penalties=(1e-3, 1e-2, 1e-1, 1.0, 10.0),
                  params: str = "total", skip_fraction: float = 0.1, floor: str = "auto", chance: float | None = None,
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
@@ -223,15 +224,21 @@ class Skills(Law):
         return data.skip_early(data.with_extra(units, rows), self.skip_fraction)
 
     def _ks(self) -> list[int]:
-        if self.n_skills != "auto":
-            return [int(self.n_skills)]
-        return list(range(1, int(self.max_skills) + 1))
+        if self.n_skills == "auto":
+            return list(range(1, _whole(self.max_skills, "max_skills") + 1))
+        return [_whole(self.n_skills, "n_skills")]
 
     def _rhos(self) -> list[tuple]:
         """Candidate (shape, shift) penalty pairs."""
-        shape = [self.shape_penalty] if self.shape_penalty != "auto" else list(self.shape_penalties)
-        shift = [self.shift_penalty] if self.shift_penalty != "auto" else list(self.shift_penalties)
-        return [(float(a), float(b)) for a in shape for b in shift]
+        pairs = []
+        for name, value, grid in (("shape_penalty", self.shape_penalty, self.shape_penalties),
+                                  ("shift_penalty", self.shift_penalty, self.shift_penalties)):
+            values = list(grid) if value == "auto" else [value]
+            if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+                raise FitError(f"skills: {name} must be a number > 0 or 'auto' (choose among {name}s, all > 0), "
+                               f"not {value!r} with {name}s {grid!r}")
+            pairs.append([float(v) for v in values])
+        return [(a, b) for a in pairs[0] for b in pairs[1]]
 
     def _fit(self, rows):
         target = self.target_
@@ -385,6 +392,12 @@ def _rising_root(c2, c1, c0) -> np.ndarray:
         quad = (-c1 + root) / (2 * c2)
         quad = np.where(np.isfinite(quad), quad, -2 * c0 / (c1 + root))  # same root, stable near c2 = 0
     return np.where(np.abs(c2) < 1e-12, linear, quad)
+
+
+def _whole(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8:
+        raise FitError(f"skills: {name} must be 'auto' or a whole number from 1 to 8, not {value!r}")
+    return value
 
 
 def shift_draws(obj: Objective, theta, W, draws, sigma: float, seed) -> np.ndarray:
