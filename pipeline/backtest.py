@@ -44,25 +44,32 @@ def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
     return query.select(table, query_text, what, error=FitError)
 
 
-def folds(name: str, split: dict, table: pd.DataFrame | None = None) -> list[tuple[str, str, str]]:
+def folds(name: str, split: dict) -> list[tuple[str, str, str]]:
     """(fold, train query, test query) for a split: itself, or one fold per held-out value.
 
-    ``keep_smallest: K`` on a ``leave_out`` split keeps the K smallest models (by parameters, then
-    compute, then name) of each held-out group in the training rows and predicts the rest of the
-    group: a new family judged from one small model of it (Polo et al. 2024's protocol).
+    For a ``keep_smallest`` split these are the queries before the kept models are named (they
+    depend on the table): :func:`table_folds` adds them.
     """
     if "leave_out" not in split:
         return [(name, split["train"], split["test"])]
     col, rows = split["leave_out"], split.get("rows", "index == index")
+    return [(f"{name}/{value}", f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}")
+            for value in split["values"]]
+
+
+def table_folds(name: str, split: dict, table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """:func:`folds` with ``keep_smallest: K`` applied: the K smallest models (by parameters, then
+    compute, then name) of each held-out group join the training rows and leave the test rows --
+    a new family judged from one small model of it (Polo et al. 2024's protocol)."""
     keep = int(split.get("keep_smallest") or 0)
+    if not keep or "leave_out" not in split:
+        return folds(name, split)
+    col, rows = split["leave_out"], split.get("rows", "index == index")
     out = []
-    for value in split["values"]:
-        train, test = f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}"
-        if keep:
-            small = smallest_models(select(table, test, f"{name}/{value}: held-out group"), keep)
-            train = f"({rows}) and ({col} != {value!r} or model in {small!r})"
-            test = f"{test} and model not in {small!r}"
-        out.append((f"{name}/{value}", train, test))
+    for (fold, _, test), value in zip(folds(name, split), split["values"]):
+        small = smallest_models(select(table, test, f"{fold}: held-out group"), keep)
+        out.append((fold, f"({rows}) and ({col} != {value!r} or model in {small!r})",
+                    f"{test} and model not in {small!r}"))
     return out
 
 
@@ -106,7 +113,7 @@ def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: 
 def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print) -> tuple[pd.DataFrame, list]:
     """All methods x targets x folds of one split: (predictions, errors)."""
     preds, errors = [], []
-    for fold, train_q, test_q in folds(name, split, table):
+    for fold, train_q, test_q in table_folds(name, split, table):
         train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
         for method in split["methods"]:
             for target in split["targets"]:
@@ -377,7 +384,7 @@ def _leave_out_queries(args, table: pd.DataFrame) -> tuple[str, str]:
         raise FitError("--leave-out builds the training and test rows itself; drop --train/--test (narrow with --rows)")
     split = {"leave_out": col.strip(), "values": [value.strip()], "rows": args.rows or "index == index",
              "keep_smallest": args.keep_smallest}
-    return folds("--leave-out", split, table)[0][1:]
+    return table_folds("--leave-out", split, table)[0][1:]
 
 
 def cli(args) -> int:

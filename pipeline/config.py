@@ -523,6 +523,9 @@ def _sections() -> dict[str, Check]:
     comparison = Struct({"suite": Str(), "num_fewshot": shots, "reference": Str(), "families": ListOf(Str(), min_len=2),
                          "common_range_margin": Number(gt=0) | Null(), "tasks": ListOf(Str()) | Null()},
                         required=("suite", "families"))
+    skills = Struct({"name": Str(), "rows": Query(), "reference": Str(), "params": size, "tokens": size,
+                     "backtest_split": SplitName() | Null(), "baseline": Method(), "options": Options("skills")},
+                    required=("rows", "reference", "params", "tokens"))
     return {
         "collect": Struct({"published": Str(), "evals_dir": Str() | Null(), "out": Str(),
                            "lm_eval_dirs": ListOf(Str() | _lm_eval_dir())}),
@@ -537,7 +540,8 @@ def _sections() -> dict[str, Check]:
             "seed": Int(ge=0), "interval": Number(gt=0, lt=1), "metric": Str(), "num_fewshot": shots,
             "tasks": ListOf(Str()) | Null(), "methods": ListOf(Method(), min_len=1),
             "suite_wide_methods": ListOf(Method()), "method_options": OptionsByMethod(),
-            "curve_points": Int(ge=2), "targets": ListOf(target), "family_comparison": ListOf(comparison)}),
+            "curve_points": Int(ge=2), "targets": ListOf(target), "family_comparison": ListOf(comparison),
+            "family_skills": ListOf(skills)}),
         "backtest": Struct({
             "scores": Str(), "out_dir": Str(), "n_bootstrap": Int(ge=0), "level": Number(gt=0, lt=1),
             "random_state": Int(ge=0), "processes": Int(ge=1), "options": OptionsByMethod(),

@@ -10,7 +10,10 @@ Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
   capability score per model (first principal component of the suite's benchmark accuracies,
   the "observational" view of Ruan et al. 2024) regressed on log10 compute with one shared slope
   and one intercept per family; family X reaches the reference family's capability at
-  k = 10^((b_ref - b_X) / slope) times the compute.
+  k = 10^((b_ref - b_X) / slope) times the compute;
+* ``reports/family_skills.csv`` — the skill law's family comparison (:mod:`pipeline.family_skills`):
+  each family's shift per latent skill and the compute multiplier it implies, with intervals and
+  the family's leave-one-family-out error.
 
 Every law is fitted on *all* rows of the target's suite and family (the backtest stage judges
 the same laws on held-out models).  Deterministic: the only randomness (bootstrap intervals
@@ -27,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline import params, scores
+from pipeline import family_skills, params, scores
 from pipeline.errors import CapcastError
 
 FLOAT_FORMAT = "%.6g"
@@ -395,6 +398,8 @@ def _main(argv) -> int:
     parser.add_argument("--scores", default="data/scores.parquet")
     parser.add_argument("--out-dir", default="reports")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--predictions", default="reports/backtest_predictions.csv",
+                        help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
     args = parser.parse_args(argv)
     cfg = params.load("forecast", args.params)
     out = Path(args.out_dir)
@@ -406,8 +411,12 @@ def _main(argv) -> int:
     offsets, caps = family_comparison(table, cfg, interval)
     write_csv(offsets, out / "family_offsets.csv")
     write_csv(caps, out / "capability.csv")
+    skills = family_skills.family_skills(table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)),
+                                         family_skills.read_predictions(args.predictions))
+    write_csv(skills, out / "family_skills.csv")
     print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
-          f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv")
+          f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
+          f"family_skills.csv ({len(skills)} rows)")
     return 0
 
 

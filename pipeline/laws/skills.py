@@ -174,7 +174,7 @@ class Skills(Law):
 
     def __init__(self, target, benchmarks=None, n_skills: int | str = "auto", max_skills: int = 4,
                  shape_penalty: float | str = 1e-4, shape_penalties=(1e-5, 1e-4, 1e-3),
-                 shift_penalty: float | str = "auto", shift_penalties=(1e-3, 1e-2, 1e-1, 1.0, 10.0),
+                 shift_penalty: float | str = "auto", shift_penalties=(1e-2, 1e-1, 1.0, 10.0),
                  params: str = "total", skip_fraction: float = 0.1, floor: str = "auto", chance: float | None = None,
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
@@ -202,17 +202,14 @@ class Skills(Law):
     def _joint_units(self, rows, benchmarks) -> pd.DataFrame:
         """One row per training unit with a value and a stderr column per benchmark (NaN where the
         unit was not evaluated on it)."""
-        label = rows["task"].astype(str) + ":" + rows["metric"].astype(str)
+        label = (rows["task"].astype(str) + ":" + rows["metric"].astype(str)).to_numpy(object)
         names = [str(b) for b in benchmarks]
-        sel = rows.loc[label.isin(names).to_numpy()]
+        mask = np.isin(label, names)
+        sel, which = rows.loc[mask], label[mask]
+        key = (sel["model"].astype(str) + "@" + sel["step"].astype("string").fillna("")).to_numpy(object)
         for b in benchmarks:  # absent or ambiguous benchmarks: the one-line errors of data.values
-            if not (label == str(b)).any():
+            if not (which == str(b)).any() or pd.Series(key[which == str(b)]).duplicated().any():
                 data.values(rows, b, self.method)
-        key = sel["model"].astype(str) + "@" + sel["step"].astype("string").fillna("")
-        which = (label.loc[sel.index]).to_numpy(object)
-        if pd.Series(key.to_numpy() + "|" + which).duplicated().any():
-            b = next(b for b in benchmarks if (which == str(b)).any() and key[which == str(b)].duplicated().any())
-            data.values(rows, b, self.method)  # raises the duplicate-row error
         units = data._sorted(sel.drop_duplicates(data.UNIT)[data.UNIT + data.SCALE])
         row = pd.Index(units["model"].astype(str) + "@" + units["step"].astype("string").fillna("")).get_indexer(key)
         col = pd.Index(names).get_indexer(which)
@@ -240,20 +237,35 @@ class Skills(Law):
             pairs.append([float(v) for v in values])
         return [(a, b) for a in pairs[0] for b in pairs[1]]
 
-    def _fit(self, rows):
-        target = self.target_
-        require_accuracy(target, self.method)
+    def _prepare(self, rows):
+        """(benchmarks, joint units, problem, key of the joint fit) of the training rows."""
         benchmarks = self._benchmarks(rows)
         units = self._joint_units(rows, benchmarks)
         cols = [f"value::{b}" for b in benchmarks]
-        ks = [k for k in self._ks() if 1 <= k < len(benchmarks)]
+        ks = self._usable_ks(benchmarks)
+        data.need(units["model"].nunique(), 3, self.method, "models")
+        param_kind = data.param_kind(units, self.params)
+        problem = self._problem(rows, units, benchmarks, param_kind)
+        return benchmarks, units, problem, param_kind, _key(units, cols, problem, ks, self._rhos(), param_kind)
+
+    def _usable_ks(self, benchmarks) -> list[int]:
+        ks = [k for k in self._ks() if k < len(benchmarks)]
         if not ks:
             raise FitError(f"skills: {len(benchmarks)} benchmark(s) in the training rows; k skills need at least "
                            f"k + 1 (name more with benchmarks: [...] or set n_skills)")
-        data.need(units["model"].nunique(), 3, self.method, "models")
-        self.param_kind_ = data.param_kind(units, self.params)
-        problem = self._problem(rows, units, benchmarks)
-        self._key = _key(units, cols, problem, ks, self._rhos(), self.param_kind_)
+        return ks
+
+    def _fit(self, rows):
+        target = self.target_
+        require_accuracy(target, self.method)
+        # every target of the same rows shares the preparation and the joint fit
+        # (named benchmarks get the target added, and a chance option is the target's: both per target)
+        per_target = str(target) if self.benchmarks or self.chance is not None else None
+        options = (self.benchmarks, self.params, self.skip_fraction, self.floor, self.n_skills, self.max_skills,
+                   self._rhos(), self.chance, per_target)
+        prep = _cached("rows:" + _rows_digest(rows, options), lambda: self._prepare(rows))
+        benchmarks, units, problem, self.param_kind_, self._key = prep
+        ks = self._usable_ks(benchmarks)
         joint = _cached(self._key, lambda: fit_joint(problem, units, ks, self._rhos()))
         self._joint, self._units_all = joint, units
         self.benchmarks_, self.families_ = [str(b) for b in benchmarks], list(problem.families)
@@ -268,10 +280,10 @@ class Skills(Law):
         train["stderr"] = units[f"stderr::{target}"].to_numpy(float)
         return train
 
-    def _problem(self, rows, units, benchmarks) -> Problem:
+    def _problem(self, rows, units, benchmarks, param_kind) -> Problem:
         Y = units[[f"value::{b}" for b in benchmarks]].to_numpy(float)
         se = units[[f"stderr::{b}" for b in benchmarks]].to_numpy(float)
-        log_n = np.log10(data.param_counts(units, self.param_kind_))
+        log_n = np.log10(data.param_counts(units, param_kind))
         log_d = np.log10(units["tokens"].to_numpy(float))
         center = np.array([log_n.mean(), log_d.mean()])
         families = sorted(units["family"].astype(str).unique())
@@ -417,6 +429,14 @@ def shift_draws(obj: Objective, theta, W, draws, sigma: float, seed) -> np.ndarr
     out = theta.copy()
     out[idx] = obj.L.pack(S, alpha + sigma * (L @ eps[..., None])[..., 0])
     return out
+
+
+def _rows_digest(rows: pd.DataFrame, options) -> str:
+    cols = [c for c in ("suite", "model", "family", "params", "params_non_embedding", "tokens", "compute_flops", "step",
+                        "task", "metric", "value", "stderr", "num_fewshot", "chance") if c in rows.columns]
+    h = hashlib.sha1(pd.util.hash_pandas_object(rows[cols], index=False).to_numpy().tobytes())
+    h.update(repr(options).encode())
+    return h.hexdigest()
 
 
 def _digest_int(text: str) -> int:
