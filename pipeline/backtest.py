@@ -114,19 +114,29 @@ def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print)
     """All methods x targets x folds of one split: (predictions, errors)."""
     preds, errors = [], []
     for fold, train_q, test_q in table_folds(name, split, table):
-        train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
-        for method in split["methods"]:
-            for target in split["targets"]:
-                try:
-                    p = run_law(method, target, law_options(cfg, split, method, target), train, test)
-                except CapcastError as exc:
-                    errors.append({"split": name, "fold": fold, "method": method, "target": target, "error": str(exc)})
-                    log(f"  {fold} {method} {target}: not fitted: {exc}")
-                    continue
-                p.insert(0, "fold", fold)
-                p.insert(0, "split", name)
-                preds.append(p)
+        p, e = run_fold(table, name, split, cfg, fold, train_q, test_q, log)
+        preds += p
+        errors += e
     return (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=PRED_COLUMNS)), errors
+
+
+def run_fold(table: pd.DataFrame, name: str, split: dict, cfg: dict, fold: str, train_q: str, test_q: str,
+             log=print) -> tuple[list, list]:
+    """All methods x targets of one fold: (prediction frames, errors)."""
+    train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
+    preds, errors = [], []
+    for method in split["methods"]:
+        for target in split["targets"]:
+            try:
+                p = run_law(method, target, law_options(cfg, split, method, target), train, test)
+            except CapcastError as exc:
+                errors.append({"split": name, "fold": fold, "method": method, "target": target, "error": str(exc)})
+                log(f"  {fold} {method} {target}: not fitted: {exc}")
+                continue
+            p.insert(0, "fold", fold)
+            p.insert(0, "split", name)
+            preds.append(p)
+    return preds, errors
 
 
 # -- scoring ---------------------------------------------------------------------------
@@ -253,21 +263,29 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     if not splits:
         raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
     names = [n for n in splits if not only or n in only]
+    # one job per fold (not per split): a leave-one-family-out split of 16 folds is most of the work
+    jobs = [(name, fold) for name in names for fold in table_folds(name, splits[name], table)]
 
-    def job(name):
+    def job(item):
+        name, fold = item
         t, lines = time.perf_counter(), []
-        preds, errors = run_split(table, name, splits[name], cfg, log=lines.append)
-        for method, g in preds.groupby("method", sort=False):
-            lines.append(f"  {name} {method}: {law_line(g, 'points')}")
-        lines.append(f"{name}: {len(preds)} predictions, {len(errors)} not fitted ({time.perf_counter() - t:.1f}s)")
-        return preds, errors, lines
+        preds, errors = run_fold(table, name, splits[name], cfg, *fold, log=lines.append)
+        return preds, errors, lines, time.perf_counter() - t
 
-    all_preds, all_errors = [], []
-    for preds, errors, lines in fork_map(job, names, int(cfg.get("processes", 1))):
-        all_preds.append(preds)
+    all_preds, all_errors, took = [], [], {}
+    for (name, _), (preds, errors, lines, seconds) in zip(jobs, fork_map(job, jobs, int(cfg.get("processes", 1)))):
+        if lines:
+            print("\n".join(lines))
+        all_preds += preds
         all_errors += errors
-        print("\n".join(lines))
-    preds = pd.concat(all_preds, ignore_index=True)
+        p, e, t = took.get(name, ([], 0, 0.0))
+        took[name] = (p + preds, e + len(errors), t + seconds)
+    for name, (p, e, t) in took.items():
+        split_preds = pd.concat(p, ignore_index=True) if p else pd.DataFrame(columns=PRED_COLUMNS)
+        for method, g in split_preds.groupby("method", sort=False):
+            print(f"  {name} {method}: {law_line(g, 'points')}")
+        print(f"{name}: {len(split_preds)} predictions, {e} not fitted ({t:.1f}s of fitting)")
+    preds = pd.concat(all_preds, ignore_index=True) if all_preds else pd.DataFrame(columns=PRED_COLUMNS)
     results = score(preds)
     errors = pd.DataFrame(all_errors, columns=["split", "fold", "method", "target", "error"])
     write_csv(results, out / "backtest.csv")

@@ -209,8 +209,8 @@ class Objective:
         return np.concatenate([r, shape, shift], axis=1), (G, Dphi, Th, Lam, alpha, rho)
 
     def _blocks(self, Jt, h, r):
-        """J^T H J and J^T H r by blocks: shared x shared (B, Ps, Ps), shared x shifts
-        (B, Ps, F, k), shifts (B, F, k, k); gradients (B, Ps), (B, F, k).  Ps = full S."""
+        """J^T H J and J^T H r by blocks: shared x shared (B, S, S), shifts x shared (B, F, k, S),
+        shifts (B, F, k, k); gradients (B, S), (B, F, k), for the full shared vector S."""
         G, Dphi, Th, Lam, alpha, rho = Jt
         p, L = self.p, self.L
         B, n, J, k, F = len(G), p.n, p.J, L.k, L.F
@@ -225,11 +225,11 @@ class Objective:
         A[:, :o_lam, :o_lam] = (self.ZZ.T[None] @ M).reshape(B, 3, 3, k, k).transpose(0, 1, 3, 2, 4).reshape(
             B, 3 * k, 3 * k)
         DT = (D[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, J * k)
-        LamT = Lam.transpose(0, 2, 1)[:, None]  # (B, 1, k, J)
+        LamT1 = Lam.transpose(0, 2, 1)[:, None]  # (B, 1, k, J)
         A[:, :o_lam, o_lam:o_b] = ((Z.T[None] @ DT).reshape(B, 3, 1, J, k)
-                                   * LamT[..., None]).reshape(B, 3 * k, J * k)
-        A[:, :o_lam, o_b:o_phi] = ((Z.T[None] @ D)[:, :, None, :] * LamT).reshape(B, 3 * k, J)
-        A[:, :o_lam, o_phi:] = ((Z.T[None] @ Hgp)[:, :, None, :] * LamT).reshape(B, 3 * k, J)
+                                   * LamT1[..., None]).reshape(B, 3 * k, J * k)
+        A[:, :o_lam, o_b:o_phi] = ((Z.T[None] @ D)[:, :, None, :] * LamT1).reshape(B, 3 * k, J)
+        A[:, :o_lam, o_phi:] = ((Z.T[None] @ Hgp)[:, :, None, :] * LamT1).reshape(B, 3 * k, J)
         Tht = Th.transpose(0, 2, 1)
         LL = D.transpose(0, 2, 1) @ (Th[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, k * k)  # (B, J, k*k)
         Lb, Lp = (Tht @ D).transpose(0, 2, 1), (Tht @ Hgp).transpose(0, 2, 1)  # (B, J, k)
@@ -242,14 +242,16 @@ class Objective:
         A[:, o_lam:, :o_lam] = upper.transpose(0, 2, 1)
         for idx in (lb, lp, bp):  # mirror the off-diagonal entries of the per-benchmark blocks
             A[:, idx[1], idx[0]] = A[:, idx[0], idx[1]]
-        A += rho[:, 0, None, None] * self.PtP[None]
-        # shared x shifts
-        C = np.zeros((B, L.shared_size, F, k))
-        C[:, :o_lam] = (self.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(0, 1, 3, 2, 4).reshape(B, 3 * k, F, k)
-        ODT = (O.T[None] @ DT).reshape(B, F, J, k)  # sum over the family's units of D_ij theta_it
-        C[:, o_lam:o_b] = (ODT[..., None] * Lam[:, None, :, None, :]).transpose(0, 2, 3, 1, 4).reshape(B, J * k, F, k)
-        C[:, o_b:o_phi] = ((O.T[None] @ D)[..., None] * Lam[:, None]).transpose(0, 2, 1, 3)
-        C[:, o_phi:] = ((O.T[None] @ Hgp)[..., None] * Lam[:, None]).transpose(0, 2, 1, 3)
+        A[:, :o_lam, :o_lam] += rho[:, 0, None, None] * self.PtP[None, :o_lam, :o_lam]  # the prior is on G only
+        # shifts x shared, laid out (B, F, k, S): row (f, s) = d/d alpha_fs, built in place
+        OD, OH = O.T[None] @ D, O.T[None] @ Hgp  # (B, F, J)
+        ODT = (O.T[None] @ DT).reshape(B, F, 1, J, k)  # sum over the family's units of D_ij theta_it
+        LamT = Lam.transpose(0, 2, 1)  # (B, k, J)
+        C = np.empty((B, F, k, L.shared_size))
+        C[..., :o_lam] = (self.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(0, 2, 4, 1, 3).reshape(B, F, k, 3 * k)
+        C[..., o_lam:o_b] = (ODT * LamT[:, None, :, :, None]).reshape(B, F, k, J * k)
+        C[..., o_b:o_phi] = OD[:, :, None, :] * LamT[:, None]
+        C[..., o_phi:] = OH[:, :, None, :] * LamT[:, None]
         Aaa = (O.T[None] @ M).reshape(B, F, k, k) + rho[:, 1, None, None, None] * np.eye(k)
         # gradients (data, then priors: weights 1)
         gs = np.zeros((B, L.shared_size))
@@ -265,22 +267,21 @@ class Objective:
         """Damped Gauss-Newton step with the shifts eliminated (Schur complement)."""
         A, C, Aaa, gs, ga = self._blocks(Jt, h, r)
         i = self.free
-        A, C, gs = A[:, i[:, None], i[None, :]], C[:, i], gs[:, i]
-        B, Ps, F, k = C.shape
+        A, C, gs = A[:, i[:, None], i[None, :]], C[..., i], gs[:, i]
+        B, F, k, Ps = C.shape
         eye_s, eye_k = np.eye(Ps), np.eye(k)
         A = A + lam[:, None, None] * (np.einsum("bii->bi", A)[:, :, None] * eye_s + ridge * eye_s)
         da = np.einsum("bfii->bfi", Aaa)
         Aaa = Aaa + lam[:, None, None, None] * (da[..., None] * eye_k + ridge * eye_k)
-        inv = np.linalg.inv(Aaa)  # (B, F, k, k)
-        K = (C.transpose(0, 2, 1, 3) @ inv).transpose(0, 2, 1, 3).reshape(B, Ps, F * k)  # C Aaa^-1
-        Cf = C.reshape(B, Ps, F * k)
-        Sc = A - K @ Cf.transpose(0, 2, 1)
-        rhs = -gs + (K @ ga.reshape(B, F * k, 1))[..., 0]
+        KT = (np.linalg.inv(Aaa) @ C).reshape(B, F * k, Ps)  # (Aaa^-1 C^T) per family
+        Cf = C.reshape(B, F * k, Ps)
+        Sc = A - Cf.transpose(0, 2, 1) @ KT
+        rhs = -gs + (KT.transpose(0, 2, 1) @ ga.reshape(B, F * k, 1))[..., 0]
         try:
             ds = np.linalg.solve(Sc, rhs[..., None])[..., 0]
         except np.linalg.LinAlgError:
             ds = np.array([np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(Sc, rhs)])
-        da = (inv @ (-ga - np.einsum("bpfk,bp->bfk", C, ds))[..., None])[..., 0]
+        da = np.linalg.solve(Aaa, (-ga - (C @ ds[:, None, :, None])[..., 0])[..., None])[..., 0]
         step = np.concatenate([ds, da.reshape(B, -1)], axis=1)
         return np.where(np.isfinite(step), step, 0.0), np.concatenate([gs, ga.reshape(B, -1)], axis=1)
 

@@ -60,7 +60,7 @@ from pipeline.laws.link import require_accuracy
 from pipeline.laws.skill_model import Layout, Objective, Problem, anchors_for, design, predict, principal_directions, \
     sigmoid, skills, start
 
-FIT_ITER, INNER_ITER, REFIT_ITER = 200, 30, 25
+FIT_ITER, INNER_ITER, REFIT_ITER = 200, 30, 15
 MIN_INNER_MODELS = 3  # a family is an inner fold when it has this many models (one kept, two scored)
 MAX_INNER_FOLDS = 8
 _CACHE: dict[str, object] = {}
