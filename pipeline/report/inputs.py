@@ -30,6 +30,7 @@ class ReportInput:
     curves: pd.DataFrame | None = None
     offsets: pd.DataFrame | None = None
     capability: pd.DataFrame | None = None
+    family_skills: pd.DataFrame | None = None  # reports/family_skills.csv (pipeline.family_skills)
     backtest: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
     trends: pd.DataFrame | None = None
@@ -70,6 +71,7 @@ def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
         curves=read_csv(reports / "forecast_curves.csv"),
         offsets=read_csv(reports / "family_offsets.csv"),
         capability=read_csv(reports / "capability.csv"),
+        family_skills=read_csv(reports / "family_skills.csv"),
         backtest=read_csv(reports / "backtest.csv"),
         predictions=read_csv(reports / "backtest_predictions.csv"),
         trends=read_csv(reports / "trends.csv"),
