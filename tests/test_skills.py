@@ -135,7 +135,9 @@ def test_options_and_inputs_are_checked():
     with pytest.raises(FitError, match="shift_penalty must be a number > 0"):
         make("skills", target="b1:acc", shift_penalty=-1).fit(rows)
     with pytest.raises(FitError, match="k skills need at least k"):
-        make("skills", target="b1:acc", benchmarks=["b1:acc"]).fit(rows)
+        make("skills", target="b1:acc", benchmarks=["b1:acc"], n_skills=2).fit(rows)
+    one = make("skills", target="b1:acc", benchmarks=["b1:acc"], n_bootstrap=0).fit(rows)  # one benchmark, one skill
+    assert one.n_skills_ == 1 and one.benchmarks_ == ["b1:acc"]
     with pytest.raises(FitError, match="b9:acc has no rows"):
         make("skills", target="b1:acc", benchmarks=["b1:acc", "b9:acc"]).fit(rows)
     dup = pd.concat([rows, rows[rows["task"] == "b2"].assign(num_fewshot=5)])

@@ -252,10 +252,10 @@ class Skills(Law):
         return benchmarks, units, problem, param_kind, _key(units, cols, problem, ks, self._rhos(), param_kind)
 
     def _usable_ks(self, benchmarks) -> list[int]:
-        ks = [k for k in self._ks() if k < len(benchmarks)]
+        ks = [k for k in self._ks() if k <= len(benchmarks)]  # one anchor benchmark per skill
         if not ks:
             raise FitError(f"skills: {len(benchmarks)} benchmark(s) in the training rows; k skills need at least "
-                           f"k + 1 (name more with benchmarks: [...] or set n_skills)")
+                           f"k (name more with benchmarks: [...] or lower n_skills)")
         return ks
 
     def _fit(self, rows):
