@@ -275,7 +275,7 @@ class Skills(Law):
         self.n_skills_, (self.shape_penalty_, self.shift_penalty_) = joint.layout.k, joint.rho
         self.form_ = _label(joint.layout.k, joint.rho)
         self.anchors_ = [self.benchmarks_[j] for j in joint.layout.anchors]
-        self.inner_errors_, self.inner_folds_ = joint.inner_errors, joint.inner_folds
+        self.skill_inner_errors_, self.skill_folds_ = joint.inner_errors, joint.inner_folds
         self._j = benchmarks.index(target)
         self.state_ = {"theta": joint.theta[None], "present": np.ones((1, problem.F), bool)}
         train = units[data.UNIT + data.SCALE + [c for c in ("params_non_embedding",) if c in units]].copy()
