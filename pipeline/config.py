@@ -481,7 +481,7 @@ def _trends_section() -> Struct:
         "emergence": Struct({
             "margin": frac, "max_decades": Number(gt=0), "continuous_metrics": ListOf(Str()), "pc_suite": Str(),
             "pc_exclude": ListOf(Str()), "n_pcs": Int(ge=1), "min_link_models": Int(ge=2), "bootstrap": Int(ge=0),
-            "report_suites": ListOf(Str())}),
+            "report_suites": ListOf(Str()), "backtest_suites": ListOf(Str()), "backtest_min_points": Int(ge=1)}),
         "backtest": ListOf(Struct({"name": Str(), "universe": Query(), "train": Query()},
                                   required=("name", "universe", "train"))),
     }

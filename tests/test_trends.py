@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import shapes, trends
+from pipeline import shapes, trends, trends_backtest
 from tests.paths import ROOT
 
 PYTHIA_N = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])
@@ -351,5 +351,46 @@ def test_pc_route_forecasts_take_off_of_an_at_chance_family_and_backtests_it():
     c_true = 10 ** ((cap + 1.5) / 0.8 + 21)
     assert late["cross_compute_lo"] <= c_true <= late["cross_compute_hi"]
     assert abs(np.log10(late["cross_compute"] / c_true)) < 0.3
-    eb = trends.emergence_backtest(df, cfg)
-    assert len(eb) >= 1 and eb["hit"].astype(bool).mean() >= 0.5
+    cfg["emergence"].update(backtest_suites=["emer"])
+    eb = trends_backtest.crossing_backtest(df, cfg)
+    pc = eb[eb["method"] == "pc"]
+    assert len(pc) >= 1 and pc["hit"].astype(bool).mean() >= 0.5
+
+
+def test_crossings_are_cached_per_shot_setting():
+    """Two shot settings of one task are different data: each gets its own link and crossing
+    (they were cached by suite, task and metric, so the 5-shot curve got the 0-shot crossing)."""
+    df = pc_table()
+    emer = df[df["suite"] == "emer"]
+    five = emer.assign(num_fewshot=5, value=np.clip(emer["value"] + 0.04, 0, 1))  # 5-shot takes off earlier
+    df = pd.concat([df.assign(num_fewshot=df["num_fewshot"].where(df["suite"] != "emer", 0)), five],
+                   ignore_index=True)
+    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg["emergence"].update(pc_suite="pcs", pc_exclude=[], n_pcs=2, report_suites=["emer"])
+    curves, em = trends.analyse_table(df, cfg)
+    late = curves[(curves.family == "late") & (curves.suite == "emer")].set_index("num_fewshot")
+    assert set(late.index) == {0, 5} and (late["cross_method"] == "pc").all()
+    assert late.loc[5, "cross_compute"] < late.loc[0, "cross_compute"]  # earlier, not the same number
+    pc = em[(em.method == "pc") & (em.suite == "emer")].pivot_table(index="family", columns="num_fewshot",
+                                                                   values="cross_compute")
+    assert (pc[5] != pc[0]).all(), pc
+
+
+def test_chance_from_the_column_the_option_and_the_built_in_table(tmp_path, capsys):
+    cfg = trends.load_config(ROOT / "params.yaml")
+    pts = pd.DataFrame({"params": PYTHIA_N, "compute_flops": 6 * PYTHIA_N * 3e11, "model": [f"m{i}" for i in range(8)],
+                        "task": "my_task", "metric": "acc", "value": np.r_[np.full(6, 0.2), 0.4, 0.6],
+                        "stderr": 0.01})
+    p = trends.prepare("my_task", "acc", pts, "compute_flops", cfg)
+    assert p.curve.chance is None and "--chance TASK=LEVEL" in p.note
+    p = trends.prepare("my_task", "acc", pts.assign(chance=0.2), "compute_flops", cfg)
+    assert p.curve.chance == 0.2 and "chance unknown" not in p.note
+    p = trends.prepare("my_task", "exact_match", pts.assign(metric="exact_match"), "compute_flops", cfg)
+    assert p.curve.chance == 0.0  # free-form answers: chance 0
+    df = table(families=("fa",)).query("task == 'logiqa' and metric == 'acc'").assign(task="my_task")
+    rc, out = run_cli(tmp_path, df, "--chance", "my_task=0.25")
+    assert rc == 0 and "chance unknown" not in pd.read_csv(out)["evidence"].iloc[0]
+    assert "at chance" in pd.read_csv(out)["evidence"].iloc[0]
+    rc, _ = run_cli(tmp_path, df, "--chance", "my_task=2")
+    err = capsys.readouterr().err
+    assert rc == 2 and "--chance 'my_task=2'" in err and err.count("\n") == 1

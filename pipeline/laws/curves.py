@@ -78,13 +78,16 @@ class Curve:
         return self.from_fit_space(f)
 
     def fit_batch(self, X, y, theta0, weights=None, max_iter=200, tol=1e-10) -> BatchResult:
+        """B fits from starts ``theta0`` (B, P): designs ``X`` (n, d) shared or (B, n, d) one per
+        problem; values ``y`` (n,) shared or (B, n) one per problem (many curves at once)."""
         yf = self.to_fit_space(y)
         X = np.asarray(X, float)
         per_problem = X.ndim == 3 and X.shape[0] > 1  # one design per problem
+        per_values = np.ndim(yf) == 2  # one set of values per problem
 
         def residuals(theta, idx):
             f, J = self.evaluate(theta, X[idx] if per_problem else X)
-            return f - yf, J
+            return f - (yf[idx] if per_values else yf), J
 
         return fit_batch(residuals, theta0, weights=weights, delta=self.delta, max_iter=max_iter, tol=tol)
 

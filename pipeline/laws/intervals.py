@@ -249,10 +249,12 @@ def interval(point, draws, noise, level: float, rng,
     else:
         normals = rng(draws.shape[0]) if callable(rng) else rng.standard_normal(draws.shape)
         sim = draws + normals * noise
+        # nanquantile loops over columns in Python; without NaN, quantile gives the same numbers at once
+        quantile = np.nanquantile if np.isnan(sim).any() else np.quantile
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: units with no prediction
-            lower = np.nanquantile(sim, lo_q, axis=0)
-            upper = np.nanquantile(sim, hi_q, axis=0)
+            lower = quantile(sim, lo_q, axis=0)
+            upper = quantile(sim, hi_q, axis=0)
     lower, upper = np.minimum(lower, point), np.maximum(upper, point)
     z, extra = z_value(level), np.broadcast_to(np.asarray(extra_sd, float), point.shape)
     lower = point - np.hypot(inflation * (point - lower), z * extra)

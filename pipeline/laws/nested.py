@@ -189,7 +189,7 @@ def noise(splits: list[InnerSplit], scores: list[Score] | None = None) -> float:
     se = np.concatenate([s.scored["stderr"].to_numpy(float) for s in splits]) if splits else np.array([])
     se = se[np.isfinite(se)]
     if se.size:
-        return float(np.sqrt(np.mean(se**2)))
+        return float(held_noise(se[None, :])[0])
     if not scores:
         return 0.0
     fitted = [s.residual_se for s in scores if np.isfinite(s.error) and np.isfinite(s.residual_se)]
@@ -211,16 +211,16 @@ def choose(scores: list[Score], splits: list[InnerSplit], margin: float = 1.0) -
         # nothing to compare against: a candidate that merely *can* be fitted on fewer points
         # is no evidence that it extrapolates
         return None
-    best = min((s for s in scores if np.isfinite(s.error)), key=lambda s: s.error)
-    return default if best.error >= default.error - margin * noise(splits, scores) else best
+    return scores[int(choose_among([[s.error for s in scores]], [noise(splits, scores)], margin)[0])]
 
 
 def plausible(scores: list[Score], chosen: Score, splits: list[InnerSplit], margin: float = 1.0) -> list[Score]:
     """The other candidates the inner check cannot rule out: those within ``margin`` x the
     held-out noise of the chosen one's error.  Their disagreement with it beyond the training
     range is uncertainty the data leave open (base.Law widens the interval by it)."""
-    slack = margin * noise(splits, scores)
-    return [s for s in scores if s is not chosen and np.isfinite(s.error) and s.error <= chosen.error + slack]
+    at = next(i for i, s in enumerate(scores) if s is chosen)
+    keep = plausible_among([[s.error for s in scores]], [at], [noise(splits, scores)], margin)[0]
+    return [s for s, k in zip(scores, keep) if k and s is not chosen]
 
 
 def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
@@ -240,13 +240,60 @@ def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
     e = np.concatenate(chosen.errors)
     scored = pd.concat([s.scored for s in splits], ignore_index=True)
     w = scored["weight"].to_numpy(float) / len(splits)
-    se = np.nan_to_num(scored["stderr"].to_numpy(float))
-    excess = e**2 - se**2
-    d2 = np.maximum(scored["distance"].to_numpy(float), MIN_DISTANCE) ** 2
-    rate2 = float(np.sum(w * excess * d2) / np.sum(w * d2**2))
-    return float(np.sqrt(max(rate2, 0.0)))
+    rate = rates(e[None, :], scored["stderr"].to_numpy(float)[None, :], w[None, :],
+                 scored["distance"].to_numpy(float)[None, :])
+    return float(rate[0])
 
 
 def extra_sd(rate: float, log10_c, log10_c_max: float) -> np.ndarray:
     """The extrapolation sd of units at ``log10_c``: rate x decades beyond the training range."""
     return rate * np.maximum(np.asarray(log10_c, float) - log10_c_max, 0.0)
+
+
+# ----------------------------------------------------------------------------- array-level rules
+# The rules above for many problems at once (the trends stage's curves): one row per problem;
+# padded columns carry weight 0 and finite values.  The row-level functions call these, so each
+# rule is written once.
+def held_noise(stderr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(P,) root-mean-square stderr of each row's held-out values (where ``mask`` and finite);
+    NaN where a row has none."""
+    se = np.atleast_2d(np.asarray(stderr, float))
+    ok = np.isfinite(se) if mask is None else (np.asarray(mask, bool) & np.isfinite(se))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(np.sum(np.where(ok, se, 0.0) ** 2, axis=1) / ok.sum(axis=1))
+
+
+def choose_among(errors, noise, margin: float = 1.0) -> np.ndarray:
+    """(P,) index of the chosen candidate in each row of inner errors ``errors`` (P, K; column 0
+    the default, inf where a candidate failed): the default unless the best is lower by more than
+    ``margin`` x that row's ``noise`` (:func:`choose`); -1 where the default itself failed."""
+    errors = np.atleast_2d(np.asarray(errors, float))
+    noise = np.broadcast_to(np.asarray(noise, float), errors.shape[:1])
+    finite = np.isfinite(errors)
+    best = np.argmin(np.where(finite, errors, np.inf), axis=1)
+    keep = errors[np.arange(len(errors)), best] >= errors[:, 0] - margin * noise
+    return np.where(finite[:, 0], np.where(keep, 0, best), -1)
+
+
+def plausible_among(errors, chosen, noise, margin: float = 1.0) -> np.ndarray:
+    """(P, K) which candidates of each row the inner check cannot rule out (:func:`plausible`):
+    finite errors within ``margin`` x the row's noise of the chosen candidate's (index ``chosen``)."""
+    errors = np.atleast_2d(np.asarray(errors, float))
+    chosen = np.asarray(chosen, int)
+    noise = np.broadcast_to(np.asarray(noise, float), errors.shape[:1])
+    slack = margin * noise
+    return np.isfinite(errors) & (errors <= (errors[np.arange(len(errors)), chosen] + slack)[:, None])
+
+
+def rates(errors, stderr, weight, distance) -> np.ndarray:
+    """(P,) extrapolation rate of each row (:func:`extrapolation_rate`: e^2 = stderr^2 + (rate d)^2,
+    weighted least squares through the origin in d^2): signed errors, stderr (NaN counts as 0),
+    weights (0 = padding) and distances in decades beyond the inner training range, each (P, m)."""
+    w = np.asarray(weight, float)
+    e = np.asarray(errors, float)
+    se = np.nan_to_num(np.asarray(stderr, float))
+    excess = e**2 - se**2
+    d2 = np.maximum(np.asarray(distance, float), MIN_DISTANCE) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):  # a row with no scored units: NaN
+        rate2 = np.sum(w * excess * d2, axis=-1) / np.sum(w * d2**2, axis=-1)
+    return np.sqrt(np.maximum(rate2, 0.0))

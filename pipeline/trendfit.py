@@ -1,0 +1,597 @@
+"""Forecasts of trend curves: the laws' candidate forms, fitted for many curves at once, chosen
+per curve by nested extrapolation on its own top scales, with intervals that widen with distance.
+
+A curve (:class:`pipeline.shapes.Curve`: t = log10 scale, y, effective stderr) is forecast by
+one of the candidate forms of its kind and shape label; the first is the default:
+
+=====================  ===================================================================
+accuracy, rising       ``power``: Krajewski et al. 2025, (y - chance)/(1 - chance) =
+                       exp(-exp(b + a t)), least squares in log(-log) space on the points above
+                       chance (weighted by their stderr there), ceiling 1, so a rising curve is
+                       not forecast flat at its last point; ``sigmoid``: floor at chance (free
+                       below it by the laws' rule), ceiling <= 1; ``linear`` in log scale
+accuracy, falling      ``linear``, ``power`` (decaying toward chance)
+loss, improving        ``loss_power`` (L = E + A C^-gamma), ``linear`` in ln L (a pure power law)
+flat, noisy            ``const``, ``linear``
+u_shaped, inverted_u   ``break`` (the one-break law of :mod:`pipeline.shapes`), ``linear``
+other rising/falling   ``linear``
+=====================  ===================================================================
+
+(``pipeline.laws.curves``: PowerDecay, Sigmoid, Linear, PowerCompute.)  The choice is the laws'
+nested extrapolation (:mod:`pipeline.laws.nested`, its array-level rules): hold out the top
+scale, then the top two (as long as ``MIN_RUNGS`` scales remain), fit every candidate on the
+rest, score its mean absolute error on the held-out points, and keep the default unless another
+is better by more than the held-out points' noise.  The chosen form's inner error beyond that
+noise, per decade of extrapolation, is the curve's extrapolation rate.
+
+Interval of a forecast at scale t (a new model's observed score): the fit's parameter
+uncertainty (normal at the weighted least-squares covariance, scaled up by the reduced chi-square
+where it exceeds 1, pushed through the form), the new model's own noise (binomial at the
+forecast with the curve's item count, and the between-model scatter tau), and rate x decades
+beyond the largest scale (:func:`pipeline.laws.intervals.interval`).  A forecast always lies
+inside its interval.
+
+Everything is a function of the curve's points: a backtest's held-out points never reach it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from pipeline import shapes
+from pipeline.laws import curves as lc
+from pipeline.laws import intervals, nested
+
+STANDARD = np.array([-1.0, 1.0])  # x_train of a curve object whose inputs come standardised
+ROUGH_ITER, KEEP, MAX_ITER = 3, 4, 100  # multi-start: rough steps from every start, the best KEEP to the end
+RUNG_DECIMALS = 2  # scales within ~2% are one rung (as pipeline.laws.nested)
+LN10 = float(np.log(10.0))
+
+CANDIDATES = {
+    ("accuracy", "rising"): ("power", "linear"),
+    ("accuracy", "falling"): ("linear", "power"),
+    ("loss", "rising"): ("loss_power", "linear"),
+    ("loss", "falling"): ("linear",),
+    ("plain", "rising"): ("linear",),
+    ("plain", "falling"): ("linear",),
+}
+SHAPE_CLASS = {"positive": "rising", "emergent": "rising", "inverse": "falling", "u_shaped": "bent",
+               "inverted_u": "bent"}
+# points a form needs: its parameter count on an inner split (an exactly determined inner fit still
+# tests the extrapolation), one more on all the points (a degree of freedom for its covariance)
+MIN_POINTS = {"const": 1, "linear": 2, "power": 2, "loss_power": 3, "break": 6}
+MIN_INNER_RUNGS = 2  # scales an inner split fits on (the laws need three for L(N, D); these forms have <= 3)
+
+
+def kind_of(curve: shapes.Curve) -> str:
+    if curve.log:
+        return "loss"
+    return "accuracy" if curve.bounded and curve.chance is not None and curve.orient > 0 else "plain"
+
+
+def candidates(curve: shapes.Curve, label: str) -> tuple[str, ...]:
+    """The candidate forms of a curve with this shape label, the default first."""
+    cls = SHAPE_CLASS.get(label, "flat")
+    if cls == "flat":
+        return ("const", "linear")
+    if cls == "bent":
+        return ("break", "linear")
+    return CANDIDATES[(kind_of(curve), cls)]
+
+
+@dataclass
+class Item:
+    """One curve to forecast at ``targets`` (log10 scale); ``cross``: (level, orient, t_cap) to
+    find where the forecast reaches ``level`` (orient +1: from below, -1: from above)."""
+
+    curve: shapes.Curve
+    label: str
+    analysis: shapes.Analysis
+    targets: np.ndarray
+    cross: tuple | None = None
+
+
+@dataclass
+class Result:
+    form: str  # the chosen form ('' when none could be fitted)
+    candidates: tuple
+    inner: dict  # candidate -> inner extrapolation error (fit units: accuracy, ln loss); inf: failed
+    rate: float  # extrapolation error per decade beyond the data (fit units)
+    point: np.ndarray  # at the targets, in the metric's units
+    lo: np.ndarray
+    hi: np.ndarray
+    cross: tuple | None = None  # (t point, t early, t late) of the level; inf: not within t_cap
+    note: str = ""
+    plausible: list = field(default_factory=list)  # the forms whose draws make the interval
+
+
+# ----------------------------------------------------------------------------- the forms
+class _Form:
+    """A candidate form as batched fits of a :mod:`pipeline.laws.curves` curve."""
+
+    def __init__(self, name: str, curve_obj, k: int):
+        self.name, self.obj, self.k = name, curve_obj, k
+
+    def x(self, t, mu, sd):  # the curve's input from log10 scale
+        return (t - mu) / sd
+
+    def values(self, y):  # the curve's own units (raw loss for the loss law)
+        return y
+
+    def usable(self, y, s):
+        return np.isfinite(y)
+
+    def weights(self, y, s):  # least-squares weights in the curve's fit space
+        return 1.0 / s ** 2
+
+    def starts(self, X, y, w) -> np.ndarray:
+        return self.obj.grid(X[:, None], y)
+
+    def trend_y(self, f):  # the curve's fit space -> the trend's y (accuracy, ln loss)
+        return f
+
+
+class _Linear(_Form):
+    def starts(self, X, y, w):
+        return np.array([[np.sum(w * y) / np.sum(w), 0.0]])
+
+
+class _Power(_Form):
+    """Krajewski et al.'s power law on log accuracy: a line in log(-log y') space.
+
+    They drop the points at or below chance, where the transform is undefined; a point within
+    noise of chance (or of 1) is at the measurement floor too (Hu et al. 2023: a score of 0 is a
+    floor, not a value) and its log(-log y') is anything, so the points used are those
+    significantly above chance and below 1 (one-sided, at ``alpha_chance``)."""
+
+    def __init__(self, name, curve_obj, k, z: float):
+        super().__init__(name, curve_obj, k)
+        self.z = z
+
+    def usable(self, y, s):
+        ch = self.obj.chance
+        return self.obj.usable(y) & (y - ch > self.z * s) & (1 - y > self.z * s)
+
+    def weights(self, y, s):
+        yn = np.clip((y - self.obj.chance) / (1 - self.obj.chance), 1e-12, 1 - 1e-12)
+        slope = 1.0 / ((1 - self.obj.chance) * yn * np.log(yn))  # d log(-log y') / dy
+        return 1.0 / (s * slope) ** 2
+
+    def starts(self, X, y, w):
+        f = self.obj.to_fit_space(y)
+        return np.array([[np.sum(w * f) / np.sum(w), 0.0]])
+
+    def trend_y(self, f):
+        return self.obj.from_fit_space(f)
+
+
+class _LossPower(_Form):
+    """The loss law L = E + A C^-gamma (log-sum-exp form, Huber-free), inputs ln C.  L is the mean
+    NLL: ln(value) for a perplexity (the trend's y itself), the value for other losses (exp(y))."""
+
+    def __init__(self, name, curve_obj, k, perplexity: bool):
+        super().__init__(name, curve_obj, k)
+        self.perplexity = perplexity
+
+    def x(self, t, mu, sd):
+        return t * LN10
+
+    def values(self, y):
+        return y if self.perplexity else np.exp(y)
+
+    def usable(self, y, s):
+        return np.isfinite(y) & (y > 0)
+
+    def weights(self, y, s):  # s: stderr of ln(value); the fit is on log L
+        return (y / s) ** 2 if self.perplexity else 1.0 / s ** 2
+
+    def starts(self, X, y, w):
+        out = []
+        for gamma in (0.05, 0.1, 0.2, 0.4):
+            for frac in (0.3, 0.7, 0.9):
+                e = np.log(frac * y.min())
+                a = float(np.mean(np.log(np.maximum(y - frac * y.min(), 1e-12)) + gamma * X))
+                out.append([a, e, gamma])
+        return np.array(out)
+
+    def trend_y(self, f):
+        return np.exp(f) if self.perplexity else f
+
+
+def make_form(name: str, curve: shapes.Curve, st: shapes.Settings):
+    """The batched form ``name`` for a curve like ``curve`` (its chance level, its kind of loss)."""
+    if name == "linear":
+        return _Linear(name, lc.Linear(STANDARD), 2)
+    if name == "power":
+        return _Power(name, lc.PowerDecay(STANDARD, curve.chance), 2, float(stats.norm.isf(st.alpha_chance)))
+    if name == "loss_power":
+        return _LossPower(name, lc.PowerCompute(delta=None), 3, curve.perplexity)
+    raise ValueError(name)
+
+
+def _group_key(name: str, curve: shapes.Curve) -> tuple:
+    if name in ("power",):
+        return (name, curve.chance)
+    if name == "loss_power":
+        return (name, curve.perplexity)
+    return (name,)
+
+
+# ----------------------------------------------------------------------------- problems
+@dataclass
+class _Problem:
+    item: int
+    fold: int  # 0: every point; k >= 1: the top k rungs held out
+    fit: np.ndarray  # bool mask over the curve's points
+    held: np.ndarray
+    mu: float = 0.0
+    sd: float = 1.0
+
+
+def above_floor(it: Item, z: float) -> np.ndarray:
+    """The points a rising accuracy's forecast is fitted on: all but the leading run of points not
+    significantly above chance (one-sided z).  At its floor an accuracy says nothing about the law
+    it will follow (Schaeffer et al. 2023), and a line or power law bent through a long run of
+    chance-level points misses the rise.  Unchanged where too few points would remain for the
+    nested check (``MIN_INNER_RUNGS`` + 1)."""
+    c = it.curve
+    keep = np.ones(c.n, bool)
+    if SHAPE_CLASS.get(it.label) != "rising" or kind_of(c) != "accuracy":
+        return keep
+    order = np.argsort(c.t, kind="mergesort")
+    above = (c.y[order] - c.chance) > z * it.analysis.s_eff[order]
+    lead = int(np.argmax(above)) if above.any() else 0
+    keep[order[:lead]] = False
+    return keep if len(np.unique(np.round(c.t[keep], RUNG_DECIMALS))) > MIN_INNER_RUNGS else np.ones(c.n, bool)
+
+
+def _problems(items: list[Item], z: float) -> list[_Problem]:
+    out = []
+    for i, it in enumerate(items):
+        t = it.curve.t
+        every = above_floor(it, z)
+        out.append(_Problem(i, 0, every, np.zeros(len(t), bool)))
+        rungs = np.unique(np.round(t[every], RUNG_DECIMALS))
+        for k in range(1, nested.FOLDS + 1):
+            if len(rungs) - k < MIN_INNER_RUNGS:
+                break
+            held = every & (np.round(t, RUNG_DECIMALS) >= rungs[-k])
+            out.append(_Problem(i, k, every & ~held, held))
+    for p in out:
+        tf = items[p.item].curve.t[p.fit]
+        sd = float(np.std(tf))
+        p.mu, p.sd = float(np.mean(tf)), (sd if sd > 0 else 1.0)
+    return out
+
+
+def _fit_batch(form: _Form, probs: list[_Problem], items: list[Item]):
+    """Fit ``form`` on every problem at once: (theta (P, k), cov (P, k, k), ok (P,))."""
+    n = max(len(items[p.item].curve.t) for p in probs)
+    P = len(probs)
+    X, Y, W = np.zeros((P, n)), np.zeros((P, n)), np.zeros((P, n))
+    starts, ok = [], np.ones(P, bool)
+    for j, p in enumerate(probs):
+        c, an = items[p.item].curve, items[p.item].analysis
+        m = len(c.t)
+        x = form.x(c.t, p.mu, p.sd)
+        y = form.values(c.y)
+        use = p.fit & form.usable(y, an.s_eff)
+        need = MIN_POINTS[form.name] + (p.fold == 0)
+        if use.sum() < need or len(np.unique(np.round(c.t[use], RUNG_DECIMALS))) < min(need, 2):
+            ok[j] = False
+            use = p.fit & np.isfinite(y)  # placeholder rows, never used
+        fill = y[use][0] if use.any() else 0.5
+        X[j, :m], Y[j, :m] = x, np.where(use, y, fill)
+        X[j, m:], Y[j, m:] = x[-1], fill
+        W[j, :m] = np.where(use, form.weights(np.where(use, y, fill), an.s_eff), 0.0)
+        starts.append(form.starts(x[use], y[use], W[j, :m][use]) if ok[j] else None)
+    S = max(len(s) for s in starts if s is not None) if ok.any() else 1
+    st = np.stack([np.resize(s, (S, form.k)) if s is not None else np.zeros((S, form.k)) for s in starts])
+    theta, loss = _multistart(form.obj, X, Y, W, st)
+    ok &= np.isfinite(loss) & np.isfinite(theta).all(axis=1)
+    cov = _covariance(form.obj, theta, X, Y, W)
+    ok &= np.isfinite(cov).all(axis=(1, 2))
+    return theta, cov, ok
+
+
+def _multistart(obj, X, Y, W, starts):
+    """Best of ``starts`` (P, S, k) per problem: a few steps from each, the best KEEP converged."""
+    P, S, k = starts.shape
+
+    def rep(a, r):
+        return np.repeat(a, r, axis=0)
+
+    th = starts.reshape(P * S, k)
+    with np.errstate(all="ignore"):  # starts far off overflow; the optimiser rejects those steps
+        return _multistart_steps(obj, X, Y, W, th, P, S, k, rep)
+
+
+def _multistart_steps(obj, X, Y, W, th, P, S, k, rep):
+    if S > KEEP:
+        rough = obj.fit_batch(rep(X, S)[..., None], rep(Y, S), th, rep(W, S), max_iter=ROUGH_ITER)
+        loss = np.where(np.isfinite(rough.loss), rough.loss, np.inf).reshape(P, S)
+        order = np.argsort(loss, axis=1, kind="stable")[:, :KEEP]
+        th = rough.theta.reshape(P, S, k)[np.arange(P)[:, None], order].reshape(P * KEEP, k)
+        S = KEEP
+    res = obj.fit_batch(rep(X, S)[..., None], rep(Y, S), th, rep(W, S), max_iter=MAX_ITER)
+    loss = np.where(np.isfinite(res.loss), res.loss, np.inf).reshape(P, S)
+    best = np.argmin(loss, axis=1)
+    return res.theta.reshape(P, S, k)[np.arange(P), best], loss[np.arange(P), best]
+
+
+def _covariance(obj, theta, X, Y, W) -> np.ndarray:
+    """(P, k, k) weighted least-squares covariance, scaled by the reduced chi-square where > 1."""
+    with np.errstate(all="ignore"):
+        f, J = obj.evaluate(theta, X[..., None])
+        r = np.where(W > 0, f - obj.to_fit_space(Y), 0.0)
+        A = np.einsum("pn,pnk,pnl->pkl", W, J, J)
+        chi2 = np.sum(W * r ** 2, axis=1)
+        dof = (W > 0).sum(axis=1) - theta.shape[1]
+        scale = np.where(dof > 0, np.maximum(1.0, chi2 / np.maximum(dof, 1)), 1.0)
+        cov = np.linalg.pinv(A + 1e-12 * np.eye(theta.shape[1])) * scale[:, None, None]
+    return cov
+
+
+def _evaluate(form: _Form, theta, t_eval, mu, sd):
+    """Trend-y values (P, m) of thetas (P, k) at scales t_eval (P, m)."""
+    x = form.x(t_eval, mu[:, None], sd[:, None])
+    with np.errstate(all="ignore"):
+        f, _ = form.obj.evaluate(theta, x[..., None])
+        return form.trend_y(f)
+
+
+# ----------------------------------------------------------------------------- the closed forms
+def _const(c: shapes.Curve, s: np.ndarray, mask: np.ndarray):
+    w = 1.0 / s[mask] ** 2
+    mean = float(np.sum(w * c.y[mask]) / np.sum(w))
+    chi2 = float(np.sum(w * (c.y[mask] - mean) ** 2))
+    dof = int(mask.sum()) - 1
+    var = (1.0 / np.sum(w)) * (max(1.0, chi2 / dof) if dof > 0 else 1.0)
+    return mean, float(var)
+
+
+def _break(c: shapes.Curve, s: np.ndarray, mask: np.ndarray, t_eval: np.ndarray, st: shapes.Settings):
+    sub = shapes.Curve(c.t[mask], c.y[mask], s[mask], c.chance, c.orient, c.bounded, c.n_items, c.log)
+    banks = shapes.make_banks(sub.t, sub.chance, st, sub.n, decelerating_only=c.log)
+    if "break" not in banks:
+        return None
+    bank, w = banks["break"], 1.0 / sub.s ** 2
+    fit = shapes.refine(bank, sub.y, w, sub.t, shapes.solve_bank(bank, sub.y[None, :], w), rounds=st.refine_rounds)
+    return shapes.predict_unnorm(bank, fit, t_eval)[0]
+
+
+# ----------------------------------------------------------------------------- forecasting
+def forecast(items: list[Item], st: shapes.Settings, draws: int = 200, level: float = 0.9, seed: int = 0,
+             margin: float = 1.0) -> list[Result]:
+    """Choose, fit and forecast every item's curve (see the module docstring)."""
+    if not items:
+        return []
+    probs = _problems(items, float(stats.norm.isf(st.alpha_chance)))
+    cands = [candidates(it.curve, it.label) for it in items]
+    # inner predictions of every candidate on every problem; full fits' states
+    inner: dict = {}  # (item, fold, form) -> predictions at the held points
+    full: dict = {}  # (item, form) -> (form object, theta, cov, mu, sd) or ('const', mean, var) or ('break', None)
+    groups: dict = {}
+    for p in probs:
+        for name in cands[p.item]:
+            if name in ("const", "break"):
+                continue
+            groups.setdefault(_group_key(name, items[p.item].curve), []).append(p)
+    for key, ps in groups.items():
+        form = make_form(key[0], items[ps[0].item].curve, st)
+        theta, cov, ok = _fit_batch(form, ps, items)
+        for j, p in enumerate(ps):
+            if not ok[j]:
+                continue
+            if p.fold == 0:
+                full[(p.item, form.name)] = (form, theta[j], cov[j], p.mu, p.sd)
+            else:
+                t_h = items[p.item].curve.t[p.held]
+                inner[(p.item, p.fold, form.name)] = _evaluate(form, theta[j:j + 1], t_h[None], np.array([p.mu]),
+                                                               np.array([p.sd]))[0]
+    for p in probs:
+        it = items[p.item]
+        s = it.analysis.s_eff
+        for name in cands[p.item]:
+            if name == "const" and p.fit.sum() >= MIN_POINTS["const"] + (p.fold == 0):
+                mean, var = _const(it.curve, s, p.fit)
+                if p.fold == 0:
+                    full[(p.item, name)] = ("const", mean, var)
+                else:
+                    inner[(p.item, p.fold, name)] = np.full(int(p.held.sum()), mean)
+            if name == "break" and "break" in it.analysis.fits:
+                if p.fold == 0:
+                    full[(p.item, name)] = ("break", None)
+                else:
+                    pred = _break(it.curve, s, p.fit, it.curve.t[p.held], st)
+                    if pred is not None:
+                        inner[(p.item, p.fold, name)] = pred
+    folds = {}
+    for p in probs:
+        if p.fold:
+            folds.setdefault(p.item, []).append(p)
+    choice = _choose(items, cands, full, inner, folds, margin)
+    return _results(items, cands, full, choice, draws, level, seed)
+
+
+@dataclass
+class _Choice:
+    name: str  # the chosen form ('' if none)
+    scored: dict  # candidate -> inner error
+    rate: float
+    note: str
+    plausible: list  # the chosen form first, then every other whose inner error is within the noise of it
+
+
+def _choose(items, cands, full, inner, folds, margin) -> list[_Choice]:
+    """The nested choice per item (see the module docstring)."""
+    rows = []
+    for i, it in enumerate(items):
+        fittable = [c for c in cands[i] if (i, c) in full]
+        ps = folds.get(i, [])
+        usable = fittable[:]
+        # a default that cannot be fitted on any inner split cannot be checked: the next one is the default
+        while usable and not any((i, p.fold, usable[0]) in inner for p in ps):
+            usable.pop(0)
+        rows.append((fittable, usable, ps))
+    K = max([len(u) for _, u, _ in rows] + [1])
+    errors = np.full((len(items), K), np.inf)
+    noise = np.zeros(len(items))
+    for i, (fittable, usable, ps) in enumerate(rows):
+        if not usable:
+            continue
+        kept = [p for p in ps if (i, p.fold, usable[0]) in inner]
+        s = items[i].analysis.s_eff
+        noise[i] = nested.held_noise(np.concatenate([s[p.held] for p in kept])[None, :])[0]
+        for j, name in enumerate(usable):
+            if all((i, p.fold, name) in inner for p in kept):
+                errors[i, j] = np.mean([np.mean(np.abs(inner[(i, p.fold, name)] - items[i].curve.y[p.held]))
+                                        for p in kept])
+    pick = nested.choose_among(errors, noise, margin)
+    out = []
+    m = max([sum(int(p.held.sum()) for p in ps) for _, _, ps in rows] + [1])
+    E, SE, Wt, D = (np.zeros((len(items), m)) for _ in range(4))
+    for i, (fittable, usable, ps) in enumerate(rows):
+        if not fittable:
+            out.append(("", {}, "no candidate form could be fitted", []))
+            continue
+        if not usable or pick[i] < 0:
+            out.append((fittable[0], {}, "not checked: too few points to hold the top scale out", [fittable[0]]))
+            continue
+        name = usable[pick[i]]
+        tie = errors[i, pick[i]] + margin * noise[i]
+        plausible = [name] + [n for j, n in enumerate(usable) if n != name and errors[i, j] <= tie]
+        kept = [p for p in ps if (i, p.fold, usable[0]) in inner]
+        col = 0
+        c, s = items[i].curve, items[i].analysis.s_eff
+        for p in kept:
+            h = np.flatnonzero(p.held)
+            sl = slice(col, col + len(h))
+            E[i, sl] = inner[(i, p.fold, name)] - c.y[h]
+            SE[i, sl] = s[h]
+            Wt[i, sl] = 1.0 / len(h) / len(kept)
+            D[i, sl] = c.t[h] - c.t[p.fit].max()
+            col += len(h)
+        scored = {n: float(errors[i, j]) for j, n in enumerate(usable)}
+        dropped = [n for n in fittable if n not in usable]
+        note = f"{', '.join(dropped)} not checkable on the inner splits" if dropped else ""
+        out.append((name, scored, note, plausible))
+    rate = nested.rates(E, SE, Wt, D)
+    return [_Choice(name, scored, float(rate[i]) if scored else 0.0, note, plausible)
+            for i, (name, scored, note, plausible) in enumerate(out)]
+
+
+def _results(items, cands, full, choice, B, level, seed):
+    """Point forecasts and intervals of the chosen forms at the targets, and where they cross a level."""
+    rng = np.random.default_rng(seed)
+    at_targets, at_dense = [], []  # per item: (point, draws, noise, extra sd) at the targets / a dense grid
+    dense = []
+    for i, it in enumerate(items):
+        ch, c = choice[i], it.curve
+        t_max = float(c.t.max())
+        tt = shapes.dense(c, it.cross[2] - t_max, step=0.02) if it.cross and ch.name else np.zeros(0)
+        t_all = np.concatenate([np.asarray(it.targets, float), tt])
+        if not ch.name:
+            p, d = np.full(len(t_all), np.nan), np.zeros((B, len(t_all)))  # NaN point: NaN interval
+        else:
+            p, d = _mixture(it, [full[(i, n)] for n in ch.plausible], t_all, B, rng)
+        m = len(it.targets)
+        extra = nested.extra_sd(ch.rate, t_all, t_max)
+        at_targets.append((p[:m], d[:, :m], _new_point_sd(c, p[:m], it.analysis.tau), extra[:m]))
+        at_dense.append((p[m:], d[:, m:], np.zeros(len(tt)), extra[m:]))  # the law's band: no new-point noise
+        dense.append(tt)
+    bounds = [(0.0, 1.0) if it.curve.bounded and not it.curve.log else None for it in items]
+    point, lo, hi = _intervals(at_targets, bounds, level, rng)
+    d_pt, d_lo, d_hi = _intervals(at_dense, bounds, level, rng)
+    out = []
+    for i, it in enumerate(items):
+        ch = choice[i]
+        p, l, h = point[i], lo[i], hi[i]
+        if it.curve.log:
+            p, l, h = np.exp(p), np.exp(l), np.exp(h)
+        cross = None
+        if len(dense[i]):
+            lev, orient, cap = it.cross
+            early, late = (d_hi[i], d_lo[i]) if orient > 0 else (d_lo[i], d_hi[i])
+            ts = shapes.first_crossing(np.vstack([d_pt[i], early, late]), dense[i], lev, orient)
+            cross = tuple(float(v) if np.isfinite(v) and v <= cap else np.inf for v in ts)
+        out.append(Result(ch.name, cands[i], ch.scored, ch.rate, p, l, h, cross, ch.note, ch.plausible))
+    return out
+
+
+def _intervals(parts, bounds, level, rng):
+    """Per item (point, lower, upper) from (point, draws, noise, extra sd), all items in one call of
+    :func:`pipeline.laws.intervals.interval`; accuracies clipped to [0, 1]."""
+    sizes = [len(p[0]) for p in parts]
+    P = np.concatenate([p[0] for p in parts])
+    D = np.concatenate([p[1] for p in parts], axis=1)
+    N = np.concatenate([p[2] for p in parts])
+    X = np.concatenate([p[3] for p in parts])
+    if not len(P):
+        return [np.zeros(0)] * len(parts), [np.zeros(0)] * len(parts), [np.zeros(0)] * len(parts)
+    lo, hi = intervals.interval(P, D, N, level, rng, None, 1.0, X)
+    cuts = np.cumsum(sizes)[:-1]
+    out = [np.split(a, cuts) for a in (P, lo, hi)]
+    for i, b in enumerate(bounds):
+        if b is not None:
+            out[0][i], out[1][i], out[2][i] = (np.clip(a[i], *b) for a in out)
+    return out
+
+
+def _mixture(it: Item, states: list, t_all, B, rng):
+    """The first (chosen) form at ``t_all``, and B draws shared evenly among the plausible forms
+    (the chosen one takes the remainder): the interval spans the forms the inner check cannot
+    tell apart, not only the chosen one's parameters."""
+    shares = np.full(len(states), B // len(states))
+    shares[0] += B - shares.sum()
+    point, draws = None, []
+    for state, b in zip(states, shares):
+        p, d = _point_and_draws(it, state, t_all, int(b), rng)
+        point = p if point is None else point
+        draws.append(d)
+    return point, np.vstack(draws)
+
+
+def _point_and_draws(it: Item, state, t_all, B, rng):
+    """The chosen fit at ``t_all`` and B draws of its parameters from their normal approximation."""
+    if state[0] == "const":
+        _, mean, var = state
+        p = np.full(len(t_all), mean)
+        return p, mean + np.sqrt(var) * rng.standard_normal((B, 1)) + 0 * t_all[None, :]
+    if state[0] == "break":
+        return _break_draws(it, t_all, B, rng)
+    form, theta, cov, mu, sd = state
+    vals, vecs = np.linalg.eigh(cov)
+    L = vecs * np.sqrt(np.maximum(vals, 0.0))
+    th = theta[None, :] + rng.standard_normal((B, len(theta))) @ L.T
+    T = np.broadcast_to(t_all, (B + 1, len(t_all)))
+    v = _evaluate(form, np.vstack([theta[None, :], th]), T, np.full(B + 1, mu), np.full(B + 1, sd))
+    return v[0], v[1:]
+
+
+def _break_draws(it: Item, t_all, B, rng):
+    """The one-break fit and draws of its linear coefficients (a, b) at its bend (the shape's own
+    uncertainty beyond the data is the extrapolation term's)."""
+    c, s = it.curve, it.analysis.s_eff
+    bank, fit = it.analysis.fits["break"]
+    h = bank.basis(fit.theta, c.t)[0]
+    H = np.column_stack([np.ones_like(h), h])
+    w = 1.0 / s ** 2
+    r = c.y - (fit.a[0] + fit.b[0] * h)
+    dof = c.n - bank.k
+    scale = max(1.0, float(np.sum(w * r ** 2)) / dof) if dof > 0 else 1.0
+    cov = np.linalg.pinv((H * w[:, None]).T @ H) * scale
+    vals, vecs = np.linalg.eigh(cov)
+    ab = np.array([fit.a[0], fit.b[0]]) + rng.standard_normal((B, 2)) @ (vecs * np.sqrt(np.maximum(vals, 0))).T
+    h_new = bank.basis(fit.theta, t_all)[0]
+    return fit.a[0] + fit.b[0] * h_new, ab[:, :1] + ab[:, 1:] * h_new[None, :]
+
+
+def _new_point_sd(c: shapes.Curve, point: np.ndarray, tau: float) -> np.ndarray:
+    """A new model's noise around the law: binomial at the forecast with the curve's item count
+    (else the curve's median stderr), and the between-model scatter tau."""
+    if c.bounded and c.n_items and not c.log:
+        return intervals.noise_sd(point, c.n_items, tau, accuracy=True)
+    return np.sqrt(float(np.median(c.s)) ** 2 + tau ** 2) * np.ones_like(point)
