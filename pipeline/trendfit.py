@@ -450,6 +450,7 @@ def _choose(items, cands, full, inner, folds, margin) -> list[_Choice]:
                 errors[i, j] = np.mean([np.mean(np.abs(inner[(i, p.fold, name)] - items[i].curve.y[p.held]))
                                         for p in kept])
     pick = nested.choose_among(errors, noise, margin)
+    near = nested.plausible_among(errors, np.maximum(pick, 0), noise, margin)
     out = []
     m = max([sum(int(p.held.sum()) for p in ps) for _, _, ps in rows] + [1])
     E, SE, Wt, D = (np.zeros((len(items), m)) for _ in range(4))
@@ -461,8 +462,7 @@ def _choose(items, cands, full, inner, folds, margin) -> list[_Choice]:
             out.append((fittable[0], {}, "not checked: too few points to hold the top scale out", [fittable[0]]))
             continue
         name = usable[pick[i]]
-        tie = errors[i, pick[i]] + margin * noise[i]
-        plausible = [name] + [n for j, n in enumerate(usable) if n != name and errors[i, j] <= tie]
+        plausible = [name] + [n for j, n in enumerate(usable) if n != name and near[i, j]]
         kept = [p for p in ps if (i, p.fold, usable[0]) in inner]
         col = 0
         c, s = items[i].curve, items[i].analysis.s_eff

@@ -236,6 +236,30 @@ def analyse_table(table: pd.DataFrame, cfg: dict, seed: int | None = None) -> tu
     return _order_columns(pd.DataFrame(rows), cfg), pd.DataFrame(erows)
 
 
+def contradictions(row) -> list[str]:
+    """Where a row of the curves table (trends.csv) disagrees with its own evidence: an emergent
+    curve must have sat at chance, taken off (not a straight line) and crossed chance + margin
+    somewhere finite; a U must say where it turns; every forecast lies inside its interval."""
+    label, ev = row.get("label"), str(row.get("evidence") or "")
+    out = []
+    if label == "emergent":
+        if "at chance up to" not in ev or "not emergent" in ev:
+            out.append("emergent without points at chance and a rise above chance + margin")
+        if row.get("form") == "linear":
+            out.append("emergent with a linear form")
+        cc = row.get("cross_compute")
+        if cc is not None and not pd.isna(cc) and not np.isfinite(float(cc)):
+            out.append("emergent with a crossing of inf")
+    if label in ("u_shaped", "inverted_u") and "turn at x=" not in ev:
+        out.append(f"{label} without a turn")
+    for key in [k for k in row.keys() if str(k).startswith("pred_")]:
+        tag = key[len("pred_"):]
+        p, lo, hi = row.get(key), row.get(f"lo_{tag}"), row.get(f"hi_{tag}")
+        if all(v is not None and not pd.isna(v) for v in (p, lo, hi)) and not lo <= p <= hi:
+            out.append(f"{key} {p:.6g} outside [{lo:.6g}, {hi:.6g}]")
+    return out
+
+
 def emergence_level(prep: Prepared, cfg: dict) -> float | None:
     """chance + margin for a bounded accuracy with a known chance level, else None."""
     if prep.chance is None or not prep.bounded:
@@ -314,6 +338,12 @@ def markdown(curves: pd.DataFrame, em: pd.DataFrame, ck: pd.DataFrame, metrics: 
                   f"({metrics['label_agreement_curves']} curves, neither noisy); 90% interval coverage "
                   f"{_pct(metrics['interval_coverage'])} ({metrics['heldout_points']} held-out points); "
                   f"MAE {metrics['mae_accuracy']} points on {metrics['accuracy_points']} accuracy values.", ""]
+        cr = metrics.get("crossing") or {}
+        if cr.get("cases"):
+            lines += [f"Emergence point: {cr['cases']} curves that cross chance + margin inside their data, forecast "
+                      f"from the points before the crossing: 90% interval coverage {_pct(cr['coverage'])}, median "
+                      f"|error| {cr['median_abs_log10_error']} decades of compute (trends_backtest_crossing.csv; the "
+                      "label confusion is in trends_backtest_confusion.csv).", ""]
     tab = curves[curves["label"].isin(LABELS)]
     h = [f"{float(v):g}x" for v in cfg["horizons"]]
     head = "| suite | family | task | metric | shots | label | evidence | n | " + " | ".join(h) + " | crossing / turn |"

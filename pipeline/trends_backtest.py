@@ -134,14 +134,12 @@ def dvc_metrics(metrics: dict) -> dict:
 
     Same names and units as the scaling-law backtest's (reports/metrics/): mae in accuracy points,
     coverage a fraction, n the held-out points; emergence_* the crossing backtest (first route
-    with a forecast per case): coverage of its interval, median |error| in decades of compute,
-    cases.
+    with a forecast per case): coverage of its interval, median |error| in decades of compute.
     """
     em = metrics.get("crossing") or {}
     out = {"label_agreement": metrics["label_agreement"], "coverage": metrics["interval_coverage"],
            "mae": metrics["mae_accuracy"], "n": metrics["heldout_points"],
-           "emergence_coverage": em.get("coverage"), "emergence_log10_error": em.get("median_abs_log10_error"),
-           "emergence_n": em.get("cases")}
+           "emergence_coverage": em.get("coverage"), "emergence_log10_error": em.get("median_abs_log10_error")}
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
 
 
@@ -270,11 +268,10 @@ def _case_row(case: Case, method: str, val, detail: str, primary: bool) -> dict:
 
 
 def crossing_summary(eb: pd.DataFrame) -> pd.DataFrame:
-    """reports/trends_crossing_summary.csv: per group of cases, how many got a forecast, how many
+    """reports/trends_backtest_crossing.csv: per group of cases, how many got a forecast, how many
     a finite one, the coverage of the intervals (of those forecast) and the median |error| in
     decades (of the finite ones).  Groups: every case by its primary route (ALL), per kind and
     suite, and per route over every case it was tried on."""
-    groups = [("ALL", "primary", eb[eb["primary"].astype(bool)] if len(eb) else eb)]
     prim = eb[eb["primary"].astype(bool)] if len(eb) else eb
     cases = eb.drop_duplicates(["kind", "suite", "family", "model", "task", "metric", "num_fewshot"]) if len(eb) else eb
     groups = [("ALL", "primary", prim, len(cases))]

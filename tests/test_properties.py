@@ -218,6 +218,11 @@ def check_trends_output(folder: Path) -> None:
         loss = df["metric"].map(lambda m: scores.metric_kind(str(m))).eq("loss")
         numbers = df.loc[loss, [c for c in df.columns if re.match(r"^(pred|lo|hi)(_|$)", c)]].to_numpy(float)
         assert (numbers[~np.isnan(numbers)] > 0).all(), csv  # a loss forecast is never <= 0
+        for pred in [c for c in df.columns if re.match(r"^pred(_|$)", c)]:  # a forecast lies inside its interval
+            tag = pred[len("pred"):]
+            p, lo, hi = (df[f"{k}{tag}"].to_numpy(float) for k in ("pred", "lo", "hi"))
+            ok = ~(np.isnan(p) | np.isnan(lo) | np.isnan(hi))
+            assert ((lo[ok] <= p[ok]) & (p[ok] <= hi[ok])).all(), (csv, pred)
 
 
 @SLOW

@@ -394,3 +394,147 @@ def test_chance_from_the_column_the_option_and_the_built_in_table(tmp_path, caps
     rc, _ = run_cli(tmp_path, df, "--chance", "my_task=2")
     err = capsys.readouterr().err
     assert rc == 2 and "--chance 'my_task=2'" in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- forecasts that hold up
+def curve_rows(C, values, stderr, task="arc_easy", metric="acc"):
+    return pd.DataFrame({"compute_flops": C, "params": np.asarray(C) / 6 / 2e10,
+                         "model": [f"m{i:02d}" for i in range(len(C))], "value": values, "stderr": stderr,
+                         "task": task, "metric": metric})
+
+
+def analysed(frames, task="arc_easy", metric="acc", levels=None):
+    cfg = trends.load_config(ROOT / "params.yaml")
+    preps = [trends.prepare(task, metric, f, "compute_flops", cfg) for f in frames]
+    return trends.analyse_curves(preps, cfg, trends.settings(cfg), levels=levels)
+
+
+def horizons(res) -> np.ndarray:
+    return np.array([h[1:] for h in res["horizons"]])  # rows 2x, 10x, 100x: pred, lo, hi
+
+
+def test_a_rising_curve_is_not_forecast_flat_at_its_last_point():
+    """A free-form task (chance 0) at 0 for small models, rising 0.10 -> 0.39 over its last decade:
+    it was forecast 0.386 at 2x, 10x and 100x by a sigmoid whose ceiling sat at the last point."""
+    C = np.logspace(19, 22, 10)
+    y = np.array([0.0, 0.0, 0.002, 0.01, 0.03, 0.06, 0.10, 0.17, 0.27, 0.39])
+    se = np.sqrt(np.clip(y, 0.01, 1) * (1 - y) / 3000)
+    for seed in range(3):
+        v = np.clip(y + se * np.random.default_rng(seed).standard_normal(len(y)), 0, 1)
+        res = analysed([curve_rows(C, v, se, task="triviaqa", metric="exact_match")], "triviaqa", "exact_match")[0]
+        h = horizons(res)
+        assert res["label"] in ("positive", "emergent") and res["forecast_form"] in ("power", "linear")
+        assert h[0, 0] > v[-1] + 0.03 and h[1, 0] > h[0, 0] + 0.05 and h[2, 0] >= h[1, 0], h
+        assert (h[:, 1] <= h[:, 0]).all() and (h[:, 0] <= h[:, 2]).all()
+
+
+def emergent_law(C):
+    """At chance (0.25) until 1e21 FLOPs, then Krajewski et al.'s law: (y - 0.25)/0.75 = exp(-(C/5e21)^-1)."""
+    return 0.25 + 0.75 * np.where(C > 1e21, np.exp(-((C / 5e21) ** -1.0)), 0.0)
+
+
+def test_a_synthetic_emergent_curve_is_labelled_emergent_and_its_10x_forecast_covers_the_law():
+    C = 10 ** np.arange(19.0, 21.4, 0.15)
+    C = np.r_[C, 3e21]  # fitted up to 3e21
+    y = emergent_law(C)
+    se = np.sqrt(y * (1 - y) / 10000)
+    frames = [curve_rows(C, y + se * np.random.default_rng(s).standard_normal(len(C)), se) for s in range(10)]
+    results = analysed(frames, levels=[(0.35, 1.0)] * len(frames))
+    truth = emergent_law(np.array([3e22]))[0]  # 10x
+    h10 = np.array([horizons(r)[1] for r in results])
+    assert all(r["label"] == "emergent" for r in results), [r["evidence"] for r in results]
+    hits = (h10[:, 1] <= truth) & (truth <= h10[:, 2])
+    assert hits.sum() >= 8, (truth, h10)
+    assert np.median(h10[:, 2] - h10[:, 1]) < 0.6, h10  # an interval that says something
+    assert np.median(np.abs(h10[:, 0] - truth)) < 0.1, h10
+    assert all(np.isfinite(r["cross_fit"][0]) for r in results)  # it crossed chance + margin in its data
+
+
+def test_a_smooth_sigmoid_that_never_sat_at_chance_is_not_emergent():
+    # the lower tail of a smooth sigmoid on its 4 smallest points: it used to come out emergent
+    tail = 0.25 + 0.5 * shapes.sigmoid((U[:4] - 1.9) / 0.4)
+    # a sigmoid whose floor is above chance, over all 8 sizes
+    high = 0.35 + 0.45 * shapes.sigmoid((U - 1.3) / 0.3)
+    for seed in range(5):
+        a = shapes.classify(curve(noisy(tail, 0.01, seed), t=T[:4]), ST)
+        b = shapes.classify(curve(noisy(high, 0.01, seed)), ST)
+        assert a.label != "emergent" and b.label == "positive", (a.evidence, b.evidence)
+        assert "not emergent" in a.evidence or "at chance up to" not in a.evidence
+
+
+def test_labels_agree_with_their_evidence_on_synthetic_and_committed_curves():
+    rows = []
+    for label, (make, chance) in SHAPES.items():
+        for seed in range(3):
+            c = curve(noisy(make(), 0.01, seed), chance=chance)
+            an = shapes.classify(c, ST)
+            rows.append({"label": an.label, "evidence": an.evidence, "form": an.form})
+    rows += pd.read_csv(ROOT / "reports/trends.csv").to_dict("records")
+    bad = [(r.get("task"), r.get("family"), trends.contradictions(r)) for r in rows if trends.contradictions(r)]
+    assert not bad, bad[:5]
+    # and the rule catches each contradiction the issue reported
+    assert trends.contradictions({"label": "emergent", "form": "linear", "evidence": "at chance up to x=1 (2 pts)"})
+    assert trends.contradictions({"label": "emergent", "form": "power", "cross_compute": np.inf,
+                                  "evidence": "at chance up to x=1 (2 pts)"})
+    assert trends.contradictions({"label": "positive", "pred_100x": 1.81465, "lo_100x": 2.03848, "hi_100x": 4.27659})
+
+
+def test_committed_crossings_differ_between_shot_settings_where_their_data_differ():
+    """pythia-deduped logiqa, winogrande and wsc had identical 0- and 5-shot crossings."""
+    em = pd.read_csv(ROOT / "reports/trends_emergence.csv")
+    em = em[em["method"] == "pc"].dropna(subset=["cross_compute"])
+    pairs = em.pivot_table(index=["suite", "family", "task", "metric"], columns="num_fewshot",
+                           values="cross_compute", aggfunc="first")
+    both = pairs[[0.0, 5.0]].dropna()
+    assert len(both) >= 3 and (both[0.0] != both[5.0]).all(), both[both[0.0] == both[5.0]]
+
+
+def crossing_table(seed=0):
+    """Two families whose accuracy (chance 0.25) rises smoothly through 0.35 inside the data, and
+    one model that takes off over its checkpoints."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fam, shift in (("fa", 0.0), ("fb", 0.3)):
+        for i, n in enumerate(np.logspace(8, 10.5, 9)):
+            c = 6 * n * 2e11
+            v = 0.25 + 0.6 * float(shapes.sigmoid((np.log10(c) - 22.2 - shift) / 0.45))
+            rows.append(dict(suite="syn", model=f"{fam}-{i}", family=fam, params=n, tokens=2e11, compute_flops=c,
+                             step=np.nan, task="arc_easy", metric="acc", value=v + 0.004 * rng.standard_normal(),
+                             stderr=0.004, num_fewshot=0, source="syn"))
+    for step in range(1000, 20001, 1000):
+        c = 6 * 1e10 * step * 2e6
+        v = float(emergent_law(np.array([c * 4]))[0])
+        rows.append(dict(suite="syn", model="one", family="fc", params=1e10, tokens=step * 2e6, compute_flops=c,
+                         step=step, task="arc_easy", metric="acc", value=v + 0.004 * rng.standard_normal(),
+                         stderr=0.004, num_fewshot=0, source="syn"))
+    return pd.DataFrame(rows)
+
+
+def test_crossing_backtest_scores_the_crossing_point_in_decades():
+    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg["emergence"].update(backtest_suites=["syn"])
+    eb = trends_backtest.crossing_backtest(crossing_table(), cfg)
+    prim = eb[eb["primary"]]
+    assert set(prim["kind"]) == {"size", "step"} and (prim["side"] == "up").all()
+    assert set(eb["method"]) == {"fit", "loss", "pc"} and prim["method"].eq("fit").all()
+    assert (prim["points_before"] >= 3).all() and np.isfinite(prim["log10_error"]).all()
+    assert prim["log10_error"].abs().median() < 0.3 and prim["hit"].mean() >= 0.5, prim
+    summary = trends_backtest.crossing_summary(eb)
+    top = summary.iloc[0]
+    assert top["cases"] == "ALL" and top["n"] == len(prim) and top["forecast"] == len(prim)
+    assert trends_backtest.crossing_metrics(summary)["cases"] == len(prim)
+
+
+def test_label_confusion_counts_every_label_against_every_label():
+    bt = pd.DataFrame({"split": ["a", "a", "a", "b", "b"], "suite": "s", "family": list("xyzxy"), "task": "t",
+                       "metric": "acc", "num_fewshot": 0, "model": "m",
+                       "label_small": ["flat", "emergent", "insufficient: no stderr", "positive", "positive"],
+                       "label_all": ["positive", "emergent", "flat", "positive", "noisy"]})
+    cf = trends_backtest.confusion(bt)
+    labels = list(trends.LABELS) + ["insufficient"]
+    assert list(cf.columns) == ["split", "label_small", *labels, "curves", "agreement"]
+    allrows = cf[cf["split"] == "ALL"].set_index("label_small")
+    assert list(allrows.index) == labels and allrows["curves"].sum() == 5
+    assert allrows.loc["flat", "positive"] == 1 and allrows.loc["insufficient", "flat"] == 1
+    assert allrows.loc["positive", "agreement"] == 0.5 and allrows.loc["emergent", "agreement"] == 1.0
+    assert set(cf["split"]) == {"ALL", "a", "b"}

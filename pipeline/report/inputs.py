@@ -37,6 +37,9 @@ class ReportInput:
     trends_backtest: pd.DataFrame | None = None
     trends_summary: pd.DataFrame | None = None  # reports/trends_backtest_summary.csv: one row per split + ALL
     emergence: pd.DataFrame | None = None
+    crossing: pd.DataFrame | None = None  # reports/trends_backtest_emergence.csv: crossing backtest, case x route
+    crossing_summary: pd.DataFrame | None = None  # reports/trends_backtest_crossing.csv
+    confusion: pd.DataFrame | None = None  # reports/trends_backtest_confusion.csv: label small x label all
     pred_suites: pd.DataFrame | None = None  # (row, suite) of predictions, filled on demand (evidence.py)
 
 
@@ -78,6 +81,9 @@ def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
         trends_backtest=read_csv(reports / "trends_backtest.csv"),
         trends_summary=trends_summary,
         emergence=read_csv(reports / "trends_emergence.csv"),
+        crossing=read_csv(reports / "trends_backtest_emergence.csv"),
+        crossing_summary=read_csv(reports / "trends_backtest_crossing.csv"),
+        confusion=read_csv(reports / "trends_backtest_confusion.csv"),
     )
 
 

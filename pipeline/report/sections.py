@@ -293,6 +293,40 @@ def _trend_details(page: Page, rep: Report, horizons: list[str]) -> None:
         cols = ["split", "label_agreement", "label_agreement_curves", "curves", "coverage", "heldout_points", "mae",
                 "max_error", "accuracy_points"]
         page.table(display(tm, cols), "trends_backtest_summary.csv", "Trends backtest (split ALL = every split together)")
+    _trend_backtests(page, rep)
+
+
+def _trend_backtests(page: Page, rep: Report) -> None:
+    """The crossing-point backtest and the label confusion table, where the trends stage wrote them."""
+    cs, cx, cf = rep.inp.crossing_summary, rep.inp.crossing, rep.inp.confusion
+    if cs is not None and len(cs):
+        page.heading(3, "Backtest of the emergence point", "trends-crossing")
+        page.para("Every curve that crosses chance + margin inside its data (a family over its models, or one model "
+                  "over its checkpoints) after at least a few points on one side is cut just before the crossing; "
+                  "each route forecasts the crossing from what is left (the loss and PC routes without the family's "
+                  "models at and above it, in any suite), and the forecast is scored in decades of compute against "
+                  "where the curve crossed. 'primary' is the route the trends table reports first; coverage counts "
+                  "the forecasts whose 90% interval holds the observed crossing.")
+        page.table(display(cs, ["cases", "method", "n", "forecast", "finite", "coverage", "median_abs_log10_error"]),
+                   "trends_backtest_crossing.csv", "Crossing-point backtest: error in decades of compute")
+        if cx is not None and len(cx):
+            prim = cx[cx["primary"].astype(str).str.lower() == "true"].reset_index(drop=True)
+            with page.details(f"Every case, its first route ({len(prim)} rows; every route in "
+                              "trends_backtest_emergence.csv)"):
+                page.table(display(prim, ["kind", "suite", "family", "model", "task", "metric", "num_fewshot", "side",
+                                          "points_before", "observed_compute", "method", "pred_compute", "lo_compute",
+                                          "hi_compute", "log10_error", "hit"]),
+                           "trends_backtest_emergence.csv", "Crossing forecasts from the points before the crossing",
+                           group="suite")
+    if cf is not None and len(cf):
+        page.heading(3, "Labels from small models against all models", "trends-confusion")
+        page.para("Rows: the label from the small models of each backtest split; columns: the label from all models; "
+                  "agreement = the share of the row on the diagonal. Curves the small models cannot label are "
+                  "'insufficient'.")
+        labels = [c for c in cf.columns if c not in ("split", "label_small", "curves", "agreement")]
+        allrows = cf[(cf["split"] == "ALL") & (cf["curves"] > 0)].reset_index(drop=True)
+        page.table(display(allrows, ["label_small"] + labels + ["curves", "agreement"]),
+                   "trends_backtest_confusion.csv", "Label confusion, every split together (rows with curves)")
 
 
 # ------------------------------------------------------------------------------------ data
