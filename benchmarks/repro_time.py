@@ -7,7 +7,11 @@ baseline in the same conditions: a Python process that only reads the scores tab
 the ratios to the baseline, and checks the budget (issue #4: the whole default ``dvc repro``
 in <= 60 s on a 2-core machine).  Exit status 1 if over budget.
 
-    .venv/bin/python benchmarks/repro_time.py [--budget 60] [--keep]
+    .venv/bin/python benchmarks/repro_time.py [--budget 60] [--keep] [--baseline REV]
+
+``--baseline REV`` also runs ``dvc repro -f`` on revision REV's tracked files (``git archive``,
+in a fresh git repository of their own) in the same conditions, before this tree, and prints
+the ratio: a change's effect on the pipeline's time, measured in one run on one machine.
 """
 from __future__ import annotations
 
@@ -40,6 +44,22 @@ def copy_tree(dst: Path) -> None:
             p.unlink()
 
 
+def checkout(rev: str, dst: Path) -> None:
+    """Revision ``rev``'s tracked files at ``dst``, as a git repository of their own (DVC wants one)."""
+    dst.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
+    for rel in GENERATED:
+        p = dst / rel
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=bench", "-c", "user.email=bench@localhost",
+                                               "commit", "-qm", f"baseline {rev}"]):
+        subprocess.run(["git", "-C", str(dst), *cmd], check=True, capture_output=True)
+
+
 def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
     """(wall s, CPU s of the children, combined output) of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -57,6 +77,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds allowed for the whole dvc repro")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument("--baseline", default=None, help="git revision to time dvc repro -f on too (before this tree)")
     args = parser.parse_args(argv)
 
     bin_dir = Path(sys.executable).parent
@@ -68,6 +89,10 @@ def main(argv=None) -> int:
         copy_tree(work)
         baseline = timed([sys.executable, "-c", "import pandas as pd; pd.read_csv('data/published/scores.csv')"],
                          work, env)
+        before = None
+        if args.baseline:
+            checkout(args.baseline, tmp / "baseline")
+            before = timed([str(bin_dir / "dvc"), "repro", "-f"], tmp / "baseline", env)
         repro = timed([str(bin_dir / "dvc"), "repro", "-f"], work, env)
         stage = timed([sys.executable, "-m", "pipeline", "backtest"], work, env)
         base_wall = baseline[0]
@@ -78,6 +103,11 @@ def main(argv=None) -> int:
                                      ("dvc repro -f (whole pipeline)", repro),
                                      ("backtest stage alone", stage)):
             print(f"{name:<34} {wall:8.1f} {cpu:8.1f} {wall / base_wall:11.1f}")
+        if before is not None:
+            name = f"dvc repro -f at {args.baseline}"[:34]
+            print(f"{name:<34} {before[0]:8.1f} {before[1]:8.1f} {before[0] / base_wall:11.1f}")
+            print(f"this tree / {args.baseline}: wall {repro[0] / before[0]:.2f}x, cpu {repro[1] / before[1]:.2f}x "
+                  f"({'faster' if repro[0] < before[0] else 'not faster'})")
         ok = repro[0] <= args.budget
         print(f"budget: dvc repro {repro[0]:.1f} s {'<=' if ok else '>'} {args.budget:.0f} s -> "
               f"{'OK' if ok else 'OVER BUDGET'}; backtest is {stage[0] / repro[0]:.0%} of it")
