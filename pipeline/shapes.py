@@ -29,7 +29,7 @@ its most precise points, and a new model's predictive interval includes that sca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from scipy import stats
@@ -114,9 +114,28 @@ def _grid(*axes) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=1)
 
 
+_BANKS: dict = {}
+
+
+def settings_key(cfg: Settings) -> tuple:
+    """A hashable key of the settings (their fields are numbers and tuples of numbers)."""
+    return tuple(getattr(cfg, f.name) for f in fields(cfg))
+
+
 def make_banks(t: np.ndarray, chance: float | None, cfg: Settings, n: int,
                decelerating_only: bool = False) -> dict[str, Bank]:
-    """Grids for every form that can be fitted on a curve of ``n`` points over scales ``t``."""
+    """Grids for every form that can be fitted on a curve of ``n`` points over scales ``t`` (read
+    only: curves over the same scales, every task of a family, share them)."""
+    key = (np.asarray(t, float).tobytes(), chance, n, decelerating_only, settings_key(cfg))
+    banks = _BANKS.get(key)
+    if banks is None:
+        if len(_BANKS) >= 512:
+            _BANKS.clear()
+        banks = _BANKS[key] = _make_banks(t, chance, cfg, n, decelerating_only)
+    return banks
+
+
+def _make_banks(t, chance, cfg, n, decelerating_only) -> dict[str, Bank]:
     t_min, t_max = float(np.min(t)), float(np.max(t))
     span = max(t_max - t_min, 1e-6)
     banks: dict[str, Bank] = {}

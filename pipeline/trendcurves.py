@@ -6,6 +6,7 @@ final checkpoint (the largest step, or the stepless row), or one model over its 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,15 +81,26 @@ def metric_orientation(task: str, metric: str, rows: pd.DataFrame) -> tuple[floa
     if kind == "accuracy":
         values = rows["value"].to_numpy(dtype=float)
         bounded = bool(np.all((values >= 0) & (values <= 1)))
-        try:
-            given = "chance" in rows.columns and rows["chance"].notna().any()
-            ch = scores.chance_level(task, metric.split(",")[0], rows if given else None)
-        except scores.ScoresError as exc:
-            if "no chance level known" not in str(exc):
-                raise TrendsError(str(exc)) from None  # e.g. two levels for one task
-            ch, note = None, CHANCE_UNKNOWN
+        given = "chance" in rows.columns and rows["chance"].notna().any()
+        ch = _given_chance(task, metric.split(",")[0], rows) if given else _table_chance(task, metric.split(",")[0])
+        note = CHANCE_UNKNOWN if ch is None else ""
         return 1.0, bounded, (ch if bounded else None), note
     return 1.0, False, None, "metric kind unknown: higher taken as better"
+
+
+def _given_chance(task: str, metric: str, rows: pd.DataFrame) -> float | None:
+    try:
+        return scores.chance_level(task, metric, rows)
+    except scores.ScoresError as exc:
+        if "no chance level known" not in str(exc):
+            raise TrendsError(str(exc)) from None  # e.g. two levels for one task
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _table_chance(task: str, metric: str) -> float | None:
+    """The built-in level (thousands of curves share a few hundred tasks)."""
+    return _given_chance(task, metric, None)
 
 
 def prepare(task: str, metric: str, pts: pd.DataFrame, xcol: str, cfg: dict) -> Prepared:

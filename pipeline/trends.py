@@ -115,6 +115,22 @@ def x_label(t: float) -> str:
     return f"{10 ** t:.3g}"
 
 
+_LABELS: dict = {}
+
+
+def label(curve: shapes.Curve, st: shapes.Settings, margin: float) -> shapes.Analysis:
+    """:func:`pipeline.shapes.classify` of a curve, once per distinct curve (the backtest labels the
+    same final-checkpoint curves the stage does)."""
+    key = (curve.t.tobytes(), curve.y.tobytes(), curve.s.tobytes(), curve.chance, curve.orient, curve.bounded,
+           curve.n_items, curve.log, margin, shapes.settings_key(st))
+    an = _LABELS.get(key)
+    if an is None:
+        if len(_LABELS) >= 4096:
+            _LABELS.clear()
+        an = _LABELS[key] = shapes.classify(curve, st, x_label=x_label, margin=margin)
+    return an
+
+
 # which way a curve's values move, by label (times its orientation): the side a crossing comes from
 DIRECTION = {"positive": 1.0, "emergent": 1.0, "inverse": -1.0}
 
@@ -140,7 +156,7 @@ def analyse_curves(preps: list[Prepared], cfg: dict, st: shapes.Settings, target
             out.update(label=prep.reason, evidence=prep.note, form="")
             continue
         c = prep.curve
-        an = shapes.classify(c, st, x_label=x_label, margin=margin)
+        an = label(c, st, margin)
         out.update(label=an.label, form=an.form, evidence=an.evidence + (f"; {prep.note}" if prep.note else ""),
                    tau=an.tau)
         t_max = float(c.t.max())
@@ -295,7 +311,7 @@ def analyse_checkpoints(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         if prep.curve is None:
             row.update(label=prep.reason, evidence=prep.note)
         else:
-            an = shapes.classify(prep.curve, st, x_label=x_label, margin=cfg["emergence"]["margin"])
+            an = label(prep.curve, st, cfg["emergence"]["margin"])
             row.update(label=an.label, evidence=an.evidence + (f"; {prep.note}" if prep.note else ""))
         out.append(row)
     cols = keys + ["x", "label", "evidence", "n_points", "step_min", "step_max", "x_min", "x_max"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import emergence, scores, shapes
+from pipeline import emergence, scores
 from pipeline.trendcurves import (CURVE_KEY, LABELS, final_rows, group_curves, metric_orientation, plain,
                                   prepare, x_column)
 
@@ -50,7 +50,7 @@ def holdout(universe: pd.DataFrame, train: pd.DataFrame, cfg: dict, name: str, s
     labels_all = []
     for key, pts_all, _, _ in cases:
         prep = prepare(key["task"], key["metric"], pts_all, xcol, cfg)
-        labels_all.append(shapes.classify(prep.curve, st, margin=margin).label if prep.curve is not None else prep.reason)
+        labels_all.append(trends.label(prep.curve, st, margin).label if prep.curve is not None else prep.reason)
     fitted = [i for i, c in enumerate(cases) if c[2] is not None]
     preps = [prepare(cases[i][0]["task"], cases[i][0]["metric"], cases[i][2], xcol, cfg) for i in fitted]
     targets = [np.log10(cases[i][3][xcol].to_numpy(dtype=float)) for i in fitted]
