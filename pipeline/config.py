@@ -540,7 +540,7 @@ def _sections() -> dict[str, Check]:
             "seed": Int(ge=0), "interval": Number(gt=0, lt=1), "metric": Str(), "num_fewshot": shots,
             "tasks": ListOf(Str()) | Null(), "methods": ListOf(Method(), min_len=1),
             "suite_wide_methods": ListOf(Method()), "method_options": OptionsByMethod(),
-            "curve_points": Int(ge=2), "targets": ListOf(target), "family_comparison": ListOf(comparison),
+            "curve_points": Int(ge=2), "processes": Int(ge=1), "targets": ListOf(target), "family_comparison": ListOf(comparison),
             "family_skills": ListOf(skills)}),
         "backtest": Struct({
             "scores": Str(), "out_dir": Str(), "n_bootstrap": Int(ge=0), "level": Number(gt=0, lt=1),

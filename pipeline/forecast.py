@@ -32,6 +32,7 @@ from scipy import stats
 
 from pipeline import family_skills, params, scores
 from pipeline.errors import CapcastError
+from pipeline.parallel import fork_map
 
 FLOAT_FORMAT = "%.6g"
 
@@ -369,16 +370,24 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
     return rows, curves
 
 
-def forecast_all(table: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def forecast_all(table: pd.DataFrame, cfg: dict, extra=None) -> tuple:
+    """Every target's forecast rows and curves; ``extra`` (a function of no arguments) runs as
+    one more job of the same worker pool, its result returned third."""
     interval = float(cfg.get("interval", 0.9))
+    targets = parse_targets(cfg)
+    jobs = list(range(len(targets))) + ([None] if extra else [])
+
+    def job(i):
+        return extra() if i is None else forecast_target(table, targets[i], cfg, interval)
+
+    results = fork_map(job, jobs, int(cfg.get("processes", 1)))
     rows, curves = [], []
-    for target in parse_targets(cfg):
-        r, c = forecast_target(table, target, cfg, interval)
+    for r, c in results[:len(targets)]:
         rows += r
         curves += c
     fc = pd.DataFrame(rows, columns=FORECAST_COLUMNS + ["note"])
     cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
-    return fc, cv
+    return (fc, cv, results[-1]) if extra else (fc, cv)
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -405,14 +414,14 @@ def _main(argv) -> int:
     out = Path(args.out_dir)
     table = scores.read(args.scores)
     interval = float(cfg.get("interval", 0.9))
-    fc, curves = forecast_all(table, cfg)
+    predictions = family_skills.read_predictions(args.predictions)
+    fc, curves, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
+        table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)), predictions))
     write_csv(fc, out / "forecast.csv")
     write_csv(curves, out / "forecast_curves.csv")
     offsets, caps = family_comparison(table, cfg, interval)
     write_csv(offsets, out / "family_offsets.csv")
     write_csv(caps, out / "capability.csv")
-    skills = family_skills.family_skills(table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)),
-                                         family_skills.read_predictions(args.predictions))
     write_csv(skills, out / "family_skills.csv")
     print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
           f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
