@@ -49,7 +49,7 @@ class Metric:
         if self.kind != "accuracy":
             return 0.0
         try:
-            return scores.chance_level(self.task, self.metric, rows)
+            return _CHANCE.get((rows,), str(self), lambda: scores.chance_level(self.task, self.metric, rows))
         except scores.ScoresError as exc:
             raise FitError(str(exc)) from None
 
@@ -85,7 +85,7 @@ class IdentityCache:
         return out
 
 
-_VALUES, _SKIPPED, _JOINED = IdentityCache(), IdentityCache(), IdentityCache()
+_VALUES, _SKIPPED, _JOINED, _CHANCE = IdentityCache(), IdentityCache(), IdentityCache(), IdentityCache()
 
 
 def values(rows: pd.DataFrame, metric: Metric, law: str, where: str = "the training rows") -> pd.DataFrame:

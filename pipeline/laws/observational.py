@@ -45,6 +45,7 @@ from pipeline.laws.curves import Logistic
 from pipeline.laws.data import Metric
 
 _CAPS_CACHE: dict[str, dict] = {}
+_WIDE = data.IdentityCache(128)
 FEATURE = "feature::"  # prefix of the feature-value columns carried on unit frames
 
 
@@ -259,7 +260,11 @@ class Observational(Law):
         return sorted(feats, key=str)
 
     def _with_features(self, rows, units):
-        """``units`` (default: every unit with any feature) with one column of values per feature."""
+        """``units`` (default: every unit with any feature) with one column of values per feature
+        (cached: every law of a backtest fold and its nested fits widen the same rows)."""
+        return _WIDE.get((rows, units), tuple(map(str, self.features_)), lambda: self._widen(rows, units))
+
+    def _widen(self, rows, units):
         cols = [FEATURE + str(f) for f in self.features_]
         task, metric = rows["task"].to_numpy(object), rows["metric"].to_numpy(object)
         label = np.full(len(rows), None, dtype=object)
