@@ -130,6 +130,9 @@ def test_report_for_a_family_without_params_yaml(table_csv, tmp_path, capsys, mo
     assert rc == 0, err
     page = (out / "index.html").read_text()
     assert "toy N=7e+09 D=2e+11" in page and "<script" not in page and "http" not in page
+    # the user has no pipeline: nothing points at params.yaml, a stage or a missing reports/ file
+    for pipeline_word in ("params.yaml", "dvc repro", "reports/", "is missing"):
+        assert pipeline_word not in page, pipeline_word
     glance = pd.read_csv(out / "at_a_glance.csv")
     fc = pd.read_csv(out / "forecast.csv")
     # the report's numbers are the CLI's: same method, same same-family (nested) backtest

@@ -27,10 +27,15 @@ def build(inp: ReportInput, cfg: ReportConfig | None = None, out: Path | str = "
     rep = Report(inp, cfg, out, chosen, evidence)
     page = Page()
     page.heading(1, cfg.title, "top")
-    page.para("What each family will score at a target size and how sure that is, how the forecasting methods "
-              "did on backtests, how the families compare in compute efficiency, and which curves are emergent or "
-              "inverse. Every table names the CSV under reports/ (or data/) it was printed from; numbers are "
-              "those cells at 3 significant digits.")
+    if cfg.pipeline_outputs:
+        page.para("What each family will score at a target size and how sure that is, how the forecasting methods "
+                  "did on backtests, how the families compare in compute efficiency, and which curves are emergent "
+                  "or inverse. Every table names the CSV under reports/ (or data/) it was printed from; numbers are "
+                  "those cells at 3 significant digits.")
+    else:
+        page.para("What the family will score at each target size and how sure that is, and how each forecasting "
+                  "method did on the family's own ladder. Every table names the CSV beside this page it was printed "
+                  "from; numbers are those cells at 3 significant digits.")
     for section in SECTIONS:
         section(page, rep)
     page.draw(cfg.processes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.report.page import Page, display, fmt
+from pipeline.report.page import Page, display, fmt, missing
 
 COLUMNS = ["family", "models", "skill", "anchor", "shift", "shift_lower", "shift_upper", "k", "k_lower", "k_upper",
            "lofo_n", "lofo_mae", "lofo_coverage", "baseline", "baseline_mae"]
@@ -27,11 +27,12 @@ def statement(r) -> str:
 
 
 def section_family_skills(page: Page, rep) -> None:
-    page.heading(3, "Families by skill (skill law)", "family-skills")
     fs = rep.inp.family_skills
     if fs is None or fs.empty:
-        page.note("reports/family_skills.csv is missing or empty: run the forecast stage (forecast.family_skills).")
+        missing(page, rep, 3, "Families by skill (skill law)", "family-skills",
+                "reports/family_skills.csv is missing or empty: run the forecast stage (forecast.family_skills).")
         return
+    page.heading(3, "Families by skill (skill law)", "family-skills")
     page.para("Skill law (after Polo et al. 2024, 'Sloth'): every model has a few latent skills, each linear in log10 N, "
               "log10 D and their product with one shift per family (its efficiency), read out by every benchmark "
               "through a sigmoid with the benchmark's chance level as floor; all benchmarks and families are fitted at "

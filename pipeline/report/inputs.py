@@ -61,6 +61,7 @@ class ReportConfig:
     processes: int = 2
     split_descriptions: dict = field(default_factory=dict)  # backtest split -> one line
     report_suites: list = field(default_factory=list)  # suites whose emergence crossings are listed too
+    pipeline_outputs: bool = False  # the DVC stage's report: its text may point at params.yaml and reports/metrics/
 
 
 def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
@@ -122,4 +123,5 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
         processes=int(cfg.get("processes", 2)),
         split_descriptions={name: str(sp.get("description", "")) for name, sp in splits.items()},
         report_suites=list(emergence.get("report_suites") or []),
+        pipeline_outputs=True,
     )

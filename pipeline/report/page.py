@@ -232,3 +232,11 @@ figure{margin:1rem 0} img{max-width:100%;height:auto;border:1px solid #e3e3e3;ba
 figcaption{font-size:.8rem;color:#555} .note{color:#8a6d3b;background:#fcf8e3;padding:.3rem .6rem;border-radius:3px}
 .lead{font-size:1.02rem} details{margin:.5rem 0 1rem} summary{cursor:pointer;color:#0b5394}
 """
+
+
+def missing(page: Page, rep, level: int, title: str, anchor: str, note: str) -> None:
+    """A section whose input is absent: the pipeline's report says which stage writes it; a report built from
+    other inputs (a family forecast) leaves the section out, since no stage of its own would write it."""
+    if rep.cfg.pipeline_outputs:
+        page.heading(level, title, anchor)
+        page.note(note)

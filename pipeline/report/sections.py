@@ -17,7 +17,7 @@ from pipeline.report import figures
 from pipeline.report.family_skills import section_family_skills
 from pipeline.report.figures import has_stderr, shots_mask
 from pipeline.report.inputs import ReportConfig, ReportInput
-from pipeline.report.page import Page, display, fmt, slug, write_csv
+from pipeline.report.page import Page, display, fmt, missing, slug, write_csv
 
 # trend labels the report flags (pipeline/trends.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
 FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
@@ -145,12 +145,15 @@ def section_methods(page: Page, rep: Report) -> None:
     if bt is None:
         page.note("reports/backtest.csv is missing: run the backtest stage (dvc repro).")
         return
+    declared = "params.yaml backtest.splits" if rep.cfg.pipeline_outputs else "listed below"
+    metrics = (" MAE and coverage per split and method are also the DVC metrics (reports/metrics/)."
+               if rep.cfg.pipeline_outputs else "")
     page.para("Each split fits every method on smaller (or earlier, or other-family) models and predicts held-out "
-              "ones declared in advance (params.yaml backtest.splits). MAE and max error are in accuracy points "
+              f"ones declared in advance ({declared}). MAE and max error are in accuracy points "
               "(x100) over all held-out models of the split, whatever their family; coverage is the share of "
               "held-out values inside the prediction interval; spearman ranks predicted against actual; noise is the "
               "held-out values' own noise floor. ★ marks the lowest MAE per split (summary) or per split and task "
-              "(details). MAE and coverage per split and method are also the DVC metrics (reports/metrics/).")
+              f"(details).{metrics}")
     page.bullets([f"{name}: {desc}" for name, desc in rep.cfg.split_descriptions.items() if name in set(bt["split"])])
     allrows = bt[bt["task"] == "ALL"].reset_index(drop=True)
     cells = display(allrows, ["split", "task", "method", "n", "mae", "max_error", "coverage", "spearman", "noise"])
@@ -184,11 +187,12 @@ def offset_sentence(r) -> str:
 
 
 def section_families(page: Page, rep: Report) -> None:
-    page.heading(2, "Family comparison", "families")
     off, cap, table = rep.inp.offsets, rep.inp.capability, rep.inp.scores
     if off is None or off.empty or cap is None:
-        page.note("reports/family_offsets.csv is missing or empty: run the forecast stage (forecast.family_comparison).")
+        missing(page, rep, 2, "Family comparison", "families",
+                "reports/family_offsets.csv is missing or empty: run the forecast stage (forecast.family_comparison).")
         return
+    page.heading(2, "Family comparison", "families")
     page.para("Observational view (after Ruan et al. 2024): each model's capability is the first principal component "
               "of its suite's benchmark accuracies (tasks standardised; final checkpoints; models with every task), "
               "regressed on log10 training compute with one slope shared by the families and one intercept per "
@@ -226,11 +230,12 @@ def trend_label_counts(trends: pd.DataFrame) -> pd.DataFrame:
 
 
 def section_trends(page: Page, rep: Report) -> None:
-    page.heading(2, "Emergence and inverse scaling", "trends")
     tr = rep.inp.trends
     if tr is None:
-        page.note("reports/trends.csv is missing: run the trends stage (dvc repro).")
+        missing(page, rep, 2, "Emergence and inverse scaling", "trends",
+                "reports/trends.csv is missing: run the trends stage (dvc repro).")
         return
+    page.heading(2, "Emergence and inverse scaling", "trends")
     counts = trend_label_counts(tr)
     write_csv(counts, rep.out / "trends_labels.csv")
     horizons = [c[len("pred_"):] for c in tr.columns if c.startswith("pred_")]
@@ -286,7 +291,8 @@ def _trend_details(page: Page, rep: Report, horizons: list[str]) -> None:
             page.table(display(labelled, cols), "trends.csv", "Other labelled curves", group="suite")
     tm = rep.inp.trends_summary
     if tm is not None and len(tm):
-        page.para("Backtest of the labels and forecasts (trends.backtest in params.yaml): each family's curves are "
+        where = " (trends.backtest in params.yaml)" if rep.cfg.pipeline_outputs else ""
+        page.para(f"Backtest of the labels and forecasts{where}: each family's curves are "
                   "labelled and forecast from its small models only and compared with all models (label agreement) "
                   "and with the held-out values (interval coverage; MAE in accuracy points). Per point in "
                   "reports/trends_backtest.csv; the trends stage's own summary is reports/trends.md.")
