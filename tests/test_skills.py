@@ -11,7 +11,7 @@ from pipeline import backtest
 from pipeline.errors import FitError
 from pipeline.laws import make
 from pipeline.laws.optim import damped_solve
-from pipeline.laws.skill_model import Layout, Objective, Problem, start
+from pipeline.laws.skill_model import Objective, start
 
 # Two skills per model: theta = alpha_family + G^T (n, d, n d) in decades of N and D (centred
 # below), read out by six benchmarks through chance-floored sigmoids.
