@@ -485,7 +485,7 @@ def _choose(items, cands, full, inner, folds, margin) -> list[_Choice]:
 
 def _results(items, cands, full, choice, B, level, seed):
     """Point forecasts and intervals of the chosen forms at the targets, and where they cross a level."""
-    rng = np.random.default_rng(seed)
+    rngs = [_curve_rng(seed, it) for it in items]
     at_targets, at_dense = [], []  # per item: (point, draws, noise, extra sd) at the targets / a dense grid
     dense = []
     for i, it in enumerate(items):
@@ -496,15 +496,15 @@ def _results(items, cands, full, choice, B, level, seed):
         if not ch.name:
             p, d = np.full(len(t_all), np.nan), np.zeros((B, len(t_all)))  # NaN point: NaN interval
         else:
-            p, d = _mixture(it, [full[(i, n)] for n in ch.plausible], t_all, B, rng)
+            p, d = _mixture(it, [full[(i, n)] for n in ch.plausible], t_all, B, rngs[i])
         m = len(it.targets)
         extra = nested.extra_sd(ch.rate, t_all, t_max)
         at_targets.append((p[:m], d[:, :m], _new_point_sd(c, p[:m], it.analysis.tau), extra[:m]))
         at_dense.append((p[m:], d[:, m:], np.zeros(len(tt)), extra[m:]))  # the law's band: no new-point noise
         dense.append(tt)
     bounds = [(0.0, 1.0) if it.curve.bounded and not it.curve.log else None for it in items]
-    point, lo, hi = _intervals(at_targets, bounds, level, rng)
-    d_pt, d_lo, d_hi = _intervals(at_dense, bounds, level, rng)
+    point, lo, hi = _intervals(at_targets, bounds, level, rngs)
+    d_pt, d_lo, d_hi = _intervals(at_dense, bounds, level, rngs)
     out = []
     for i, it in enumerate(items):
         ch = choice[i]
@@ -521,9 +521,20 @@ def _results(items, cands, full, choice, B, level, seed):
     return out
 
 
-def _intervals(parts, bounds, level, rng):
+def _curve_rng(seed: int, it: Item) -> np.random.Generator:
+    """A generator of the curve's own, seeded by ``seed`` and the curve's points: a curve's interval does
+    not depend on which other curves are forecast beside it (the stage, the CLI on one family, a backtest)."""
+    import zlib
+
+    c = it.curve
+    key = zlib.crc32(np.concatenate([c.t, c.y, c.s, np.asarray(it.targets, float)]).tobytes())
+    return np.random.default_rng([seed, key])
+
+
+def _intervals(parts, bounds, level, rngs):
     """Per item (point, lower, upper) from (point, draws, noise, extra sd), all items in one call of
-    :func:`pipeline.laws.intervals.interval`; accuracies clipped to [0, 1]."""
+    :func:`pipeline.laws.intervals.interval` (each item's noise normals from its own generator);
+    accuracies clipped to [0, 1]."""
     sizes = [len(p[0]) for p in parts]
     P = np.concatenate([p[0] for p in parts])
     D = np.concatenate([p[1] for p in parts], axis=1)
@@ -531,7 +542,10 @@ def _intervals(parts, bounds, level, rng):
     X = np.concatenate([p[3] for p in parts])
     if not len(P):
         return [np.zeros(0)] * len(parts), [np.zeros(0)] * len(parts), [np.zeros(0)] * len(parts)
-    lo, hi = intervals.interval(P, D, N, level, rng, None, 1.0, X)
+    def normals(B):
+        return np.concatenate([g.standard_normal((B, m)) for g, m in zip(rngs, sizes)], axis=1)
+
+    lo, hi = intervals.interval(P, D, N, level, normals, None, 1.0, X)
     cuts = np.cumsum(sizes)[:-1]
     out = [np.split(a, cuts) for a in (P, lo, hi)]
     for i, b in enumerate(bounds):

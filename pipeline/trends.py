@@ -222,6 +222,14 @@ def crossing_candidate(label: str, prep: Prepared, level: float | None) -> bool:
     return label == "emergent" or (below and (label in ("positive", "flat") or label.startswith("insufficient")))
 
 
+def curve_seed(seed: int, key: dict) -> int:
+    """The seed of one curve's resamples: ``seed`` and the curve's key, not its place in the table, so a
+    curve's crossing interval is the same whichever other curves are analysed with it."""
+    import zlib
+
+    return int(seed) + zlib.crc32(repr(sorted((k, str(v)) for k, v in key.items())).encode())
+
+
 def analyse_table(table: pd.DataFrame, cfg: dict, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every final-checkpoint curve of ``table`` → (curves table, emergence table)."""
     st = settings(cfg)
@@ -239,7 +247,7 @@ def analyse_table(table: pd.DataFrame, cfg: dict, seed: int | None = None) -> tu
     for i, ((key, pts), prep, res, level) in enumerate(zip(curves, preps, results, levels)):
         row = curve_row(key, res, x)
         if crossing_candidate(res["label"], prep, level):
-            found, primary = routes.crossings(key, pts, prep.chance, level, res, x, seed + i)
+            found, primary = routes.crossings(key, pts, prep.chance, level, res, x, curve_seed(seed, key))
             erows += found
             row["cross_level"] = level
             if primary is not None:

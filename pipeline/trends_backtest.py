@@ -223,12 +223,13 @@ def crossing_backtest(full: pd.DataFrame, cfg: dict, seed: int = 0) -> pd.DataFr
     fin = final_rows(table)
     base = emergence.Routes(table, fin, cfg)
     rows = []
-    for i, (case, res) in enumerate(zip(cases, fits)):
+    for case, res in zip(cases, fits):
         fit = ((res["cross_fit"], f"{res['label']} from {case.before} points, forecast form {res['forecast_form']}")
                if "cross_fit" in res else (None, res.get("cross_why") or f"{res['label']}: no forecast toward the level"))
         routes = [("fit", fit)]
         if case.kind == "size" and case.side > 0:
-            routes = _other_routes(base, case, seed + i) + routes
+            case_id = {**case.key, "points_before": case.before, "level": case.level}
+            routes = _other_routes(base, case, trends.curve_seed(seed, case_id)) + routes
         else:
             routes = [(m, (None, "one model over its checkpoints" if case.kind == "step" else "a falling curve"))
                       for m in ("loss", "pc")] + routes

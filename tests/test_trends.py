@@ -428,6 +428,19 @@ def test_a_rising_curve_is_not_forecast_flat_at_its_last_point():
         assert (h[:, 1] <= h[:, 0]).all() and (h[:, 0] <= h[:, 2]).all()
 
 
+def test_a_curves_interval_does_not_depend_on_the_curves_beside_it():
+    """The stage forecasts every curve of the table at once, the CLI a user's few: one curve's
+    interval must be the same either way (each curve draws from its own generator)."""
+    C = np.logspace(19, 22, 8)
+    rising = 0.3 + 0.05 * np.log10(C / 1e19)
+    se = np.full(len(C), 0.01)
+    noisy = [rising + se * np.random.default_rng(s).standard_normal(len(C)) for s in (1, 2)]
+    alone = horizons(analysed([curve_rows(C, noisy[0], se)])[0])
+    beside = [horizons(r) for r in analysed([curve_rows(C, noisy[1], se), curve_rows(C, noisy[0], se)])]
+    np.testing.assert_array_equal(alone, beside[1])
+    assert not np.array_equal(beside[0], beside[1])
+
+
 def emergent_law(C):
     """At chance (0.25) until 1e21 FLOPs, then Krajewski et al.'s law: (y - 0.25)/0.75 = exp(-(C/5e21)^-1)."""
     return 0.25 + 0.75 * np.where(C > 1e21, np.exp(-((C / 5e21) ** -1.0)), 0.0)
