@@ -1,0 +1,56 @@
+"""The backtest numbers the README and docs/laws.md print are the committed reports' cells.
+
+Both documents carry tables of "MAE (coverage)" per split and method; a change to a law reruns the
+backtest stage and rewrites reports/backtest.csv, and this test fails until the tables say the same.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL = re.compile(r"^\**(\d+\.\d+)\** \((\d\.\d\d)\)$")
+METHOD_NAMES = {"link (true loss)": "link"}
+
+
+def result_tables(path: Path):
+    """(split, method, mae, coverage) of every table row naming a split in backticks, under a header
+    whose columns are method names."""
+    header = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "split":
+            header = [METHOD_NAMES.get(c, c) for c in cells]
+            continue
+        split = re.search(r"`(\w+)`", cells[0])
+        if header is None or split is None:
+            continue
+        for method, cell in zip(header[1:], cells[1:]):
+            m = CELL.match(cell)
+            if m:
+                yield split.group(1), method, float(m.group(1)), float(m.group(2))
+
+
+@pytest.fixture(scope="module")
+def backtest_all():
+    b = pd.read_csv(ROOT / "reports/backtest.csv")
+    return b[b["task"] == "ALL"].set_index(["split", "method"])
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/laws.md"])
+def test_printed_backtest_cells_are_the_committed_reports(doc, backtest_all):
+    rows = list(result_tables(ROOT / doc))
+    assert len(rows) >= 20, f"{doc}: the results tables were not found"
+    wrong = []
+    for split, method, mae, coverage in rows:
+        r = backtest_all.loc[(split, method)]
+        if f"{r['mae']:.2f}" != f"{mae:.2f}" or f"{r['coverage']:.2f}" != f"{coverage:.2f}":
+            wrong.append(f"{split}/{method}: printed {mae:.2f} ({coverage:.2f}), "
+                         f"reports/backtest.csv {r['mae']:.2f} ({r['coverage']:.2f})")
+    assert not wrong, f"{doc}:\n" + "\n".join(wrong)
