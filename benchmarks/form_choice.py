@@ -2,7 +2,8 @@
 
 Runs the backtest stage's two_step splits (params.yaml, backtest:) with point fits only
 (n_bootstrap 0) under each variant: the automatic choice (one-standard-error rule), the choice by
-plain arg-min of the inner error, and each link form fixed; prints the MAE table (points) that
+plain arg-min of the inner error, each link form fixed, step 1 fixed, and a free ceiling the
+training points do not identify kept as a sigmoid (instead of the line); prints the MAE table (points) that
 docs/laws.md quotes.  Needs data/scores.parquet (dvc repro).  About 2 minutes on 2 cores.
 
     python benchmarks/form_choice.py
@@ -33,6 +34,7 @@ VARIANTS = {  # name: (two_step options, margin of the choice)
     "fixed bhagia": ({"form": "bhagia"}, 1.0),
     "fixed gadre": ({"form": "gadre"}, 1.0),
     "auto, step 1 fixed free/all": ({"step1_rows": "all", "loss_floor": "free"}, 1.0),
+    "auto, unidentified ceiling kept": ({"unidentified_ceiling": "keep"}, 1.0),
 }
 
 

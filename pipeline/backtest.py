@@ -97,7 +97,7 @@ def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: 
 
     law = laws.make(method, target=target, **options).fit(train)
     pred = law.predict(test)
-    pred["form"] = law.form_
+    pred["form"] = law.form_label()
     pred["inner_error"] = law.inner_error_
     pred["params_used"] = getattr(law, "params_used_", "")
     task, _, metric = target.rpartition(":")

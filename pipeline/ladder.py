@@ -262,7 +262,7 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         out.append({**b, "params_non_embedding": ne, "predicted": first["predicted"], "lower": first["lower"],
                     "upper": first["upper"], "backtest_n": bt.stats.get("n", 0), "backtest_mae": bt.stats.get("mae"),
                     "backtest_coverage": bt.stats.get("coverage"),
-                    "heldout": bt.split.rung if bt.split is not None else "", "form": law.form_,
+                    "heldout": bt.split.rung if bt.split is not None else "", "form": law.form_label(),
                     "params_used": getattr(law, "params_used_", ""), "candidates": summary,
                     "note": "; ".join(notes + ([f"backtest: {bt.reason}"] if bt.reason else []))})
         curves.append(forecast.curve_frame(part, b))

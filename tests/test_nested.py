@@ -142,6 +142,53 @@ def test_a_ladder_that_keeps_rising_is_not_forecast_flat():
     assert (fixed.predict(test)["predicted"] < pred["predicted"]).all()
 
 
+def slow_rise(seed=3):
+    """A two-choice task (chance 0.5) barely above chance over a four-rung ladder (a Winogrande of
+    small models), a point per rung, and a 5e9 model at 0.56 (the slope carried on)."""
+    sizes = SIZES[:4] + (5e9,)
+    rows = ladder(lambda L: 0.5 + 0 * L, sizes=sizes, steps=(143000,), se=0.0, seed=seed)
+    is_acc = rows["metric"] == "acc"
+    rows.loc[is_acc, "value"] = rows.loc[is_acc, "params"].map(dict(zip(sizes, (0.50, 0.51, 0.52, 0.53, 0.56))))
+    rows.loc[is_acc, "stderr"] = 0.012
+    return rows
+
+
+def test_a_ceiling_the_ladder_does_not_identify_is_not_a_forecast_cap():
+    """The free ceiling settles on the best training accuracy; the link is then fitted as a line
+    in log L, which carries the ladder's slope on."""
+    rows = slow_rise()
+    train, test = rows[rows["params"] < 1e9], rows[rows["params"] > 1e9]
+    best_train = train.loc[train["metric"] == "acc", "value"].max()
+    opts = dict(target="arc_easy:acc", loss="toyloss:ppl", form="log_logistic", chance=0.5, n_bootstrap=0)
+    kept = make("link", unidentified_ceiling="keep", **opts).fit(train)
+    assert kept.params_["ceiling"] - best_train < 0.012  # the failure: the cap is the ladder's top
+    law = make("link", **opts).fit(train)
+    assert law.link_.form == "log_linear" and "ceiling not identified" in law.link_note_
+    assert law.form_label() == "ceiling not identified: log_linear"  # (the form was fixed, not chosen)
+    truth = test.loc[test["metric"] == "acc", "value"].iloc[0]
+    assert abs(law.predict(test)["predicted"].iloc[0] - truth) < abs(kept.predict(test)["predicted"].iloc[0] - truth)
+
+
+def test_a_ceiling_the_ladder_bends_towards_is_kept():
+    """Where the ladder visibly saturates (the top rungs well below a ceiling they approach), the
+    sigmoid stays: the rule only replaces a ceiling sitting on the data."""
+    law = make("link", target="arc_easy:acc", loss="toyloss:ppl", form="log_logistic",
+               n_bootstrap=0).fit(ladder(LINK_DATA["log_logistic"], seed=0))
+    assert law.link_.form == "log_logistic" and law.link_note_ == "" and law.form_label() == "-"
+
+
+def test_the_line_link_stays_between_its_floor_and_one():
+    from pipeline.laws.curves import BoundedLinear
+
+    x = np.linspace(0, 1, 5)
+    line = BoundedLinear(x, lower=0.25)
+    theta, _, ok = line.fit(x[:, None], 0.3 + 0.5 * x)
+    assert ok
+    np.testing.assert_allclose(line.predict(theta, np.array([[0.5]]))[0], [0.55], atol=1e-9)
+    far = line.predict(theta, np.array([[-10.0], [10.0]]))[0]
+    np.testing.assert_allclose(far, [0.25, 1.0])
+
+
 def test_intervals_widen_with_distance_beyond_the_training_range():
     rows = ladder(LINK_DATA["log_logistic"], se=0.004, sizes=SIZES + (1.5e10, 4e10, 1e11))
     final = rows[rows["step"] == 143000]

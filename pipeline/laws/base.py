@@ -168,6 +168,14 @@ class Law(BaseEstimator):
         self.extrapolation_rate_ = nested.extrapolation_rate(chosen, splits)
         self.plausible_ = [dict(r.options) for r in nested.plausible(results, chosen, splits)]
 
+    def form_label(self) -> str:
+        """The chosen options (``form_``), and what the final fit changed of them: a link whose
+        free ceiling the training points do not identify is fitted as a line (:func:`pipeline.laws.link.fit_link`)."""
+        if not getattr(self, "link_note_", ""):
+            return self.form_
+        changed = f"ceiling not identified: {self.link_.form}"
+        return changed if self.form_ == "-" else f"{self.form_} ({changed})"
+
     # -- hooks with defaults ----------------------------------------------------------
     def _units(self, rows):
         return data.targets_to_predict(rows, self.target_)

@@ -396,6 +396,19 @@ class Linear(_Standardised):
         return {"intercept": float(c0 - slope * self.mu), "slope": float(slope)}
 
 
+class BoundedLinear(Linear):
+    """y = c0 + c1 * x fitted as a line, predictions clipped to [lower, upper]: a line for a
+    bounded metric (an accuracy between its floor and 1)."""
+
+    def __init__(self, x_train, lower: float, upper: float = 1.0, delta: float | None = None,
+                 free_floor: bool = False):
+        super().__init__(x_train, delta)
+        self.lower, self.upper, self.free_floor = float(lower), float(upper), free_floor
+
+    def from_fit_space(self, f):
+        return np.clip(f, self.lower, self.upper)
+
+
 class Logistic(Curve):
     """y = sigmoid(w0 + w . x) on a min-max-normalised target (Ruan et al. 2024, "sigmoid").
 

@@ -16,9 +16,21 @@ curve behaves *beyond* the ladder decides a forecast, and the forms below differ
 * ``bhagia`` — their reference code: the sigmoid in L, fitted by least squares with one
   synthetic point (L = 0, Acc = 1) appended, which pins the ceiling near 1
   (anchors.md section 2.4).
+* ``log_linear`` — a line in log L, clipped to [floor, 1]: the tangent of the sigmoid forms far
+  below their ceiling.  Not a candidate of its own: it is what a free-ceiling form becomes where
+  its ceiling is not identified (below).
 * ``gadre`` — Gadre et al. 2024 ("Language models scale reliably with over-training and on
   downstream tasks"): Err(L) = eps - k exp(-gamma L) with eps the chance error, i.e.
   Acc = chance + k exp(-gamma L): no ceiling, accuracy keeps rising as the loss falls.
+
+**A ceiling the data do not identify.**  Where a ladder's accuracies barely rise (a task near
+chance, Winogrande or ARC-Challenge for small models), the free ceiling of ``log_logistic`` (or
+``logistic``) settles on the best training accuracy: the fitted curve at the ladder's lowest loss
+sits within that accuracy's noise of its own ceiling, so the fit has seen no approach to an
+asymptote, only the lack of a rise, and every forecast stops where the ladder stops.  Such a fit
+(``ceiling - fitted value at the lowest training loss`` less than two noise units, the noise being
+the median stderr of the lowest-loss points, at least ``delta``) is replaced by ``log_linear`` on the same points, which
+carries the ladder's own slope on.  ``unidentified_ceiling="keep"`` keeps the sigmoid.
 
 In every form the floor (loss -> infinity) is the task's chance level, unless the training
 accuracies sit significantly below it ("auto", see :func:`pipeline.laws.base.floor_is_free`).
@@ -42,11 +54,14 @@ from pipeline import scores
 from pipeline.errors import FitError
 from pipeline.laws import data
 from pipeline.laws.base import Law, floor_is_free
-from pipeline.laws.curves import ChanceExponential, Curve, Sigmoid
+from pipeline.laws.curves import BoundedLinear, ChanceExponential, Curve, Sigmoid
 from pipeline.laws.data import Metric
 from pipeline.laws.loss import as_loss
 
-LINK_FORMS = ("log_logistic", "hill", "bhagia", "gadre", "logistic")
+LINK_FORMS = ("log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear")
+FREE_CEILING_FORMS = ("log_logistic", "logistic")
+EDGE_POINTS = 5  # the lowest-loss training points whose noise judges the ceiling
+CEILING_Z = 2.0  # a ceiling less than this many noise units above the fit there is not identified
 AUTO_LINK_FORMS = ("log_logistic", "hill", "bhagia", "gadre")  # the candidates of form="auto"
 
 
@@ -59,7 +74,7 @@ def check_form(form: str, allowed=LINK_FORMS) -> str:
 def link_x(loss_values, form: str) -> np.ndarray:
     """The link's input: log L for the log-logistic and Hill forms, L itself for the others."""
     v = np.asarray(loss_values, float)
-    return np.log(v) if form in ("log_logistic", "hill") else v
+    return np.log(v) if form in ("log_logistic", "hill", "log_linear") else v
 
 
 @dataclass
@@ -72,6 +87,7 @@ class LinkFit:
     x: np.ndarray  # (n + anchors, 1)
     y: np.ndarray
     anchors: int  # synthetic points appended (bhagia: 1), weight 1 in every refit
+    note: str = ""  # why the form differs from the one asked for ('' when it does not)
 
     def refit(self, theta, W) -> np.ndarray:
         W = np.asarray(W, float)
@@ -88,15 +104,30 @@ class LinkFit:
 
 
 def fit_link(pairs: pd.DataFrame, target: Metric, loss: Metric, form: str, floor: str, delta: float,
-             law: str, chance: float) -> LinkFit:
-    """Fit Acc(L) in ``form`` on units with both the target value and the observed loss (``value_loss``)."""
+             law: str, chance: float, unidentified_ceiling: str = "line") -> LinkFit:
+    """Fit Acc(L) in ``form`` on units with both the target value and the observed loss (``value_loss``);
+    a free ceiling the points do not identify becomes ``log_linear`` unless ``unidentified_ceiling="keep"``."""
     L = as_loss(loss, pairs["value_loss"])
-    x = link_x(L, form)
     y, se = pairs["value"].to_numpy(float), pairs["stderr"].to_numpy(float)
     free = floor_is_free(floor, y, se, chance)
+    fit = _fit_form(L, y, target, loss, form, free, delta, law, chance)
+    if form in FREE_CEILING_FORMS and unidentified_ceiling == "line":
+        gap, noise = _ceiling_gap(fit, L, se, delta)
+        if gap < CEILING_Z * noise:
+            line = _fit_form(L, y, target, loss, "log_linear", free, delta, law, chance)
+            line.note = (f"{form} ceiling not identified (ceiling {gap:.3f} above the fit at the lowest "
+                         f"training loss, less than {CEILING_Z:g} x noise {noise:.3f}): log_linear")
+            return line
+    return fit
+
+
+def _fit_form(L, y, target, loss, form, free, delta, law, chance) -> LinkFit:
+    x = link_x(L, form)
     anchors = 0
     if form == "gadre":
         curve = ChanceExponential(x, chance, free_floor=free, delta=delta)
+    elif form == "log_linear":
+        curve = BoundedLinear(x, 0.0 if free else chance, 1.0, delta=delta, free_floor=free)
     else:
         curve = Sigmoid(x, chance, direction=-1, free_floor=free, delta=None if form == "bhagia" else delta,
                         ceiling_one=form == "hill")
@@ -105,9 +136,19 @@ def fit_link(pairs: pd.DataFrame, target: Metric, loss: Metric, form: str, floor
         x, y, anchors = np.append(x, 0.0), np.append(y, 1.0), 1
     theta, _, ok = curve.fit(x[:, None], y)
     if not ok:
-        raise FitError(f"{law}: the {form} link of {target} on {loss} did not converge ({len(pairs)} points); "
+        raise FitError(f"{law}: the {form} link of {target} on {loss} did not converge ({len(L)} points); "
                        f"check those rows or try floor: free")
     return LinkFit(form, curve, theta, x[:, None], y, anchors)
+
+
+def _ceiling_gap(fit: LinkFit, L, se, delta) -> tuple[float, float]:
+    """(ceiling minus the fitted accuracy at the lowest training loss, the noise of the lowest-loss
+    points: their median stderr, at least ``delta``)."""
+    edge = np.argsort(np.asarray(L, float), kind="stable")[:EDGE_POINTS]
+    at_edge = float(fit.curve.predict(fit.theta, fit.x[edge[:1]])[0, 0])
+    stderr = se[edge][np.isfinite(se[edge])]
+    noise = max(float(np.median(stderr)) if len(stderr) else 0.0, float(delta or 0.0))
+    return fit.params["ceiling"] - at_edge, noise
 
 
 def resolve_loss(loss, target: Metric, rows: pd.DataFrame, law: str) -> Metric:
@@ -138,12 +179,13 @@ class Link(Law):
 
     method = "link"
 
-    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic"] = "auto", floor: Literal["auto", "chance", "free"] = "auto",
-                 chance: float | None = None,
+    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "auto", floor: Literal["auto", "chance", "free"] = "auto",
+                 chance: float | None = None, unidentified_ceiling: Literal["line", "keep"] = "line",
                  huber_delta: float = 0.01, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
                  random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
         self.loss, self.form, self.floor, self.chance = loss, form, floor, chance
+        self.unidentified_ceiling = unidentified_ceiling
         self.huber_delta, self.skip_fraction = huber_delta, skip_fraction
 
     def _candidates(self):
@@ -156,8 +198,8 @@ class Link(Law):
         pairs = data.skip_early(data.join(data.values(rows, target, self.method),
                                           data.values(rows, self.loss_, self.method), "_loss"), self.skip_fraction)
         fitted = fit_link(pairs, target, self.loss_, self._opt("form"), self.floor, self.huber_delta, self.method,
-                          self._chance(rows))
-        self.link_, self.params_ = fitted, fitted.params
+                          self._chance(rows), self.unidentified_ceiling)
+        self.link_, self.params_, self.link_note_ = fitted, fitted.params, fitted.note
         self.state_ = fitted.theta[None]
         self._pairs = pairs
         return pairs
