@@ -6,6 +6,7 @@ backtest stage and rewrites reports/backtest.csv, and this test fails until the 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -54,3 +55,33 @@ def test_printed_backtest_cells_are_the_committed_reports(doc, backtest_all):
             wrong.append(f"{split}/{method}: printed {mae:.2f} ({coverage:.2f}), "
                          f"reports/backtest.csv {r['mae']:.2f} ({r['coverage']:.2f})")
     assert not wrong, f"{doc}:\n" + "\n".join(wrong)
+
+
+def readme_block(first_line_start: str) -> list[str]:
+    """The lines of the README code block whose first line starts with ``first_line_start``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n" + first_line_start) + 1
+    return text[start:text.index("```", start)].rstrip("\n").splitlines()
+
+
+def test_the_readme_backtest_example_prints_what_the_readme_shows(tmp_path, capsys):
+    from pipeline import backtest
+
+    block = readme_block("$ python -m pipeline backtest")
+    ends = next(i for i, line in enumerate(block) if not line.endswith("\\"))  # the command's last line
+    command = " ".join(line.rstrip("\\") for line in block[:ends + 1])
+    argv = shlex.split(command.removeprefix("$ python -m pipeline backtest"))
+    argv[argv.index("--out") + 1] = str(tmp_path / "out.csv")
+    assert backtest.main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == block[ends + 1:]
+
+
+def test_the_readme_forecast_example_prints_what_the_readme_shows(capsys):
+    from pipeline import forecast
+
+    argv = ("--scores data/published/scores.csv --family pythia --suite pythia_evals --num-fewshot 0 "
+            "--params 6.9e9,12e9 --tokens 3e11 --tasks arc_easy,piqa,sciq --loss lambada_openai:ppl").split()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert " ".join(argv) in " ".join(text.split()), "the README names another forecast command"
+    assert forecast.main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == readme_block("pythia (8 models")
