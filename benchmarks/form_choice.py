@@ -34,7 +34,7 @@ VARIANTS = {  # name: (two_step options, margin of the choice)
     "fixed bhagia": ({"form": "bhagia"}, 1.0),
     "fixed gadre": ({"form": "gadre"}, 1.0),
     "auto, step 1 fixed free/all": ({"step1_rows": "all", "loss_floor": "free"}, 1.0),
-    "auto, unidentified ceiling kept": ({"unidentified_ceiling": "keep"}, 1.0),
+    "auto, unidentified shape kept": ({"unidentified": "keep"}, 1.0),
 }
 
 

@@ -170,10 +170,10 @@ class Law(BaseEstimator):
 
     def form_label(self) -> str:
         """The chosen options (``form_``), and what the final fit changed of them: a link whose
-        free ceiling the training points do not identify is fitted as a line (:func:`pipeline.laws.link.fit_link`)."""
+        shape (rise or free ceiling) the training points do not identify is fitted as a line (:func:`pipeline.laws.link.fit_link`)."""
         if not getattr(self, "link_note_", ""):
             return self.form_
-        changed = f"ceiling not identified: {self.link_.form}"
+        changed = f"{self.link_.why}: {self.link_.form}"
         return changed if self.form_ == "-" else f"{self.form_} ({changed})"
 
     # -- hooks with defaults ----------------------------------------------------------

@@ -23,14 +23,20 @@ curve behaves *beyond* the ladder decides a forecast, and the forms below differ
   downstream tasks"): Err(L) = eps - k exp(-gamma L) with eps the chance error, i.e.
   Acc = chance + k exp(-gamma L): no ceiling, accuracy keeps rising as the loss falls.
 
-**A ceiling the data do not identify.**  Where a ladder's accuracies barely rise (a task near
-chance, Winogrande or ARC-Challenge for small models), the free ceiling of ``log_logistic`` (or
-``logistic``) settles on the best training accuracy: the fitted curve at the ladder's lowest loss
-sits within that accuracy's noise of its own ceiling, so the fit has seen no approach to an
-asymptote, only the lack of a rise, and every forecast stops where the ladder stops.  Such a fit
-(``ceiling - fitted value at the lowest training loss`` less than two noise units, the noise being
-the median stderr of the lowest-loss points, at least ``delta``) is replaced by ``log_linear`` on the same points, which
-carries the ladder's own slope on.  ``unidentified_ceiling="keep"`` keeps the sigmoid.
+**A shape the data do not identify.**  A sigmoid extrapolates its rise and its ceiling; where the
+ladder shows neither, those are whatever the optimiser settled on, and a forecast made of them is
+a guess.  Two cases are caught on the training points and the link is then refitted as
+``log_linear`` on the same points, which carries the ladder's own slope on
+(``unidentified="keep"`` keeps the fitted form):
+
+* **no rise** (any form): the least-squares slope of accuracy on log L is within two standard
+  errors of flat (noise: the larger of the residual scatter, the median stderr and ``delta``).
+  A task at chance over the whole ladder: a sigmoid would place its take-off anywhere beyond it.
+* **ceiling not identified** (``log_logistic``, ``logistic``): the free ceiling settles on the best
+  training accuracy (Winogrande or ARC-Challenge of small models): ``ceiling - fitted value at the
+  lowest training loss`` is less than two noise units (the median stderr of the lowest-loss
+  points, at least ``delta``), so the fit has seen no approach to an asymptote, only the lack of
+  a rise, and every forecast would stop where the ladder stops.
 
 In every form the floor (loss -> infinity) is the task's chance level, unless the training
 accuracies sit significantly below it ("auto", see :func:`pipeline.laws.base.floor_is_free`).
@@ -61,7 +67,7 @@ from pipeline.laws.loss import as_loss
 LINK_FORMS = ("log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear")
 FREE_CEILING_FORMS = ("log_logistic", "logistic")
 EDGE_POINTS = 5  # the lowest-loss training points whose noise judges the ceiling
-CEILING_Z = 2.0  # a ceiling less than this many noise units above the fit there is not identified
+IDENTIFIED_Z = 2.0  # a rise, or a ceiling above the data, less than this many noise units is not identified
 AUTO_LINK_FORMS = ("log_logistic", "hill", "bhagia", "gadre")  # the candidates of form="auto"
 
 
@@ -87,7 +93,8 @@ class LinkFit:
     x: np.ndarray  # (n + anchors, 1)
     y: np.ndarray
     anchors: int  # synthetic points appended (bhagia: 1), weight 1 in every refit
-    note: str = ""  # why the form differs from the one asked for ('' when it does not)
+    why: str = ""  # why the form differs from the one asked for, in short ('' when it does not)
+    note: str = ""  # the same with its numbers
 
     def refit(self, theta, W) -> np.ndarray:
         W = np.asarray(W, float)
@@ -104,21 +111,51 @@ class LinkFit:
 
 
 def fit_link(pairs: pd.DataFrame, target: Metric, loss: Metric, form: str, floor: str, delta: float,
-             law: str, chance: float, unidentified_ceiling: str = "line") -> LinkFit:
+             law: str, chance: float, unidentified: str = "line") -> LinkFit:
     """Fit Acc(L) in ``form`` on units with both the target value and the observed loss (``value_loss``);
-    a free ceiling the points do not identify becomes ``log_linear`` unless ``unidentified_ceiling="keep"``."""
+    a link whose rise or ceiling the points do not identify becomes ``log_linear`` unless
+    ``unidentified="keep"``."""
     L = as_loss(loss, pairs["value_loss"])
     y, se = pairs["value"].to_numpy(float), pairs["stderr"].to_numpy(float)
     free = floor_is_free(floor, y, se, chance)
     fit = _fit_form(L, y, target, loss, form, free, delta, law, chance)
-    if form in FREE_CEILING_FORMS and unidentified_ceiling == "line":
-        gap, noise = _ceiling_gap(fit, L, se, delta)
-        if gap < CEILING_Z * noise:
+    if unidentified == "line" and form != "log_linear":
+        why, note = _not_identified(fit, form, L, y, se, delta)
+        if why:
             line = _fit_form(L, y, target, loss, "log_linear", free, delta, law, chance)
-            line.note = (f"{form} ceiling not identified (ceiling {gap:.3f} above the fit at the lowest "
-                         f"training loss, less than {CEILING_Z:g} x noise {noise:.3f}): log_linear")
+            line.why, line.note = why, f"{form} {note}: log_linear"
             return line
     return fit
+
+
+def _not_identified(fit: LinkFit, form: str, L, y, se, delta) -> tuple[str, str]:
+    """('', '') when the points identify the link's shape, else (short reason, the numbers)."""
+    noise_floor = float(delta or 0.0)
+    t, slope = _trend_t(L, y, se, noise_floor)
+    if t < IDENTIFIED_Z:
+        return "no rise", (f"rise not identified (accuracy against log L: slope {slope:.3f}, "
+                           f"{t:.1f} standard errors from flat, fewer than {IDENTIFIED_Z:g})")
+    if form in FREE_CEILING_FORMS:
+        gap, noise = _ceiling_gap(fit, L, se, noise_floor)
+        if gap < IDENTIFIED_Z * noise:
+            return "ceiling not identified", (f"ceiling not identified (ceiling {gap:.3f} above the fit at the "
+                                              f"lowest training loss, less than {IDENTIFIED_Z:g} x noise {noise:.3f})")
+    return "", ""
+
+
+def _trend_t(L, y, se, noise_floor: float) -> tuple[float, float]:
+    """(|slope| / its standard error, slope) of the least-squares line of accuracy on log L, the
+    noise being the larger of the residual scatter, the median stderr and ``noise_floor``."""
+    x = np.log(np.asarray(L, float))
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    if len(y) < 3 or sxx <= 0:
+        return np.inf, 0.0  # too few points to judge: leave the form alone
+    slope = float(np.sum((x - x.mean()) * (y - y.mean())) / sxx)
+    resid = y - y.mean() - slope * (x - x.mean())
+    stderr = se[np.isfinite(se)]
+    noise = max(float(np.sqrt(resid @ resid / (len(y) - 2))), float(np.median(stderr)) if len(stderr) else 0.0,
+                noise_floor)
+    return abs(slope) / (noise / np.sqrt(sxx)), slope
 
 
 def _fit_form(L, y, target, loss, form, free, delta, law, chance) -> LinkFit:
@@ -180,12 +217,12 @@ class Link(Law):
     method = "link"
 
     def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "auto", floor: Literal["auto", "chance", "free"] = "auto",
-                 chance: float | None = None, unidentified_ceiling: Literal["line", "keep"] = "line",
+                 chance: float | None = None, unidentified: Literal["line", "keep"] = "line",
                  huber_delta: float = 0.01, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
                  random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
         self.loss, self.form, self.floor, self.chance = loss, form, floor, chance
-        self.unidentified_ceiling = unidentified_ceiling
+        self.unidentified = unidentified
         self.huber_delta, self.skip_fraction = huber_delta, skip_fraction
 
     def _candidates(self):
@@ -198,7 +235,7 @@ class Link(Law):
         pairs = data.skip_early(data.join(data.values(rows, target, self.method),
                                           data.values(rows, self.loss_, self.method), "_loss"), self.skip_fraction)
         fitted = fit_link(pairs, target, self.loss_, self._opt("form"), self.floor, self.huber_delta, self.method,
-                          self._chance(rows), self.unidentified_ceiling)
+                          self._chance(rows), self.unidentified)
         self.link_, self.params_, self.link_note_ = fitted, fitted.params, fitted.note
         self.state_ = fitted.theta[None]
         self._pairs = pairs

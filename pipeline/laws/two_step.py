@@ -69,14 +69,14 @@ class TwoStep(Law):
     def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "auto", step1_rows: Literal["auto", "all", "final"] = "auto",
                  loss_floor: Literal["auto", "free", "zero"] = "auto", loss_form: Literal["auto", "NxD", "C"] = "auto",
                  params: Literal["auto", "total", "non_embedding"] = "auto", skip_fraction: float = 0.1,
-                 floor: Literal["auto", "chance", "free"] = "auto", unidentified_ceiling: Literal["line", "keep"] = "line",
+                 floor: Literal["auto", "chance", "free"] = "auto", unidentified: Literal["line", "keep"] = "line",
                  chance: float | None = None, loss_delta: float = 1e-3, link_delta: float = 0.01,
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
         self.loss, self.form, self.step1_rows, self.loss_floor = loss, form, step1_rows, loss_floor
         self.loss_form, self.params, self.skip_fraction, self.floor = loss_form, params, skip_fraction, floor
         self.chance, self.loss_delta, self.link_delta = chance, loss_delta, link_delta
-        self.unidentified_ceiling = unidentified_ceiling
+        self.unidentified = unidentified
 
     def _candidates(self):
         return [{"form": f} for f in AUTO_LINK_FORMS] if check_form(self.form) == "auto" else []
@@ -126,7 +126,7 @@ class TwoStep(Law):
         loss_units = data.skip_early(data.values(rows, self.loss_, self.method), self.skip_fraction)
         pairs = data.join(data.values(rows, target, self.method), loss_units, "_loss")
         link = fit_link(pairs, target, self.loss_, self._opt("form"), self.floor, self.link_delta, self.method,
-                        self._chance(rows), self.unidentified_ceiling)
+                        self._chance(rows), self.unidentified)
         self.link_, self.link_params_, self.link_note_ = link, link.params, link.note
         self.free_floor_ = link.curve.free_floor
         self.state_ = {"loss": step1.state_, "link": link.theta[None]}
