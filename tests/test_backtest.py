@@ -91,9 +91,9 @@ def test_cli_errors_are_one_line(tiny_csv, capsys, argv, message):
 
 
 def test_cli_fit_that_does_not_converge_is_one_line(tiny_csv, capsys, monkeypatch):
-    from pipeline.laws import curves, two_step
+    from pipeline.laws import curves, data, two_step
 
-    monkeypatch.setattr(two_step, "_CACHE", {})
+    monkeypatch.setattr(two_step, "_CACHE", data.KeyCache(256))
     monkeypatch.setattr(curves.Curve, "fit", lambda self, X, y, weights=None: (np.zeros(self.n_params), 1.0, False))
     rc, out, err = run(capsys, "--scores", str(tiny_csv), "--method", "two_step", "--target", "arc_easy:acc",
                        "--loss", "toyloss:ppl", "--train", "params <= 2e9", "--test", "params > 2e9")

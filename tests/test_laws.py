@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import FitError
-from pipeline.laws import curves, intervals, make
+from pipeline.laws import curves, data, intervals, make
 from pipeline.laws.curves import Chinchilla, PowerCompute, Sigmoid
 from pipeline.laws.optim import fit_batch
 
@@ -263,7 +263,7 @@ def test_target_absent_from_training_rows():
 def test_fit_that_does_not_converge(monkeypatch):
     from pipeline.laws import two_step
 
-    monkeypatch.setattr(two_step, "_CACHE", {})  # no step-1 fit from an earlier test
+    monkeypatch.setattr(two_step, "_CACHE", data.KeyCache(256))  # no step-1 fit from an earlier test
     monkeypatch.setattr(curves.Curve, "fit", lambda self, X, y, weights=None: (np.zeros(self.n_params), 1.0, False))
     with pytest.raises(FitError, match=r"L\(N,D\) fit on .* did not converge"):
         make("two_step", target="arc_easy:acc", loss="toyloss:ppl").fit(ladder_rows())

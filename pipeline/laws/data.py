@@ -85,6 +85,21 @@ class IdentityCache:
         return out
 
 
+class KeyCache:
+    """Results of costly fits keyed by a digest string (of the rows, options and weights they
+    came from), shared by every target and law asking for the same one; emptied when full."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, {}
+
+    def get(self, key: str, compute):
+        if key not in self.items:
+            if len(self.items) > self.size:
+                self.items.clear()
+            self.items[key] = compute()
+        return self.items[key]
+
+
 _VALUES, _SKIPPED, _JOINED, _CHANCE = IdentityCache(), IdentityCache(), IdentityCache(), IdentityCache()
 
 

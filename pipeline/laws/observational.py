@@ -44,7 +44,7 @@ from pipeline.laws.base import Law, floor_is_free
 from pipeline.laws.curves import Logistic
 from pipeline.laws.data import Metric
 
-_CAPS_CACHE: dict[str, dict] = {}
+_CAPS_CACHE = data.KeyCache(64)  # imputation, PCA and family lines per rows and weights
 _WIDE = data.IdentityCache(128)
 FEATURE = "feature::"  # prefix of the feature-value columns carried on unit frames
 
@@ -306,12 +306,12 @@ class Observational(Law):
     def _capabilities(self, units, F, weights) -> dict:
         """Imputation, PCA and family lines for each row of ``weights`` (None: the full fit), cached."""
         key = self._key + ("" if weights is None else weights.key)
-        if key not in _CAPS_CACHE:
-            if len(_CAPS_CACHE) > 64:
-                _CAPS_CACHE.clear()
+
+        def compute():
             W = np.ones((1, len(units))) if weights is None else weights(units)
-            _CAPS_CACHE[key] = self._fit_capabilities(units, F, W)
-        return _CAPS_CACHE[key]
+            return self._fit_capabilities(units, F, W)
+
+        return _CAPS_CACHE.get(key, compute)
 
     def _fit_capabilities(self, units, F, W) -> dict:
         lower, upper = _bounds(self.features_)

@@ -63,16 +63,7 @@ from pipeline.laws.skill_model import Layout, Objective, Problem, anchors_for, d
 FIT_ITER, INNER_ITER, REFIT_ITER = 200, 30, 12
 MIN_INNER_MODELS = 3  # a family is an inner fold when it has this many models (one kept, two scored)
 MAX_INNER_FOLDS = 8
-_CACHE: dict[str, object] = {}
-
-
-def _cached(key: str, compute):
-    """Joint fits and refits, shared by every target of the same training rows."""
-    if key not in _CACHE:
-        if len(_CACHE) > 64:
-            _CACHE.clear()
-        _CACHE[key] = compute()
-    return _CACHE[key]
+_CACHE = data.KeyCache(64)  # joint fits and refits, shared by every target of the same training rows
 
 
 # ------------------------------------------------------------------- nested choice
@@ -266,10 +257,10 @@ class Skills(Law):
         per_target = str(target) if self.benchmarks or self.chance is not None else None
         options = (self.benchmarks, self.params, self.skip_fraction, self.floor, self.n_skills, self.max_skills,
                    self._rhos(), self.chance, per_target)
-        prep = _cached("rows:" + _rows_digest(rows, options), lambda: self._prepare(rows))
+        prep = _CACHE.get("rows:" + _rows_digest(rows, options), lambda: self._prepare(rows))
         benchmarks, units, problem, self.param_kind_, self._key = prep
         ks = self._usable_ks(benchmarks)
-        joint = _cached(self._key, lambda: fit_joint(problem, units, ks, self._rhos()))
+        joint = _CACHE.get(self._key, lambda: fit_joint(problem, units, ks, self._rhos()))
         self._joint, self._units_all = joint, units
         self.benchmarks_, self.families_ = [str(b) for b in benchmarks], list(problem.families)
         self.n_skills_, (self.shape_penalty_, self.shift_penalty_) = joint.layout.k, joint.rho
@@ -313,7 +304,7 @@ class Skills(Law):
             theta = shift_draws(obj, theta, W, draws, joint.sigma, self._seed(3) + [_digest_int(weights.key)])
             return {"theta": theta, "present": (W @ joint.problem.onehot) > 0}
 
-        return _cached(self._key + weights.key, compute)
+        return _CACHE.get(self._key + weights.key, compute)
 
     # -- prediction ----------------------------------------------------------------------
     def _skills(self, state, units) -> np.ndarray:

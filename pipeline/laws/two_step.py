@@ -40,16 +40,7 @@ from pipeline.laws.base import Law
 from pipeline.laws.link import AUTO_LINK_FORMS, check_form, fit_link, require_accuracy, resolve_loss
 from pipeline.laws.loss import LossLaw
 
-_CACHE: dict[str, object] = {}
-
-
-def _cached(key: str, compute):
-    """Step-1 fits and refits are shared by every target with the same loss rows and weights."""
-    if key not in _CACHE:
-        if len(_CACHE) > 256:
-            _CACHE.clear()
-        _CACHE[key] = compute()
-    return _CACHE[key]
+_CACHE = data.KeyCache(256)  # step-1 fits and refits, shared by every target with the same loss rows and weights
 
 
 def _rows_key(rows, *options) -> str:
@@ -109,7 +100,7 @@ class TwoStep(Law):
             return law.fit(loss_rows) if law._candidates() else law._fit_final(loss_rows)
 
         try:
-            law = _cached(key, fit)
+            law = _CACHE.get(key, fit)
         except FitError as exc:  # the user asked for two_step: say so
             raise FitError(str(exc).replace(LossLaw.method, self.method, 1)) from None
         law.key_ = key
@@ -138,7 +129,7 @@ class TwoStep(Law):
         """Both steps on every row of the weights: step 1 on its loss units, step 2 on the pairs."""
         step1 = self.step1_
         units, X, L = step1._train
-        loss_theta = _cached(step1.key_ + weights.key, lambda: step1.curve_.refit(X, L, step1.state_, weights(units)))
+        loss_theta = _CACHE.get(step1.key_ + weights.key, lambda: step1.curve_.refit(X, L, step1.state_, weights(units)))
         return {"loss": loss_theta, "link": self.link_.refit(self.state_["link"], weights(self._pairs))}
 
     def _loss_hat(self, state, units):
