@@ -1,0 +1,1 @@
+"""Ladders of models: simulated ones (:mod:`pipeline.ladders.zoo`) and, later, others."""
