@@ -8,6 +8,7 @@ Methods (``make(name, target=..., **options)``):
 * ``direct`` — accuracy straight from log compute: Krajewski et al. 2025's power law on log
   accuracy or a sigmoid, chosen by nested extrapolation;
 * ``loglinear`` — metric linear in log compute; ``sigmoid`` — sigmoid in log compute;
+* ``carry`` — the last observed value carried forward (the "no change" baseline);
 * ``link`` — step 2 of two-step alone, from each unit's observed loss (a diagnostic);
 * ``skills`` — a few latent skills in (N, D) with a per-family shift, read out by every
   benchmark (Polo et al. 2024, "Sloth").
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from pipeline.errors import FitError
 from pipeline.laws.baselines import Direct, LogLinear, SigmoidCompute
+from pipeline.laws.carry import CarryForward
 from pipeline.laws.link import Link
 from pipeline.laws.loss import LossLaw
 from pipeline.laws.observational import Observational
@@ -33,6 +35,7 @@ METHODS = {
     "sigmoid": SigmoidCompute,
     "link": Link,
     "skills": Skills,
+    "carry": CarryForward,
 }
 PRESETS = {"observational_compute": {"mode": "compute"}}
 
@@ -53,4 +56,4 @@ def make(method: str, **options):
 
 
 __all__ = ["METHODS", "make", "Direct", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw",
-           "Skills"]
+           "Skills", "CarryForward"]

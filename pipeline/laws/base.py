@@ -63,6 +63,7 @@ class Law(BaseEstimator):
         """Choose the law's options by nested extrapolation (:meth:`_choose`), fit on all rows,
         and fit the candidates the nested check could not rule out (their disagreement widens
         the intervals)."""
+        rows = self._row_set(rows)
         self._choose(rows)
         self._fit_final(rows)
         self.alternatives_ = []
@@ -120,6 +121,12 @@ class Law(BaseEstimator):
             if other.shape == np.shape(point) and np.isfinite(other).all():
                 diffs.append(np.clip(other, *(0.0, 1.0)) - point if self.target_.kind == "accuracy" else other - point)
         return np.sqrt(np.mean(np.square(diffs), axis=0)) if diffs else np.zeros(len(point))
+
+    def _row_set(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The training checkpoints the law fits on: its ``rows`` option ("all", each run's
+        "final" checkpoint, or the compute-efficient "frontier"; :func:`pipeline.laws.data.row_set`)."""
+        how = getattr(self, "rows", "all")
+        return rows if how in ("all", "auto") else data.row_set(rows, self.target_, how)
 
     # -- nested extrapolation --------------------------------------------------------------
     def _candidates(self) -> list[dict]:

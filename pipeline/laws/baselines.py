@@ -35,10 +35,10 @@ def _log_compute(units) -> np.ndarray:
 class _ComputeLaw(CurveLaw):
     """A curve of x = log C fitted to the target."""
 
-    def __init__(self, target, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
-                 random_state: int = 0):
+    def __init__(self, target, skip_fraction: float = 0.1, rows: Literal["all", "final", "frontier"] = "all",
+                 n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
-        self.skip_fraction = skip_fraction
+        self.skip_fraction, self.rows = skip_fraction, rows
 
     def _make_curve(self, x, y, stderr, rows):  # pragma: no cover - interface
         raise NotImplementedError
@@ -84,9 +84,10 @@ class SigmoidCompute(_ComputeLaw):
     method = "sigmoid"
 
     def __init__(self, target, floor: Literal["auto", "chance", "free"] = "auto", chance: float | None = None,
-                 huber_delta: float = 0.01,
-                 skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
-        super().__init__(target, skip_fraction, n_bootstrap, level, random_state)
+                 huber_delta: float = 0.01, skip_fraction: float = 0.1,
+                 rows: Literal["all", "final", "frontier"] = "all", n_bootstrap: int = 200, level: float = 0.9,
+                 random_state: int = 0):
+        super().__init__(target, skip_fraction, rows, n_bootstrap, level, random_state)
         self.floor, self.chance, self.huber_delta = floor, chance, huber_delta
 
     def _make_curve(self, x, y, stderr, rows):
@@ -105,9 +106,9 @@ class Direct(SigmoidCompute):
 
     def __init__(self, target, form: Literal["auto", "power", "sigmoid"] = "auto",
                  floor: Literal["auto", "chance", "free"] = "auto", chance: float | None = None,
-                 huber_delta: float = 0.01, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
-                 random_state: int = 0):
-        super().__init__(target, floor, chance, huber_delta, skip_fraction, n_bootstrap, level, random_state)
+                 huber_delta: float = 0.01, skip_fraction: float = 0.1, rows: Literal["all", "final", "frontier"] = "all",
+                 n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
+        super().__init__(target, floor, chance, huber_delta, skip_fraction, rows, n_bootstrap, level, random_state)
         self.form = form
 
     def _candidates(self):

@@ -278,3 +278,44 @@ def with_extra(units: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 def need(n_have: int, n_need: int, law: str, what: str, hint: str = "widen --train") -> None:
     if n_have < n_need:
         raise FitError(f"{law}: {n_have} training {what} for the {n_need} parameters of the law; {hint}")
+
+
+# ----------------------------------------------------------------------------- row sets
+ROW_SETS = ("all", "final", "frontier")
+BUDGET_DECIMALS = 1  # compute budgets: log10 C rounded to 0.1 decades (the runs of one isoFLOP budget)
+
+
+def row_set(rows: pd.DataFrame, metric: Metric, how: str) -> pd.DataFrame:
+    """``rows`` restricted to the checkpoints a law fits on: ``how`` is "all" (every checkpoint),
+    "final" (each run's last checkpoint of ``metric``) or "frontier" (the compute-efficient
+    frontier of ``metric``: the best checkpoint of each compute budget, kept where it beats
+    every smaller budget, as a practitioner reads an isoFLOP plot).  Rows of other metrics
+    (a two-step law's loss) follow the checkpoints kept."""
+    if how == "all":
+        return rows
+    if how not in ROW_SETS:
+        raise FitError(f"rows must be one of {', '.join(ROW_SETS)}, not {how!r}")
+    units = values(rows, metric, "rows")
+    units = units.loc[(units["tokens"] > 0) & (units["compute_flops"] > 0)]
+    keep = final_units(units) if how == "final" else frontier_units(units, metric)
+    key = pd.MultiIndex.from_frame(keep[UNIT].astype({"model": str}))
+    mine = pd.MultiIndex.from_frame(rows[UNIT].astype({"model": str}))
+    return rows.loc[mine.isin(key)]
+
+
+def final_units(units: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last checkpoint (most tokens)."""
+    last = units["tokens"] == units.groupby("model")["tokens"].transform("max")
+    return units.loc[last].drop_duplicates("model", keep="last")
+
+
+def frontier_units(units: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The compute-efficient frontier of ``units``: per compute budget (log10 C to
+    ``BUDGET_DECIMALS``) the best value, kept where it improves on every smaller budget."""
+    better = -1.0 if metric.kind == "loss" else 1.0
+    u = units.assign(_budget=np.round(np.log10(units["compute_flops"].to_numpy(float)), BUDGET_DECIMALS),
+                     _score=better * units["value"].to_numpy(float))
+    best = u.sort_values(["_budget", "_score", "model"], kind="mergesort").drop_duplicates("_budget", keep="last")
+    record = best["_score"].cummax()
+    on_front = best["_score"].to_numpy() >= record.to_numpy()
+    return best.loc[on_front].drop(columns=["_budget", "_score"])

@@ -218,9 +218,10 @@ class Link(Law):
 
     def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "auto", floor: Literal["auto", "chance", "free"] = "auto",
                  chance: float | None = None, unidentified: Literal["line", "keep"] = "line",
-                 huber_delta: float = 0.01, skip_fraction: float = 0.1, n_bootstrap: int = 200, level: float = 0.9,
-                 random_state: int = 0):
+                 huber_delta: float = 0.01, skip_fraction: float = 0.1, rows: Literal["all", "final", "frontier"] = "all",
+                 n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
+        self.rows = rows
         self.loss, self.form, self.floor, self.chance = loss, form, floor, chance
         self.unidentified = unidentified
         self.huber_delta, self.skip_fraction = huber_delta, skip_fraction

@@ -62,8 +62,10 @@ class TwoStep(Law):
                  params: Literal["auto", "total", "non_embedding"] = "auto", skip_fraction: float = 0.1,
                  floor: Literal["auto", "chance", "free"] = "auto", unidentified: Literal["line", "keep"] = "line",
                  chance: float | None = None, loss_delta: float = 1e-3, link_delta: float = 0.01,
+                 rows: Literal["all", "final", "frontier"] = "all",
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
+        self.rows = rows
         self.loss, self.form, self.step1_rows, self.loss_floor = loss, form, step1_rows, loss_floor
         self.loss_form, self.params, self.skip_fraction, self.floor = loss_form, params, skip_fraction, floor
         self.chance, self.loss_delta, self.link_delta = chance, loss_delta, link_delta
