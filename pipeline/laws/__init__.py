@@ -8,6 +8,9 @@ Methods (``make(name, target=..., **options)``):
 * ``direct`` — accuracy straight from log compute: Krajewski et al. 2025's power law on log
   accuracy or a sigmoid, chosen by nested extrapolation;
 * ``loglinear`` — metric linear in log compute; ``sigmoid`` — sigmoid in log compute;
+  ``line_final``, ``line_frontier``, ``sigmoid_final``: the same through each run's final
+  checkpoint, or through the compute-efficient frontier;
+* ``auto`` — the candidates weighted by what other ladders taught (:mod:`pipeline.laws.policy`);
 * ``carry`` — the last observed value carried forward (the "no change" baseline);
 * ``link`` — step 2 of two-step alone, from each unit's observed loss (a diagnostic);
 * ``skills`` — a few latent skills in (N, D) with a per-family shift, read out by every
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from pipeline.errors import FitError
 from pipeline.laws.baselines import Direct, LogLinear, SigmoidCompute
+from pipeline.laws.auto import Auto
 from pipeline.laws.carry import CarryForward
 from pipeline.laws.link import Link
 from pipeline.laws.loss import LossLaw
@@ -36,8 +40,13 @@ METHODS = {
     "link": Link,
     "skills": Skills,
     "carry": CarryForward,
+    "line_final": LogLinear,
+    "line_frontier": LogLinear,
+    "sigmoid_final": SigmoidCompute,
+    "auto": Auto,
 }
-PRESETS = {"observational_compute": {"mode": "compute"}}
+PRESETS = {"observational_compute": {"mode": "compute"}, "line_final": {"rows": "final"},
+           "line_frontier": {"rows": "frontier"}, "sigmoid_final": {"rows": "final"}}
 
 
 def make(method: str, **options):
@@ -56,4 +65,4 @@ def make(method: str, **options):
 
 
 __all__ = ["METHODS", "make", "Direct", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw",
-           "Skills", "CarryForward"]
+           "Skills", "CarryForward", "Auto"]

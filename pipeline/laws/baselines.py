@@ -8,7 +8,8 @@
 * :class:`Direct` — the one-step method: Krajewski et al. 2025's power law on log accuracy
   (``form="power"``: with y' = (y - chance)/(1 - chance), log(-log y') = a log C + b, least
   squares, points with y' outside (0, 1) dropped; ceiling 1 by construction) or the sigmoid
-  above, chosen by nested extrapolation (``form="auto"``, :mod:`pipeline.laws.nested`).
+  above (``form="sigmoid"``), or chosen by nested extrapolation (``form="auto"``); the power law by
+  default: which method to trust is learned across ladders (:mod:`pipeline.laws.policy`).
 
 All use the same training units as the other laws (including the same skip of each run's
 early checkpoints), so a backtest compares methods on identical rows.
@@ -104,7 +105,7 @@ class Direct(SigmoidCompute):
 
     method = "direct"
 
-    def __init__(self, target, form: Literal["auto", "power", "sigmoid"] = "auto",
+    def __init__(self, target, form: Literal["auto", "power", "sigmoid"] = "power",
                  floor: Literal["auto", "chance", "free"] = "auto", chance: float | None = None,
                  huber_delta: float = 0.01, skip_fraction: float = 0.1, rows: Literal["all", "final", "frontier"] = "all",
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):

@@ -1,0 +1,59 @@
+"""Leave one ladder group out: the auto forecast and every method's interval, judged on ladders
+they learned nothing from.
+
+For each ladder group g (a real recipe, or a fold of simulated ladders), a policy is learned on
+every other group (:class:`pipeline.laws.policy.Policy`) and applied to g's forecasts: the auto
+forecast combines g's candidate predictions with the weights learned elsewhere, and every
+method's interval comes from its errors elsewhere.  The scores of :mod:`pipeline.ladders.scoring`
+on these out-of-group forecasts are the leave-one-ladder-out table.
+
+The auto forecast's own interval needs its errors on other groups; those are the auto forecasts
+of the first pass (each made without its own group): a cross-conformal approximation, in which
+the weights behind another group's auto errors did see g.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.laws.policy import AUTO, Policy, prediction_matrix, with_spread
+
+OUT = ["lower", "upper"]
+
+
+def auto_forecasts(table: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
+    """Rows of candidate ``auto``: each group's units forecast with weights learned without it."""
+    out = []
+    for group in sorted(table["group"].unique()):
+        policy = Policy.learn(table, candidates, level, exclude=[group], intervals=False)
+        mine = table.loc[table["group"] == group]
+        units, P = prediction_matrix(mine, candidates, fill=False)
+        if not len(units):
+            continue
+        point = policy.combine(units, P)
+        out.append(units.assign(candidate=AUTO, predicted=point,
+                                status=np.where(np.isfinite(point), "ok", "failed: no candidate")))
+    return pd.concat(out, ignore_index=True)[table.columns] if out else table.iloc[:0]
+
+
+def out_of_group_intervals(table: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
+    """``table`` with ``lower`` and ``upper`` for every forecast, each from a policy learned without its group."""
+    parts = []
+    for group in sorted(table["group"].unique()):
+        policy = Policy.learn(table, candidates, level, exclude=[group], weights=False)
+        mine = table.loc[table["group"] == group].copy()
+        mine["lower"], mine["upper"] = np.nan, np.nan
+        for method, rows in mine.loc[mine["status"] == "ok"].groupby("candidate"):
+            if method not in policy.intervals:
+                continue
+            lo, hi = policy.interval(str(method), rows["predicted"].to_numpy(float), rows)
+            mine.loc[rows.index, "lower"], mine.loc[rows.index, "upper"] = lo, hi
+        parts.append(mine)
+    return pd.concat(parts).sort_index()
+
+
+def evaluate(table: pd.DataFrame, candidates: list[str], level: float = 0.9) -> pd.DataFrame:
+    """Every candidate's and the auto forecast's out-of-group forecasts with their intervals."""
+    table = with_spread(table)
+    full = pd.concat([table, auto_forecasts(table, candidates, level)], ignore_index=True)
+    return out_of_group_intervals(full, candidates, level)

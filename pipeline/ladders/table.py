@@ -1,0 +1,72 @@
+"""The two tables the ladder collection writes.
+
+* the **forecast table** (``data/calibration/ladder_forecasts.csv``): every candidate's forecast of
+  every ladder's top at every holdout factor, with the problem's features, plus the auto
+  forecast made out of group; what :class:`pipeline.laws.policy.Policy` learns from;
+* the **leave-one-ladder-out table** (``reports/ladders/lolo.csv``): per ladder class (real, and
+  each simulated design) x holdout factor x method (and auto): MAE, coverage, median width and
+  interval score of the out-of-group forecasts, on the forecasts every method made, failures
+  counted.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.ladders import lolo, scoring
+from pipeline.laws.policy import AUTO, with_spread
+
+ROUND = 6  # significant digits of committed floats
+
+
+def forecast_table(harness_rows: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
+    """The harness rows with spread, plus the out-of-group auto forecasts, in a fixed order."""
+    table = with_spread(harness_rows)
+    table = pd.concat([table, lolo.auto_forecasts(table, candidates, level)], ignore_index=True)
+    return table.sort_values(["kind", "ladder", "factor", "candidate", "model"], kind="mergesort").reset_index(drop=True)
+
+
+def lolo_table(evaluated: pd.DataFrame, methods: list[str], level: float) -> pd.DataFrame:
+    """Per class x factor x method (and per factor over every class, class "ALL" ... by kind)."""
+    rows = evaluated.assign(ladder_class=np.where(evaluated["kind"] == "real", "real", evaluated["kind"]))
+    per_class = scoring.table(rows, methods, ["ladder_class", "factor"], level)
+    overall = scoring.table(rows.assign(ladder_class="ALL"), methods, ["ladder_class", "factor"], level)
+    out = pd.concat([per_class, overall], ignore_index=True)
+    out["is_over_mae"] = out["interval_score"] / out["mae"]
+    return out
+
+
+def methods_of(candidates: list[str]) -> list[str]:
+    return [AUTO] + list(candidates)
+
+
+def ladders_from_config(scores_table: pd.DataFrame, cfg: dict) -> list:
+    """Every real ladder of the configured suites, then the simulated zoo."""
+    from pipeline.ladders import collection
+
+    real = collection.real_ladders(scores_table, list(cfg["suites"]), int(cfg.get("min_sizes", 4)),
+                                   list(cfg.get("losses") or []), dict(cfg.get("lineage") or {}))
+    zoo_cfg = cfg.get("zoo") or {}
+    sim = collection.simulated_ladders(int(zoo_cfg.get("per_design", 30)), int(zoo_cfg.get("seed", 0)),
+                                       int(zoo_cfg.get("folds", 10))) if zoo_cfg.get("per_design", 30) else []
+    return real + sim
+
+
+def build(scores_table: pd.DataFrame, cfg: dict, processes: int = 1, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(forecast table, leave-one-ladder-out table) from the scores table and the ``ladders:`` settings."""
+    from pipeline.ladders import harness
+
+    candidates = list(cfg["candidates"])
+    level = float(cfg.get("level", 0.9))
+    ladders = ladders_from_config(scores_table, cfg)
+    log(f"{len(ladders)} ladders ({sum(lad.kind == 'real' for lad in ladders)} real); fitting {len(candidates)} "
+        f"candidates at factors {', '.join(f'{f:g}' for f in cfg['factors'])}")
+    rows = harness.run(ladders, {c: (c, {}) for c in candidates}, [float(f) for f in cfg["factors"]], processes)
+    forecasts = forecast_table(rows, candidates, level)
+    return forecasts, evaluate(forecasts, candidates, level)
+
+
+def evaluate(forecasts: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
+    """The leave-one-ladder-out table of a forecast table (auto rows included)."""
+    evaluated = lolo.out_of_group_intervals(forecasts, candidates, level)
+    return lolo_table(evaluated, methods_of(candidates), level)

@@ -1,0 +1,166 @@
+"""The forecast that travels: candidate methods weighted by what other ladders taught, with
+intervals calibrated on other ladders' errors (:mod:`pipeline.laws.policy`).
+
+* :class:`Auto` fits every candidate method of the policy on the training rows (no bootstrap:
+  its interval is conformal), combines their predictions with the policy's stacking weights for
+  the forecast's regime, and puts the policy's conformal interval of the auto forecast around it.
+* :class:`Calibrated` wraps one law: the law's own point forecast, the policy's conformal
+  interval for that method.
+
+Both need the features of the forecast problem (:func:`pipeline.laws.policy.ladder_features`) and
+the candidates' disagreement (:func:`pipeline.laws.conformal.spread`), computed from the cheap
+single-step candidates fitted on the same training rows.  The ladder calibration speaks of
+extrapolating a ladder up in scale: for a unit of a family with no training rows (a new family)
+:class:`Calibrated` keeps the law's own interval, and :class:`Auto` gives none.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+
+from pipeline.errors import CapcastError, FitError
+from pipeline.laws import data
+from pipeline.laws.base import OUTPUT
+from pipeline.laws.data import Metric
+from pipeline.laws.policy import AUTO, SPREAD_MEMBERS, Policy, ladder_features
+
+LOSS_METHODS = ("two_step", "link")
+_FITS = data.IdentityCache(512)  # candidate fits shared by every law of a backtest fold on the same rows
+
+
+def fit_candidate(method: str, target: str, loss, rows: pd.DataFrame):
+    """A fitted candidate law (no bootstrap), or the FitError that stopped it; cached per rows object."""
+    from pipeline.laws import make
+
+    def fit():
+        options = {"loss": loss} if method in LOSS_METHODS and loss else {}
+        try:
+            return make(method, target=target, n_bootstrap=0, **options).fit(rows)
+        except CapcastError as exc:
+            return exc
+
+    return _FITS.get((rows,), (method, str(target), str(loss)), fit)
+
+
+def predictions(fits: dict, rows: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:
+    """(n_units, n_fits) predictions of each fitted candidate (NaN where it failed)."""
+    out = np.full((len(units), len(fits)), np.nan)
+    key = units[data.UNIT].astype({"model": str})
+    for j, law in enumerate(fits.values()):
+        if isinstance(law, Exception):
+            continue
+        try:
+            pred = law.predict(rows)
+        except CapcastError:
+            continue
+        merged = key.merge(pred[data.UNIT + ["predicted"]].astype({"model": str}), on=data.UNIT, how="left")
+        out[:, j] = merged["predicted"].to_numpy(float)
+    return out
+
+
+class _Calibrated(BaseEstimator):
+    """What :class:`Auto` and :class:`Calibrated` share: the problem's features and the spread members."""
+
+    def _fit_context(self, rows: pd.DataFrame, loss) -> None:
+        target = Metric.parse(self.target)
+        self.chance_ = target.chance(rows)
+        self.features_ = ladder_features(rows, str(target), self.chance_)
+        self.members_ = {m: fit_candidate(m, str(target), loss, rows) for m in SPREAD_MEMBERS}
+        self.train_families_ = sorted(rows["family"].astype(str).unique())
+
+    def _unit_features(self, rows: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+        """Per unit: its distance beyond the training runs, the ladder's features, the spread."""
+        from pipeline.laws import conformal
+
+        f = {k: v for k, v in self.features_.items() if k != "log_c_max"}
+        feats = units[data.UNIT].assign(
+            distance=np.log10(units["compute_flops"].to_numpy(float)) - self.features_["log_c_max"], **f)
+        P = predictions(self.members_, rows, units)
+        feats["spread"] = conformal.spread(P, feats["floor"].to_numpy(float))
+        return feats
+
+    def _seen(self, units: pd.DataFrame) -> np.ndarray:
+        return units["family"].astype(str).isin(self.train_families_).to_numpy()
+
+
+class Auto(_Calibrated):
+    """The policy's weighted forecast of ``target`` and its conformal interval (``policy``: a
+    :class:`pipeline.laws.policy.Policy`)."""
+
+    method = AUTO
+
+    def __init__(self, target, loss=None, policy: Policy | None = None, level: float = 0.9, random_state: int = 0):
+        self.target, self.loss, self.policy, self.level, self.random_state = target, loss, policy, level, random_state
+
+    def fit(self, rows: pd.DataFrame):
+        if self.policy is None:
+            raise FitError("auto: no policy; learn one from the ladder table (python -m pipeline ladders)")
+        rows = rows.loc[(rows["tokens"] > 0)]
+        self._fit_context(rows, self.loss)
+        self.fits_ = {m: fit_candidate(m, str(Metric.parse(self.target)), self.loss, rows)
+                      for m in self.policy.candidates}
+        failed = {m: str(f) for m, f in self.fits_.items() if isinstance(f, Exception)}
+        if len(failed) == len(self.fits_):
+            raise FitError(f"auto: no candidate method could be fitted ({next(iter(failed.values()))})")
+        self.failed_ = failed
+        self.form_, self.inner_error_, self.params_used_ = "-", float("nan"), ""
+        return self
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        units = data.targets_to_predict(rows, Metric.parse(self.target))
+        feats = self._unit_features(rows, units)
+        P = predictions(self.fits_, rows, units)
+        point = self.policy.combine(feats, P)
+        lower, upper = self.policy.interval(AUTO, point, feats)
+        seen = self._seen(units)
+        self.weights_ = self.policy.weights_for(feats)
+        out = units.reindex(columns=data.UNIT + data.SCALE).copy()
+        out["actual"], out["stderr"] = units["value"].to_numpy(float), units["stderr"].to_numpy(float)
+        out["predicted"] = np.where(seen, np.clip(point, 0, 1), np.nan)
+        out["lower"], out["upper"] = np.where(seen, lower, np.nan), np.where(seen, upper, np.nan)
+        return out.reset_index(drop=True)[OUTPUT]
+
+    def form_label(self) -> str:
+        """The candidates' weights (the largest first), and those that could not be fitted."""
+        weights = getattr(self, "weights_", None)
+        text = "-" if weights is None else ", ".join(f"{m} {w:.2f}" for m, w in weights if w >= 0.005)
+        return text + (f"; not fitted: {', '.join(sorted(self.failed_))}" if self.failed_ else "")
+
+
+class Calibrated(_Calibrated):
+    """``law``'s point forecast with the policy's conformal interval for the method ``name`` (give
+    the law ``n_bootstrap=0`` where every unit it predicts is of a training family: the bootstrap
+    interval is then replaced)."""
+
+    def __init__(self, law, policy: Policy, name: str):
+        self.law, self.policy, self.name = law, policy, name
+
+    @property
+    def target(self):
+        return self.law.target
+
+    def fit(self, rows: pd.DataFrame):
+        self.law_ = clone(self.law).fit(rows)
+        self._fit_context(rows, getattr(self.law_, "loss_", None) or getattr(self.law, "loss", None))
+        return self
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        pred = self.law_.predict(rows)
+        units = data.targets_to_predict(rows, Metric.parse(self.target))
+        key = pred[data.UNIT].astype({"model": str})
+        units = key.merge(units.astype({"model": str}), on=data.UNIT, how="left")
+        feats = self._unit_features(rows, units)
+        lower, upper = self.policy.interval(self.name, pred["predicted"].to_numpy(float), feats)
+        seen = self._seen(units)
+        pred["lower"] = np.where(seen, lower, pred["lower"])
+        pred["upper"] = np.where(seen, upper, pred["upper"])
+        return pred
+
+    def __getattr__(self, name):  # the wrapped law's fitted state (form_, params_used_, ...)
+        if name.endswith("_") and not name.startswith("__") and "law_" in self.__dict__:
+            return getattr(self.__dict__["law_"], name)
+        raise AttributeError(name)
+
+    def form_label(self) -> str:
+        return self.law_.form_label()

@@ -1,0 +1,196 @@
+"""Intervals that hold on a ladder the method has not seen: normalised split conformal in link space.
+
+A method's interval at a new forecast is its point forecast plus or minus q x sigma(x) in link
+space, mapped back to accuracy:
+
+* link space (for accuracies): z = logit((y - floor) / (1 - floor)), with the floor at the task's
+  chance level (at 0 where the training values themselves sit below chance: inverse-scaling
+  tasks, adversarial distractors), so that every interval stays inside [floor, 1];
+* sigma(x) (Papadopoulos et al. 2008; Lei et al. 2018, section 5.2): the measurement noise of the
+  value in link space (its stderr through the link's slope) and a forecast error that grows with
+  what makes forecasts harder, exp(theta . phi(x)) over the forecast's features phi (decades of
+  compute beyond the training runs, that distance relative to the training range, the task's
+  noise, how far up from chance the ladder is, its slope, whether its runs have checkpoints);
+  theta is fitted by the Laplace likelihood of the calibration errors;
+* q: the (1 - alpha)(1 + 1/n) quantile of the calibration errors divided by their sigma (Lei,
+  G'Sell, Rinaldo, Tibshirani & Wasserman 2018): finite-sample coverage when the new forecast is
+  exchangeable with the calibration forecasts.
+
+The calibration errors are those of the same method on *other* ladders (leave-one-ladder-group-out,
+:mod:`pipeline.ladders`), at distances like the ones forecast: an error measured one rung out says
+nothing about a forecast twenty times further.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import expit, logit
+
+EPS = 1e-3  # link-space clip: an accuracy within 0.1% of its floor or ceiling
+MIN_FRACTION = 0.02  # the link's slope is taken no steeper than at 2% from a bound (noise through it)
+BELOW_CHANCE = 2.0  # stderr: training values this far below chance put the floor at 0
+PHI = ("one", "distance", "relative", "log_noise", "level", "slope", "abs_slope", "top_slope", "curvature",
+       "checkpointed", "log_runs_per_budget", "log_spread")
+MIN_SPREAD = 0.02
+LOG_FLOOR = 0.01  # link units added to |e| before its log: errors below it are all "none"
+SMOOTH = 0.05  # width of the pinball loss's smoothing, in log units
+NEIGHBOURS = 150  # calibration forecasts a local quantile is taken over
+RIDGE = 1e-3  # on the scale model's slopes: keeps it finite where a feature does not vary  # link units: candidates closer than this agree
+
+
+def floor_of(chance: float, train_values, train_stderr) -> float:
+    """The link's lower bound: ``chance``, or 0 where the training values sit below it by more
+    than ``BELOW_CHANCE`` stderr (median): a floor the data already cross cannot bound them."""
+    y = np.asarray(train_values, float)
+    se = np.asarray(train_stderr, float)
+    margin = BELOW_CHANCE * (float(np.nanmedian(se)) if np.isfinite(se).any() else 0.0)
+    return 0.0 if y.size and float(np.nanmin(y)) < chance - margin else float(chance)
+
+
+def to_link(y, floor) -> np.ndarray:
+    f = np.asarray(floor, float)
+    return logit(np.clip((np.asarray(y, float) - f) / (1 - f), EPS, 1 - EPS))
+
+
+def from_link(z, floor) -> np.ndarray:
+    f = np.asarray(floor, float)
+    return f + (1 - f) * expit(np.asarray(z, float))
+
+
+def link_noise(point, stderr, floor) -> np.ndarray:
+    """The stderr of a value near ``point`` in link space (delta method), 0 where unknown."""
+    f = np.asarray(floor, float)
+    u = np.clip((np.asarray(point, float) - f) / (1 - f), MIN_FRACTION, 1 - MIN_FRACTION)
+    se = np.nan_to_num(np.asarray(stderr, float))
+    return se / ((1 - f) * u * (1 - u))
+
+
+def spread(predictions, floor) -> np.ndarray:
+    """How much the candidate methods disagree about each forecast: the standard deviation of
+    their predictions (n, m; NaN = none) in link space, the strongest sign of a hard forecast."""
+    z = to_link(np.clip(np.asarray(predictions, float), 0, 1), np.asarray(floor, float)[:, None])
+    z = np.where(np.isfinite(np.asarray(predictions, float)), z, np.nan)
+    n = np.isfinite(z).sum(axis=1)
+    with np.errstate(all="ignore"):
+        mean = np.nansum(z, axis=1) / n
+        sd = np.sqrt(np.nansum((z - mean[:, None]) ** 2, axis=1) / np.maximum(n - 1, 1))
+    return np.where(n >= 2, sd, np.nan)
+
+
+def design(feats: pd.DataFrame) -> np.ndarray:
+    """phi(x): the columns :data:`PHI` of a frame with distance, span, noise, level, slope,
+    checkpoints and spread."""
+    d = np.maximum(feats["distance"].to_numpy(float), 0.0)
+    span = np.maximum(feats["span"].to_numpy(float), 0.1)
+    noise = feats["noise"].to_numpy(float)
+    noise = np.where(np.isfinite(noise) & (noise > 0), noise, 0.01)
+    level = np.nan_to_num(feats["level"].to_numpy(float), nan=0.5)
+    spread = np.nan_to_num(feats["spread"].to_numpy(float), nan=MIN_SPREAD)
+    slope = np.clip(np.nan_to_num(feats["slope"].to_numpy(float)), -1, 1)
+    return np.column_stack([np.ones(len(d)), d, np.minimum(d / span, 10.0), np.log(noise), np.clip(level, -1, 2),
+                            slope, np.abs(slope), np.clip(np.nan_to_num(feats["top_slope"].to_numpy(float)), -1, 1),
+                            np.clip(np.nan_to_num(feats["curvature"].to_numpy(float)), -1, 1),
+                            (feats["checkpoints"].to_numpy(float) >= 3).astype(float),
+                            np.log(np.maximum(np.nan_to_num(feats["runs_per_budget"].to_numpy(float), nan=1.0), 1.0)),
+                            np.log(np.maximum(spread, MIN_SPREAD))])
+
+
+@dataclass
+class Conformal:
+    """A fitted normalised-conformal interval: sigma(x) = sqrt(noise^2 + exp(2 theta . phi(x))), q.
+
+    theta makes sigma(x) the ``level`` quantile of |error| given x (quantile regression on the
+    log scale, as conformalised quantile regression does: Romano, Patterson & Candes 2019); q then
+    corrects it to finite-sample coverage on the calibration errors."""
+
+    theta: np.ndarray
+    q: float
+    level: float
+    n: int
+    # localisation (Guan 2023, "Localized conformal prediction"): the calibration forecasts'
+    # standardised features and normalised scores; a new forecast's q is the quantile of its
+    # NEIGHBOURS nearest calibration scores, so coverage holds region by region, not only on average
+    psi: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    centre: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, errors, noise_z, phi: np.ndarray, level: float, weights=None) -> "Conformal":
+        """From link-space errors (actual - predicted) of calibration forecasts, their link-space
+        noise and features ``phi`` (:func:`design`)."""
+        e = np.abs(np.asarray(errors, float))
+        nz = np.asarray(noise_z, float)
+        w = np.ones(len(e)) if weights is None else np.asarray(weights, float)
+        ok = np.isfinite(e) & np.isfinite(nz) & np.isfinite(phi).all(axis=1)
+        e, nz, phi, w = e[ok], nz[ok], phi[ok], w[ok] / np.sum(w[ok])
+        theta0 = np.zeros(phi.shape[1])
+        theta0[0] = np.log(max(np.median(e), 1e-3))
+
+        ridge = np.r_[0.0, np.full(phi.shape[1] - 1, RIDGE)]
+        log_e = np.log(e + LOG_FLOOR)
+
+        def pinball(theta):
+            """The smoothed pinball loss of log sigma as the ``level`` quantile of log |e| (so sigma
+            tracks the tail of the errors where they are, not their mean), and its gradient."""
+            m = np.exp(2 * np.clip(phi @ theta, -20, 20))
+            s2 = nz**2 + m
+            u = (log_e - 0.5 * np.log(s2)) / SMOOTH
+            value = float(np.sum(w * SMOOTH * (np.logaddexp(0, u) - (1 - level) * u)) + np.sum(ridge * theta**2))
+            dlog_s = m / s2  # d log sigma / d(phi theta)
+            grad = -phi.T @ (w * (expit(u) - (1 - level)) * dlog_s) + 2 * ridge * theta
+            return value, grad
+
+        theta = minimize(pinball, theta0, jac=True, method="L-BFGS-B").x
+        scores = e / _sigma(theta, nz, phi)
+        centre, scale = phi.mean(axis=0), phi.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(theta, _quantile(scores, w, level), level, int(len(e)), (phi - centre) / scale, scores, w,
+                   centre, scale)
+
+    def local_q(self, phi: np.ndarray) -> np.ndarray:
+        """q at each forecast: the conformal quantile of its ``NEIGHBOURS`` nearest calibration
+        forecasts' scores (the global q where there are too few)."""
+        if self.psi is None or len(self.scores) < NEIGHBOURS:
+            return np.full(len(phi), self.q)
+        psi = (phi - self.centre) / self.scale
+        out = np.empty(len(phi))
+        for i, row in enumerate(psi):
+            d2 = np.sum((self.psi - row) ** 2, axis=1)
+            near = np.argpartition(d2, NEIGHBOURS - 1)[:NEIGHBOURS]
+            out[i] = _quantile(self.scores[near], self.weights[near], self.level)
+        return out
+
+    def sigma(self, noise_z, phi: np.ndarray) -> np.ndarray:
+        return _sigma(self.theta, np.asarray(noise_z, float), phi)
+
+    def interval(self, point, floor, noise_z, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) in accuracy units, inside [floor, 1]."""
+        z = to_link(point, floor)
+        half = self.local_q(phi) * self.sigma(noise_z, phi)
+        return from_link(z - half, floor), from_link(z + half, floor)
+
+
+def _sigma(theta, nz, phi) -> np.ndarray:
+    return np.sqrt(nz**2 + np.exp(2 * np.clip(phi @ theta, -20, 20)))
+
+
+def _quantile(scores, weights, level: float) -> float:
+    """The weighted (level)(1 + 1/n) conformal quantile of ``scores`` (inf with too few)."""
+    n = len(scores)
+    target = min(level * (1 + 1 / max(n, 1)), 1.0)
+    if n == 0 or target >= 1.0:
+        return float("inf")
+    order = np.argsort(scores)
+    cum = np.cumsum(np.asarray(weights, float)[order])
+    return float(scores[order][np.searchsorted(cum, target * cum[-1])])
+
+
+def interval_score(lower, upper, actual, alpha: float) -> np.ndarray:
+    """Gneiting & Raftery 2007 (JASA 102:359, eq. 43): width plus 2/alpha x the miss; proper."""
+    lo, hi, y = (np.asarray(v, float) for v in (lower, upper, actual))
+    return (hi - lo) + (2 / alpha) * np.maximum(lo - y, 0) + (2 / alpha) * np.maximum(y - hi, 0)

@@ -1,0 +1,104 @@
+"""The ladder collection, the top-of-ladder holdouts, the harness and the leave-one-group-out
+evaluation (pipeline.ladders)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.ladders import collection, harness, holdout, lolo, scoring, zoo
+
+CHEAP = ["line_final", "loglinear", "sigmoid", "direct", "carry"]
+
+
+def _table():
+    rows = []
+    for fam, n_sizes in (("big", 5), ("small", 3)):
+        for i in range(n_sizes):
+            n = 1e8 * 3**i
+            for task, metric, value in (("arc_easy", "acc", 0.3 + 0.05 * i), ("arc_easy", "acc_norm", 0.31 + 0.05 * i),
+                                        ("arc_easy", "bpb", 1.2 - 0.1 * i), ("lambada_openai", "ppl", 30 - 4 * i)):
+                rows.append({"suite": "s", "model": f"{fam}-{i}", "family": fam, "params": n, "tokens": 2e10,
+                             "compute_flops": 6 * n * 2e10, "step": pd.NA, "task": task, "metric": metric,
+                             "value": value, "stderr": 0.01, "num_fewshot": 0, "source": "t"})
+    frame = pd.DataFrame(rows)
+    frame["step"] = frame["step"].astype("Int64")
+    return frame
+
+
+def test_real_ladders_one_per_family_task_with_enough_sizes_and_the_tasks_own_loss():
+    ladders = collection.real_ladders(_table(), ["s"], min_sizes=4, losses=["lambada_openai:ppl"],
+                                      lineages={"big": "recipe"})
+    assert [lad.name for lad in ladders] == ["s/big/arc_easy:acc/0shot"]  # acc preferred over acc_norm
+    lad = ladders[0]
+    assert lad.group == "recipe" and lad.kind == "real" and lad.loss == "arc_easy:bpb"
+    assert set(lad.rows["metric"]) == {"acc", "bpb"}
+
+
+def test_holdouts_train_below_the_factor_and_predict_the_top_rungs_final_checkpoints():
+    lad = zoo.simulate("checkpoints_constant_lr", 1)
+    ladder = collection.Ladder(lad.name, "g", lad.design, lad.rows, lad.target, lad.loss)
+    compute = holdout.run_compute(ladder.rows, ladder.target)
+    for hold in holdout.holdouts(ladder, [2, 4, 16]):
+        train_top = hold.train.groupby("model")["compute_flops"].max().max()
+        assert train_top <= compute.max() / hold.factor * (1 + 1e-9)
+        assert set(hold.test["model"]) == set(compute.index[compute >= compute.max() / holdout.TOP_RUNG])
+        # one checkpoint per predicted run: its last
+        acc = hold.test.loc[hold.test["metric"] == "acc"]
+        assert acc.groupby("model").size().max() == 1
+
+
+def _run(seed=2, design="odd_link"):
+    lad = zoo.simulate(design, seed)
+    ladder = collection.Ladder(lad.name, "g", lad.design, lad.rows, lad.target, lad.loss)
+    return ladder, harness.run_ladder(ladder, {c: (c, {}) for c in CHEAP}, [2, 4])
+
+
+def test_harness_scores_every_candidate_without_reading_the_held_out_values():
+    ladder, rows = _run()
+    assert set(rows["candidate"]) == set(CHEAP)
+    assert set(rows["factor"]) <= {2.0, 4.0}
+    assert rows["status"].isin(["ok"]).mean() > 0.5
+    # the same ladder with its top runs' values scrambled: the same predictions
+    tops = holdout.holdouts(ladder, [2])[0].test["model"].unique()
+    scrambled = ladder.rows.copy()
+    top = scrambled["model"].isin(tops)
+    scrambled.loc[top, "value"] = scrambled.loc[top, "value"].to_numpy()[::-1]
+    other = harness.run_ladder(collection.Ladder(ladder.name, "g", ladder.kind, scrambled, ladder.target, ladder.loss),
+                               {c: (c, {}) for c in CHEAP}, [2, 4])
+    assert np.allclose(rows["predicted"], other["predicted"], equal_nan=True)
+
+
+def test_a_two_step_candidate_without_a_loss_is_not_applicable_rather_than_failed():
+    lad = zoo.simulate("multi_budget", 0)
+    rows = lad.rows.loc[lad.rows["metric"] == "acc"]
+    ladder = collection.Ladder(lad.name, "g", lad.design, rows, lad.target, None)
+    out = harness.run_ladder(ladder, {"two_step": ("two_step", {})}, [2])
+    assert out["status"].str.startswith("n/a").all()
+
+
+def test_leave_one_group_out_forecasts_and_intervals():
+    frames = []
+    for i, design in enumerate(["odd_link", "near_ceiling", "multi_budget", "isoflop"] * 3):
+        lad = zoo.simulate(design, i)
+        ladder = collection.Ladder(lad.name, f"g{i % 4}", lad.design, lad.rows, lad.target, lad.loss)
+        frames.append(harness.run_ladder(ladder, {c: (c, {}) for c in CHEAP}, [2, 4]))
+    table = pd.concat(frames, ignore_index=True)
+    evaluated = lolo.evaluate(table, CHEAP)
+    auto = evaluated.loc[evaluated["candidate"] == "auto"]
+    assert len(auto) == len(table.drop_duplicates(["ladder", "factor", "model"]))
+    ok = evaluated.loc[evaluated["status"] == "ok"]
+    assert (ok["lower"] >= ok["floor"] - 1e-9).all() and (ok["upper"] <= 1 + 1e-9).all()
+    assert (ok["lower"] <= np.clip(ok["predicted"], ok["floor"], 1) + 1e-9).all()
+    scored = scoring.table(evaluated, ["auto"] + CHEAP, ["kind"])
+    assert set(scored.columns) >= {"shared_n", "failed", "mae", "coverage", "median_width", "interval_score"}
+    assert (scored["shared_n"] > 0).all()
+
+
+def test_scores_count_failures_and_compare_on_shared_forecasts():
+    rows = pd.DataFrame({"ladder": ["a", "a", "b", "b"], "factor": 2.0, "model": "m", "candidate": ["x", "y", "x", "y"],
+                         "status": ["ok", "ok", "ok", "failed: no"], "actual": 0.5, "predicted": [0.52, 0.6, 0.5, np.nan],
+                         "lower": [0.4, 0.55, 0.45, np.nan], "upper": [0.6, 0.7, 0.55, np.nan], "kind": "k"})
+    t = scoring.table(rows, ["x", "y"], ["kind"]).set_index("method")
+    assert t.loc["y", "failed"] == 1 and t.loc["x", "shared_n"] == 1  # only ladder a is shared
+    assert t.loc["x", "mae"] == pytest.approx(2.0) and t.loc["y", "coverage"] == 0.0

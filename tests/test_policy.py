@@ -1,0 +1,133 @@
+"""Row sets, the carry-forward baseline, conformal intervals in link space, stacking, and the
+auto forecast (pipeline.laws.data.row_set, carry, conformal, policy, auto)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.laws import conformal, make
+from pipeline.laws.data import Metric, row_set
+from pipeline.laws.policy import Policy, ladder_features, stack
+
+
+def _rows(units):
+    """Scores rows from (model, step, params, tokens, value) tuples, one accuracy metric."""
+    out = []
+    for model, step, n, d, v in units:
+        out.append({"suite": "t", "model": model, "family": "f", "params": n, "tokens": d, "compute_flops": 6 * n * d,
+                    "step": step, "task": "t", "metric": "acc", "value": v, "stderr": 0.01, "num_fewshot": 0,
+                    "chance": 0.25, "source": "test"})
+    frame = pd.DataFrame(out)
+    frame["step"] = frame["step"].astype("Int64")
+    return frame
+
+
+def test_final_rows_keep_each_runs_last_checkpoint():
+    rows = _rows([("a", 1, 1e8, 1e9, .3), ("a", 2, 1e8, 2e9, .35), ("b", 1, 2e8, 1e9, .32), ("b", 3, 2e8, 3e9, .4)])
+    kept = row_set(rows, Metric("t", "acc"), "final")
+    assert sorted(zip(kept["model"], kept["step"])) == [("a", 2), ("b", 3)]
+
+
+def test_frontier_keeps_the_best_run_of_each_budget_where_it_improves():
+    # two runs at budget 6e17 (0.4 and 0.45): the better one; a later budget that is worse is not on the frontier
+    rows = _rows([("a", None, 1e8, 1e9, .40), ("b", None, 2e8, 5e8, .45), ("c", None, 1e9, 1e9, .44),
+                  ("d", None, 1e9, 1e10, .6)])
+    kept = row_set(rows, Metric("t", "acc"), "frontier")
+    assert sorted(kept["model"]) == ["b", "d"]
+
+
+def test_carry_forward_predicts_the_top_rungs_mean_final_value():
+    rows = _rows([("a", None, 1e8, 2e9, .30), ("b", None, 1e9, 2e10, .50), ("c", None, 1.05e9, 1.9e10, .54)])
+    law = make("carry", target="t:acc", n_bootstrap=0).fit(rows)
+    pred = law.predict(_rows([("z", None, 1e10, 2e11, .7)]))
+    assert pred["predicted"].iloc[0] == pytest.approx(0.52)
+
+
+@settings(max_examples=60, deadline=None)
+@given(point=st.floats(0, 1), chance=st.sampled_from([0.0, 0.2, 0.25, 0.5]), half=st.floats(0, 50),
+       noise=st.floats(0, 0.2))
+def test_conformal_intervals_never_leave_floor_to_one(point, chance, half, noise):
+    model = conformal.Conformal(np.zeros(len(conformal.PHI)), half, 0.9, 10)
+    phi = np.zeros((1, len(conformal.PHI)))
+    lo, hi = model.interval(np.array([max(point, chance)]), np.array([chance]), np.array([noise]), phi)
+    assert chance - 1e-12 <= lo[0] <= hi[0] <= 1 + 1e-12
+
+
+def test_conformal_covers_at_the_stated_rate_where_the_scale_varies():
+    rng = np.random.default_rng(0)
+    n = 4000
+    x = rng.uniform(0, 2, n)  # an error that grows with a feature the model sees
+    phi = np.column_stack([np.ones(n), x])
+    e = rng.standard_normal(n) * 0.1 * np.exp(x)
+    fit = conformal.Conformal.fit(e[: n // 2], np.zeros(n // 2), phi[: n // 2], 0.9)
+    s = fit.sigma(np.zeros(n // 2), phi[n // 2:])
+    inside = np.abs(e[n // 2:]) <= fit.q * s
+    assert 0.88 <= inside.mean() <= 0.92
+    wide, narrow = s[x[n // 2:] > 1.5].mean(), s[x[n // 2:] < 0.5].mean()
+    assert wide > 3 * narrow  # it learned where the errors are larger
+
+
+def test_stacking_recovers_an_exact_mixture_and_stays_on_the_simplex():
+    rng = np.random.default_rng(1)
+    P = rng.uniform(0, 1, (200, 3))
+    y = P @ np.array([0.7, 0.0, 0.3])
+    w = stack(P, y)
+    assert w == pytest.approx([0.7, 0.0, 0.3], abs=1e-6)
+    assert w.min() >= 0 and w.sum() == pytest.approx(1.0)
+
+
+def _table(n_ladders=30, seed=0):
+    """A forecast table in the harness's columns: two candidates, one always 2 points better."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_ladders):
+        y = rng.uniform(0.4, 0.8)
+        for cand, bias in (("good", 0.0), ("bad", 0.08)):
+            for factor in (2.0, 4.0):
+                rows.append({"ladder": f"l{i}", "group": f"g{i % 5}", "kind": "real", "factor": factor,
+                             "candidate": cand, "model": "m", "params": 1e9, "tokens": 2e10, "compute_flops": 1.2e20,
+                             "chance": 0.25, "actual": y, "stderr": 0.01,
+                             "predicted": y + bias + rng.normal(0, 0.02), "status": "ok",
+                             "distance": np.log10(factor), "span": 1.0, "n_runs": 5, "n_sizes": 5, "checkpoints": 1,
+                             "noise": 0.01, "level": 0.5, "slope": 0.1, "top_slope": 0.1, "curvature": 0.0,
+                             "runs_per_budget": 1.0, "floor": 0.25, "spread": 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_policy_weights_the_candidate_that_forecasts_better_on_other_ladders():
+    policy = Policy.learn(_table(), ["good", "bad"], exclude=["g0"])
+    feats = _table().iloc[:4]
+    weights = dict(policy.weights_for(feats))
+    assert weights["good"] > 0.8
+
+
+def test_auto_forecast_does_not_depend_on_the_held_out_values():
+    """Permuting the held-out actual values changes no weight, point or interval."""
+    from pipeline.ladders import zoo
+
+    ladder = zoo.simulate("checkpoints_constant_lr", 3)
+    rows = ladder.rows
+    top = rows["params"].max()
+    train, test = rows.loc[rows["params"] < top / 3], rows.loc[(rows["params"] == top) & rows["step"].isna()]
+    if test.empty:
+        test = rows.loc[rows["params"] == top]
+    cands = ["line_final", "loglinear", "carry"]
+    table = _table()
+    table = pd.concat([table.assign(candidate=c) for c in cands + ["auto"]], ignore_index=True)
+    policy = Policy.learn(table, cands)
+    a = make("auto", target=ladder.target, policy=policy).fit(train).predict(test)
+    shuffled = test.copy()
+    shuffled["value"] = shuffled["value"].to_numpy()[::-1]
+    b = make("auto", target=ladder.target, policy=policy).fit(train).predict(shuffled)
+    for col in ("predicted", "lower", "upper"):
+        assert np.allclose(a[col], b[col], equal_nan=True)
+    assert (a["lower"] <= a["predicted"]).all() and (a["predicted"] <= a["upper"]).all()
+
+
+def test_ladder_features_come_from_the_training_rows_alone():
+    rows = _rows([("a", None, 1e8, 2e9, .30), ("b", None, 1e9, 2e10, .50)])
+    f = ladder_features(rows, "t:acc", 0.25)
+    assert f["n_runs"] == 2 and f["span"] == pytest.approx(2.0) and f["slope"] == pytest.approx(0.1)
