@@ -131,3 +131,20 @@ def test_ladder_features_come_from_the_training_rows_alone():
     rows = _rows([("a", None, 1e8, 2e9, .30), ("b", None, 1e9, 2e10, .50)])
     f = ladder_features(rows, "t:acc", 0.25)
     assert f["n_runs"] == 2 and f["span"] == pytest.approx(2.0) and f["slope"] == pytest.approx(0.1)
+
+
+def test_auto_clones_and_refits_to_the_same_forecast():
+    from sklearn.base import clone
+
+    from pipeline.ladders import zoo
+
+    ladder = zoo.simulate("multi_budget", 1)
+    rows = ladder.rows
+    train, test = rows.loc[rows["params"] < rows["params"].max()], rows.loc[rows["params"] == rows["params"].max()]
+    cands = ["line_final", "carry"]
+    table = pd.concat([_table().assign(candidate=c) for c in cands + ["auto"]], ignore_index=True)
+    law = make("auto", target=ladder.target, policy=Policy.learn(table, cands))
+    twin = clone(law)
+    assert twin.get_params(deep=False).keys() == law.get_params(deep=False).keys()
+    a, b = law.fit(train).predict(test), twin.fit(train).predict(test)
+    assert np.allclose(a["predicted"], b["predicted"]) and np.allclose(a["upper"], b["upper"])

@@ -25,7 +25,6 @@ from pipeline.errors import FitError
 from pipeline.laws import data, intervals, nested
 from pipeline.laws.data import Metric
 
-EXTRAPOLATION_FACTORS = ("forward", "beyond")  # calibration factors that stand in for extrapolation error
 OUTPUT = ["model", "step", "family", "params", "tokens", "compute_flops", "actual", "stderr",
           "predicted", "lower", "upper"]
 
@@ -60,27 +59,19 @@ class Law(BaseEstimator):
 
     # -- the estimator interface ----------------------------------------------------
     def fit(self, rows: pd.DataFrame):
-        """Choose the law's options by nested extrapolation (:meth:`_choose`), fit on all rows,
-        and fit the candidates the nested check could not rule out (their disagreement widens
-        the intervals)."""
+        """Choose the law's options left at "auto" by nested extrapolation (:meth:`_choose`), then
+        fit on all rows."""
         rows = self._row_set(rows)
         self._choose(rows)
         self._fit_final(rows)
-        self.alternatives_ = []
-        for options in self.plausible_:
-            try:
-                self.alternatives_.append(clone(self).set_params(**options, n_bootstrap=0)._fit_final(rows))
-            except FitError:
-                continue
         return self
 
     def _fit_final(self, rows: pd.DataFrame):
         """The fit with the options in ``chosen_`` (or the law's own): state, noise, intervals."""
         if not hasattr(self, "chosen_"):  # fitted without a nested choice (an inner fit)
-            self.chosen_, self.form_, self.extrapolation_rate_ = {}, "-", 0.0
+            self.chosen_, self.form_ = {}, "-"
             self.inner_errors_, self.inner_error_, self.inner_rung_ = {}, float("nan"), "none (not checked)"
             self.inner_folds_ = 0
-            self.plausible_, self.alternatives_ = [], []
         train = self._fit(rows).reset_index(drop=True)
         self.log10_c_max_ = float(np.log10(train["compute_flops"].to_numpy(float)).max())
         fitted = self._predict_state(self.state_, train)[0]
@@ -106,21 +97,7 @@ class Law(BaseEstimator):
         draws = None if self.boot_ is None else self._predict_state(self.boot_, units)
         seen = units["family"].astype(str).isin(self.train_families_).to_numpy()
         inflation = np.where(seen, self.inflation_, self.family_inflation_)
-        return self._output(units, point, draws, inflation, self._extra_columns(units), self._form_spread(units, point))
-
-    def _form_spread(self, units, point) -> np.ndarray:
-        """Root-mean-square difference between the chosen form's prediction and those of the
-        alternatives the nested check could not rule out (0 without any): how much the forecast
-        depends on a choice the training rows do not settle."""
-        diffs = []
-        for alt in getattr(self, "alternatives_", []):
-            try:
-                other = alt._predict_state(alt.state_, units)[0]
-            except FitError:
-                continue
-            if other.shape == np.shape(point) and np.isfinite(other).all():
-                diffs.append(np.clip(other, *(0.0, 1.0)) - point if self.target_.kind == "accuracy" else other - point)
-        return np.sqrt(np.mean(np.square(diffs), axis=0)) if diffs else np.zeros(len(point))
+        return self._output(units, point, draws, inflation, self._extra_columns(units))
 
     def _row_set(self, rows: pd.DataFrame) -> pd.DataFrame:
         """The training checkpoints the law fits on: its ``rows`` option ("all", each run's
@@ -147,21 +124,24 @@ class Law(BaseEstimator):
         return int(sum(np.shape(v)[-1] for v in state.values() if np.ndim(v) >= 2))
 
     def _choose(self, rows: pd.DataFrame) -> None:
-        """Hold out the top rung(s) of the training rows, fit every candidate on the rest, keep
-        the default (first) candidate unless another extrapolates there better by more than the
-        held-out values' noise (:mod:`pipeline.laws.nested`); the chosen one's error per decade
-        of extrapolation widens the intervals.  With nothing to choose the law's own setting is
-        scored the same way, for the intervals alone."""
+        """Where the law has options left at "auto" (:meth:`_candidates`): hold out the top rung(s)
+        of the training rows, fit every candidate on the rest, keep the default (first) candidate
+        unless another extrapolates there better by more than the held-out values' noise
+        (:mod:`pipeline.laws.nested`).  A law's intervals do not rest on this check: one ladder's
+        top rung is too little to size them by (:mod:`pipeline.laws.policy` sizes them across
+        ladders; :meth:`_uncertainty` on the training rows)."""
         candidates = self._candidates()
         self.chosen_ = dict(candidates[0]) if candidates else {}  # the default where no split is possible
         self.form_ = _label(self.chosen_)
-        self.inner_errors_, self.inner_error_, self.extrapolation_rate_, self.inner_folds_ = {}, float("nan"), 0.0, 0
-        self.plausible_ = [dict(c) for c in candidates[1:]]  # unchecked: every other candidate stays plausible
+        self.inner_errors_, self.inner_error_, self.inner_folds_ = {}, float("nan"), 0
+        self.inner_rung_ = "none (nothing to choose)"
+        if not candidates:
+            return
         splits = nested.inner_splits(rows, self.target_, self.folds)
         self.inner_rung_ = "; ".join(s.rung for s in splits) or "none (too few sizes or checkpoints to hold one out)"
         if not splits:
             return
-        results, splits = nested.score(self._inner_fit_predict, candidates or [{}], splits)
+        results, splits = nested.score(self._inner_fit_predict, candidates, splits)
         self.inner_errors_ = {_label(r.options): round(r.error, 6) for r in results}
         chosen = nested.choose(results, splits)
         if chosen is None:
@@ -172,8 +152,6 @@ class Law(BaseEstimator):
         self.chosen_ = dict(chosen.options)
         self.form_ = _label(self.chosen_)
         self.inner_error_ = chosen.error
-        self.extrapolation_rate_ = nested.extrapolation_rate(chosen, splits)
-        self.plausible_ = [dict(r.options) for r in nested.plausible(results, chosen, splits)]
 
     def form_label(self) -> str:
         """The chosen options (``form_``), and what the final fit changed of them: a link whose
@@ -195,7 +173,12 @@ class Law(BaseEstimator):
         return [int(self.random_state), salt]
 
     def _uncertainty(self, train, y, fitted) -> None:
-        """Bootstrap refits, then the calibration factors (see :mod:`pipeline.laws.intervals`)."""
+        """Bootstrap refits, then split-conformal factors from refits on held-out parts of the
+        training rows (:mod:`pipeline.laws.intervals`): the forward (or later-checkpoint) holdout
+        sizes the interval of a family the law has seen, leave-one-family-out refits that of a new
+        family.  Each factor is the conformal quantile of the held-out standardised errors over
+        the normal quantile: it widens or narrows the bootstrap interval to the coverage held-out
+        training rows had."""
         self.boot_, self.inflation_, self.family_inflation_, self.calibration_ = None, 1.0, 1.0, {}
         if not self.n_bootstrap:
             return
@@ -207,39 +190,26 @@ class Law(BaseEstimator):
         if np.isfinite(P).mean() < 0.5:
             raise FitError(f"{self.method}: most bootstrap refits of {self.target_} failed; the training rows "
                            f"do not pin the law down (widen --train)")
-        factors = intervals.oob_factors(y, P, boot(train), noise, self.level,
-                                        np.log(train["compute_flops"].to_numpy(float)))
+        scores = intervals.oob_scores(y, P, boot(train), noise)
         hold = intervals.holdouts(train, min(intervals.CALIBRATION_REPLICATES, self.n_bootstrap), self._seed(2))
         if hold is not None:
             Ph = self._predict_state(self._refit(hold), train)
-            factors.update(intervals.holdout_factors(y, Ph, hold, hold(train), noise, self.level))
+            scores.update(intervals.holdout_scores(y, Ph, hold, hold(train), noise))
+        factors = intervals.conformal_factors(scores, self.level)
         self.calibration_ = {k: round(v, 4) for k, v in factors.items()}
-        # Where the nested check measured how the error of extrapolating grows (at two distances:
-        # extrapolation_rate_, added per decade beyond the training range), the in-sample stand-ins
-        # for it (the forward refit, out-of-bag predictions beyond a resample's range) would count
-        # it twice; a single held-out rung is too little to rely on alone.
-        measured = self.inner_folds_ >= 2
-        inflating = [v for k, v in factors.items()
-                     if not k.startswith("family:") and not (measured and k in EXTRAPOLATION_FACTORS)]
-        self.inflation_ = max([1.0] + inflating)
-        self.family_inflation_ = max([self.inflation_] + [v for k, v in factors.items() if k.startswith("family:")])
+        self.inflation_ = factors.get("seen", 1.0)
+        self.family_inflation_ = factors.get("family", self.inflation_)
 
-    def _output(self, units: pd.DataFrame, point, draws, inflation, extra: dict, spread=0.0) -> pd.DataFrame:
+    def _output(self, units: pd.DataFrame, point, draws, inflation, extra: dict) -> pd.DataFrame:
         accuracy = self.target_.kind == "accuracy"
         noise = intervals.noise_sd(point, self.n_items_, self.misfit_, accuracy)
         bounds = (0.0, 1.0) if accuracy else None
         if bounds:
             point = np.clip(point, *bounds)
-        with np.errstate(divide="ignore"):
-            far = nested.extra_sd(self.extrapolation_rate_, np.log10(units["compute_flops"].to_numpy(float)),
-                                  self.log10_c_max_)
-        # the spread between plausible forms, as an sd whose 'level' interval just reaches them
-        far = np.hypot(far, np.asarray(spread, float) / intervals.z_value(self.level))
         # a unit's draws are keyed by its scale, not its name: renaming models changes nothing
         names = [f"{n:.6g}/{d:.6g}" for n, d in zip(units["params"].to_numpy(float), units["tokens"].to_numpy(float))]
         normals = lambda n: intervals.unit_normals(self._seed(7), names, n)  # noqa: E731
-        lower, upper = intervals.interval(point, draws, noise, self.level, normals,
-                                          bounds, inflation, extra_sd=far)
+        lower, upper = intervals.interval(point, draws, noise, self.level, normals, bounds, inflation)
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()
         out["actual"] = units["value"].to_numpy(float)
         out["stderr"] = units["stderr"].to_numpy(float)

@@ -17,21 +17,23 @@ calibration of both on held-out parts of the training rows.
 The interval is the (1-level)/2 and (1+level)/2 quantiles of bootstrap predictions plus a
 normal draw with the noise variance; seeded, so the same input gives the same interval.
 
-Calibration (training rows only).  A bootstrap interval measures how much the fit moves, not
-how wrong the law's shape is beyond the data, so it is checked on the training rows and
-widened (never narrowed) by the factor that makes ``level`` of the held-out training values
-fall inside (standardised errors |y - prediction| / sqrt(spread^2 + noise^2)):
+Calibration (training rows only): split conformal (Lei et al. 2018) on refits that leave part
+of the training rows out.  A bootstrap interval measures how much the fit moves, not how wrong
+the law's shape is beyond the data, so its width is rescaled by the conformal quantile of
+held-out standardised errors |y - prediction| / sqrt(spread^2 + noise^2), over the normal
+quantile (widened or narrowed to the coverage held-out training rows had):
 
-* out-of-bag: each resample leaves ~37% of the models out (Kim, Xu & Barber 2020, "Predictive
-  inference is free with the jackknife+-after-bootstrap"); both each unit's mean out-of-bag
-  prediction and every single out-of-bag prediction that extrapolates (a unit above the
-  compute range of the models that resample saw);
 * forward: refit on the training units below the median training compute (with its own small
-  bootstrap) and predict the units above, a miniature of a compute-cutoff split;
-* later: where runs have several checkpoints, refit on each run's first half (by tokens) and
-  predict its second half, a miniature of an early-to-final split;
-* family: refit without each training family in turn and predict it; this factor is used only
-  for units whose family has no training rows (a leave-family-out forecast).
+  bootstrap) and predict the units above, a miniature of a compute-cutoff split; this sizes the
+  interval of a family the law was fitted on;
+* later, where runs have several checkpoints (refit on each run's first half by tokens, predict
+  its second half), or out-of-bag predictions (Kim, Xu & Barber 2020), where there is no forward
+  holdout;
+* family: refit without each training family in turn and predict it; the pooled errors size the
+  interval of a unit whose family has no training rows (a leave-family-out forecast).
+
+For forecasts up a ladder, :mod:`pipeline.laws.policy` replaces these intervals with ones
+calibrated across many ladders (:class:`pipeline.laws.auto.Calibrated`).
 """
 from __future__ import annotations
 
@@ -169,42 +171,27 @@ def z_value(level: float) -> float:
     return NormalDist().inv_cdf((1 + level) / 2)
 
 
-def _factor(z, level: float) -> float:
-    z = np.asarray(z, float)
-    z = z[np.isfinite(z)]
-    if z.size < 3:
-        return 1.0
-    return float(max(1.0, np.quantile(z, level) / z_value(level)))
+MIN_SCORES = 5  # held-out errors a conformal factor needs; fewer: the next source, or none
 
 
-def oob_factors(y, P, W, noise, level: float, x=None, min_oob: int = 5) -> dict:
-    """Calibration factors from out-of-bag predictions ``P`` (B, n) of resamples ``W`` (B, n):
-    "oob" (each unit's mean out-of-bag prediction) and "beyond" (single out-of-bag predictions
-    of units above the compute range ``x`` of their resample: forecasts go up in scale)."""
+def oob_scores(y, P, W, noise) -> dict:
+    """Standardised out-of-bag errors of bootstrap predictions ``P`` (B, n) of resamples ``W``:
+    "oob", each unit's error against its mean out-of-bag prediction over sqrt(spread^2 + noise^2)."""
     y = np.asarray(y, float)
     P = np.asarray(P, float)
     oob = (np.asarray(W) == 0) & np.isfinite(P)
     noise = np.broadcast_to(np.asarray(noise, float), y.shape)
-    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = np.sqrt(np.nanvar(P, axis=0) + noise**2 + 1e-12)
-        ok = oob.sum(axis=0) >= min_oob
         mu = np.nanmean(np.where(oob, P, np.nan), axis=0)
-        out["oob"] = _factor((np.abs(y - mu) / spread)[ok], level)
-        if x is not None:
-            x = np.asarray(x, float)
-            inbag = np.asarray(W) > 0
-            hi = np.where(inbag, x[None, :], -np.inf).max(axis=1, keepdims=True)
-            beyond = oob & (x[None, :] > hi)
-            if beyond.any(axis=0).sum() >= 2:
-                out["beyond"] = _factor((np.abs(y[None, :] - P) / spread[None, :])[beyond], level)
-    return out
+        z = (np.abs(y - mu) / spread)[oob.sum(axis=0) >= 5]
+    return {"oob": z[np.isfinite(z)]}
 
 
-def holdout_factors(y, P, weights: Weights, W, noise, level: float) -> dict:
-    """Calibration factor per holdout set: errors of its plain refit on the units it left out,
-    standardised by its own bootstrap spread and the noise."""
+def holdout_scores(y, P, weights: Weights, W, noise) -> dict:
+    """Per holdout set, the standardised errors of its plain refit on the units it left out
+    (over the spread of its own bootstrap replicates and the noise)."""
     y = np.asarray(y, float)
     noise = np.broadcast_to(np.asarray(noise, float), y.shape)
     out = {}
@@ -214,7 +201,34 @@ def holdout_factors(y, P, weights: Weights, W, noise, level: float) -> dict:
             held = W[rows][0] == 0
             point, draws = P[rows][0], P[rows][1:]
             z = np.abs(y - point) / np.sqrt(np.nanvar(draws, axis=0) + noise**2 + 1e-12)
-            out[name] = _factor(z[held], level) if held.sum() >= 2 else 1.0
+            out[name] = z[held & np.isfinite(z)]
+    return out
+
+
+def conformal_quantile(scores, level: float) -> float:
+    """The split-conformal quantile of ``scores``: the ceil((n + 1) level)-th smallest (the largest
+    where n is too small for that), Lei et al. 2018."""
+    z = np.sort(np.asarray(scores, float))
+    k = int(np.ceil((len(z) + 1) * level))
+    return float(z[min(k, len(z)) - 1])
+
+
+def conformal_factors(scores: dict, level: float) -> dict:
+    """Interval factors from held-out standardised errors: "seen" (a family the law was fitted
+    on: the forward holdout's errors, else the later checkpoints', else out-of-bag) and "family"
+    (a new family: every leave-one-family-out refit's errors pooled).  A factor is the conformal
+    quantile over the normal quantile: below 1 it narrows the bootstrap interval."""
+    out = {}
+    for name in ("forward", "later", "oob"):
+        z = scores.get(name, np.array([]))
+        if len(z) >= MIN_SCORES:
+            out["seen"] = conformal_quantile(z, level) / z_value(level)
+            out["seen_from"] = {"forward": 1.0, "later": 2.0, "oob": 3.0}[name]
+            break
+    family = [z for k, z in scores.items() if k.startswith("family:")]
+    pooled = np.concatenate(family) if family else np.array([])
+    if len(pooled) >= MIN_SCORES:
+        out["family"] = conformal_quantile(pooled, level) / z_value(level)
     return out
 
 
@@ -229,15 +243,13 @@ def unit_normals(seed, names, n: int) -> np.ndarray:
 
 
 def interval(point, draws, noise, level: float, rng,
-             bounds: tuple[float, float] | None = None, inflation=1.0, extra_sd=0.0) -> tuple[np.ndarray, np.ndarray]:
+             bounds: tuple[float, float] | None = None, inflation=1.0) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) of a ``level`` prediction interval around ``point`` (m,).
 
     ``draws`` (B, m) are bootstrap predictions (NaN = failed refit or no prediction, ignored);
     ``rng`` a Generator, or a function B -> (B, m) normals (:func:`unit_normals`).
     With no usable draws the interval is point +- z * noise.  ``inflation`` (scalar or per
-    unit) scales both half-widths.  ``extra_sd`` (per unit): an error beyond what the bootstrap
-    and the calibration see (extrapolation, :func:`pipeline.laws.nested.extra_sd`), added to each
-    half-width in quadrature as a normal error.
+    unit) scales both half-widths.
     """
     point = np.asarray(point, float)
     noise = np.broadcast_to(np.asarray(noise, float), point.shape)
@@ -256,9 +268,8 @@ def interval(point, draws, noise, level: float, rng,
             lower = quantile(sim, lo_q, axis=0)
             upper = quantile(sim, hi_q, axis=0)
     lower, upper = np.minimum(lower, point), np.maximum(upper, point)
-    z, extra = z_value(level), np.broadcast_to(np.asarray(extra_sd, float), point.shape)
-    lower = point - np.hypot(inflation * (point - lower), z * extra)
-    upper = point + np.hypot(inflation * (upper - point), z * extra)
+    lower = point - inflation * (point - lower)
+    upper = point + inflation * (upper - point)
     if bounds is not None:
         lower, upper = np.clip(lower, *bounds), np.clip(upper, *bounds)
     return lower, upper
