@@ -110,11 +110,10 @@ def chance_of(ladder: Ladder) -> float:
 
 
 def simulated_ladders(n_per_design: int, seed: int = 0, folds: int = 10) -> list[Ladder]:
-    """The simulated zoo (:mod:`pipeline.ladders.zoo`) as ladders, grouped into ``folds`` folds
-    (each fold holds ladders of every design, and is left out as one group)."""
+    """The simulated zoo (:mod:`pipeline.ladders.zoo`) as ladders, grouped into ``folds`` folds by
+    seed (each fold holds ladders of every design, and is left out as one group; a larger zoo
+    keeps the smaller one's folds)."""
     from pipeline.ladders import zoo
 
-    out = []
-    for i, sim in enumerate(zoo.zoo(n_per_design, seed)):
-        out.append(Ladder(sim.name, f"zoo-fold{i % folds}", sim.design, sim.rows, sim.target, sim.loss))
-    return out
+    return [Ladder(sim.name, f"zoo-fold{sim.seed % folds}", sim.design, sim.rows, sim.target, sim.loss)
+            for sim in zoo.zoo(n_per_design, seed)]

@@ -16,14 +16,26 @@ import pandas as pd
 from pipeline.ladders import lolo, scoring
 from pipeline.laws.policy import AUTO, with_spread
 
-ROUND = 6  # significant digits of committed floats
+FLOAT_FORMAT = "%.6g"  # committed floats: stable to the last digit on every machine
+STATUS_CHARS = 80  # a failure's reason, cut (the full one is in the log)
+DROP = ["params", "tokens", "compute_flops"]  # the features carry what the policy needs of the scale
 
 
 def forecast_table(harness_rows: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
     """The harness rows with spread, plus the out-of-group auto forecasts, in a fixed order."""
-    table = with_spread(harness_rows)
+    table = with_spread(harness_rows.drop(columns=DROP, errors="ignore"))
+    table["status"] = table["status"].astype(str).str.slice(0, STATUS_CHARS)
     table = pd.concat([table, lolo.auto_forecasts(table, candidates, level)], ignore_index=True)
     return table.sort_values(["kind", "ladder", "factor", "candidate", "model"], kind="mergesort").reset_index(drop=True)
+
+
+def write_forecasts(forecasts: pd.DataFrame, path) -> None:
+    """Gzipped CSV with a fixed header time, so the same table is the same bytes."""
+    from pipeline import scores
+
+    scores.atomic_write(path, lambda tmp: forecasts.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
+                                                           lineterminator="\n",
+                                                           compression={"method": "gzip", "mtime": 0}))
 
 
 def lolo_table(evaluated: pd.DataFrame, methods: list[str], level: float) -> pd.DataFrame:

@@ -141,9 +141,29 @@ class Calibrated(_Calibrated):
         return self.law.target
 
     def fit(self, rows: pd.DataFrame):
-        self.law_ = clone(self.law).fit(rows)
-        self._fit_context(rows, getattr(self.law_, "loss_", None) or getattr(self.law, "loss", None))
+        loss = getattr(self.law, "loss", None)
+        if self._is_candidate(loss):  # the same fit as auto's candidate of that name: fitted once
+            fitted = fit_candidate(self.name, str(Metric.parse(self.target)), loss, rows)
+            if isinstance(fitted, Exception):
+                raise fitted
+            self.law_ = fitted
+        else:
+            self.law_ = clone(self.law).fit(rows)
+        self._fit_context(rows, getattr(self.law_, "loss_", None) or loss)
         return self
+
+    def _is_candidate(self, loss) -> bool:
+        """Whether ``law`` is the policy's candidate ``name`` as auto fits it (default options)."""
+        from pipeline.laws import make
+
+        options = {"loss": loss} if self.name in LOSS_METHODS and loss else {}
+        try:
+            plain = make(self.name, target=self.target, n_bootstrap=0, **options)
+        except CapcastError:
+            return False
+        mine = self.law.get_params(deep=False)
+        return mine == {**plain.get_params(deep=False), "level": mine.get("level"),
+                        "random_state": mine.get("random_state")}
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         pred = self.law_.predict(rows)
