@@ -33,16 +33,5 @@ def main(argv: list[str] | None = None) -> int:
     return module.main(argv[1:])
 
 
-def run_cli(func, argv) -> int:
-    """Run a stage's body; turn known input errors into one-line messages, not tracebacks."""
-    from pipeline.errors import CapcastError
-
-    try:
-        return func(argv) or 0
-    except CapcastError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
     sys.exit(main())

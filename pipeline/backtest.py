@@ -35,7 +35,6 @@ from pipeline.parallel import fork_map
 OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
 PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
                 "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
-FLOAT_FORMAT = "%.6g"
 
 
 # -- selecting rows -------------------------------------------------------------------
@@ -248,10 +247,6 @@ def write_metrics(summary: dict, out_dir: Path) -> None:
             path.rmdir()
 
 
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
-
-
 # -- the stage -------------------------------------------------------------------------
 def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = None, only=None) -> dict:
     t0 = time.perf_counter()
@@ -288,11 +283,11 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     preds = pd.concat(all_preds, ignore_index=True) if all_preds else pd.DataFrame(columns=PRED_COLUMNS)
     results = score(preds)
     errors = pd.DataFrame(all_errors, columns=["split", "fold", "method", "target", "error"])
-    write_csv(results, out / "backtest.csv")
-    write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
+    scores.write_csv(results, out / "backtest.csv")
+    scores.write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
                                                                  "params_used") if c in preds]),
               out / "backtest_predictions.csv")
-    write_csv(errors, out / "backtest_errors.csv")
+    scores.write_csv(errors, out / "backtest_errors.csv")
     summary = metrics(results)
     write_metrics(summary, out / "metrics")
     _print_summary(results)
@@ -431,7 +426,7 @@ def cli(args) -> int:
         print(f"{str(r['model']) + step:<{width + 8}} actual {actual}  predicted {r['predicted']:.4f}  "
               f"{pct}% [{r['lower']:.4f}, {r['upper']:.4f}]")
     if args.out:
-        write_csv(pred.reindex(columns=OUT_COLUMNS), Path(args.out))
+        scores.write_csv(pred.reindex(columns=OUT_COLUMNS), Path(args.out))
     s = score_group(pred)
     unit = "points" if scores.metric_kind(target.rpartition(":")[2]) == "accuracy" else "(metric units)"
     print(law_line(pred, unit))
@@ -469,6 +464,6 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
 
     return run_cli(_main, sys.argv[1:] if argv is None else argv)

@@ -841,7 +841,7 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
 
     try:
         return run_cli(_main, list(sys.argv[1:] if argv is None else argv))

@@ -34,8 +34,6 @@ from pipeline import family_skills, params, scores
 from pipeline.errors import CapcastError
 from pipeline.parallel import fork_map
 
-FLOAT_FORMAT = "%.6g"
-
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
                     "task", "metric", "num_fewshot", "method", "level", "predicted", "lower", "upper"]
 CURVE_COLUMNS = ["target", "family", "suite", "task", "metric", "num_fewshot", "method",
@@ -97,14 +95,6 @@ def parse_targets(cfg: dict) -> list[Target]:
     return out
 
 
-def final_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (suite, model, task, metric, shots): the latest step (or the only, stepless, row)."""
-    order = table.assign(_step=table["step"].fillna(np.iinfo(np.int64).max).astype("int64"))
-    keys = ["suite", "model", "task", "metric", "num_fewshot"]
-    idx = order.sort_values("_step", kind="mergesort").groupby(keys, dropna=False)["_step"].idxmax()
-    return table.loc[np.sort(idx.to_numpy())]
-
-
 # ------------------------------------------------------------------------- family comparison
 def capability_scores(table: pd.DataFrame, suite: str, tasks: list | None = None,
                       num_fewshot: int | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -115,7 +105,7 @@ def capability_scores(table: pd.DataFrame, suite: str, tasks: list | None = None
     have all of them.  Columns are standardised before the SVD; the sign makes the score rise with
     mean accuracy.  Returns (scores per model, tasks used).
     """
-    rows = final_checkpoints(table[table["suite"] == suite])
+    rows = scores.final_checkpoints(table[table["suite"] == suite])
     rows = rows[rows["metric"].map(scores.metric_kind) == "accuracy"]
     if num_fewshot is not None:
         rows = rows[rows["num_fewshot"] == num_fewshot]
@@ -295,7 +285,7 @@ def target_units(table: pd.DataFrame, target: Target, cfg: dict) -> pd.DataFrame
     """The units a target's laws predict: the target itself (first row), then ``curve_points``
     models along its recipe from the family's smallest compute up to it (the fitted curves)."""
     fixed = "tokens" if target.fixed == "tokens" else "ratio"
-    own = final_checkpoints(table[(table["suite"] == target.suite) & (table["family"] == target.family)])
+    own = scores.final_checkpoints(table[(table["suite"] == target.suite) & (table["family"] == target.family)])
     own = own[own["compute_flops"] > 0]
     lo = float(own["compute_flops"].min()) if len(own) else target.compute_flops / 1e3
     grid = np.logspace(np.log10(lo), np.log10(target.compute_flops), int(cfg.get("curve_points", 40)))
@@ -391,11 +381,6 @@ def forecast_all(table: pd.DataFrame, cfg: dict, extra=None) -> tuple:
 
 
 # ----------------------------------------------------------------------------------- writing
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
-                                                    lineterminator="\n"))
-
-
 def _main(argv) -> int:
     from pipeline import ladder
 
@@ -417,12 +402,12 @@ def _main(argv) -> int:
     predictions = family_skills.read_predictions(args.predictions)
     fc, curves, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
         table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)), predictions))
-    write_csv(fc, out / "forecast.csv")
-    write_csv(curves, out / "forecast_curves.csv")
+    scores.write_csv(fc, out / "forecast.csv")
+    scores.write_csv(curves, out / "forecast_curves.csv")
     offsets, caps = family_comparison(table, cfg, interval)
-    write_csv(offsets, out / "family_offsets.csv")
-    write_csv(caps, out / "capability.csv")
-    write_csv(skills, out / "family_skills.csv")
+    scores.write_csv(offsets, out / "family_offsets.csv")
+    scores.write_csv(caps, out / "capability.csv")
+    scores.write_csv(skills, out / "family_skills.csv")
     print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
           f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
           f"family_skills.csv ({len(skills)} rows)")
@@ -432,6 +417,6 @@ def _main(argv) -> int:
 def main(argv=None) -> int:
     import sys
 
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
 
     return run_cli(_main, sys.argv[1:] if argv is None else argv)

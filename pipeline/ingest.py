@@ -464,7 +464,7 @@ def ingest(root: str) -> tuple[pd.DataFrame, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
 
     return run_cli(_main, argv)
 

@@ -564,6 +564,6 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
 
     return run_cli(_main, argv)

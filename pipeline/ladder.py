@@ -385,7 +385,7 @@ def main_forecast(argv) -> int:
     for _, r in res.forecast.iterrows():
         print(line(r, req.level))
     if args.out:
-        forecast.write_csv(res.forecast, Path(args.out))
+        scores.write_csv(res.forecast, Path(args.out))
     return 0
 
 
@@ -418,7 +418,7 @@ def main_report(argv) -> int:
     # the tables the report cites, beside it
     for name, frame in (("forecast.csv", res.forecast), ("forecast_curves.csv", res.curves),
                         ("backtest.csv", res.backtest), ("backtest_predictions.csv", res.predictions)):
-        forecast.write_csv(frame, out / name)
+        scores.write_csv(frame, out / name)
     print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
     return 0
 

@@ -342,10 +342,6 @@ def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- writing
-def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n"))
-
-
 def markdown(curves: pd.DataFrame, em: pd.DataFrame, ck: pd.DataFrame, metrics: dict | None, cfg: dict) -> str:
     """The report's trends section."""
     lines = ["## Trends: shape of every curve over scale", ""]
@@ -456,17 +452,17 @@ def run(args) -> int:
     _clean_temps([out, args.emergence_out or f"{stem}_emergence.csv", args.checkpoints_out or f"{stem}_checkpoints.csv",
                   f"{stem}_heldout.csv", args.metrics_out, args.markdown_out, *backtest_paths(args).values()])
     curves, em = analyse_table(table, cfg)
-    write_csv(curves, out)
+    scores.write_csv(curves, out)
     em_path = Path(args.emergence_out or f"{stem}_emergence.csv")
     if len(em) == 0:
         em = pd.DataFrame(columns=CURVE_KEY + ["label", "method", "level", "cross_compute"])
-    write_csv(em, em_path)
+    scores.write_csv(em, em_path)
     ck = analyse_checkpoints(table, cfg)
-    write_csv(ck, Path(args.checkpoints_out or f"{stem}_checkpoints.csv"))
+    scores.write_csv(ck, Path(args.checkpoints_out or f"{stem}_checkpoints.csv"))
     metrics = None
     if args.train:
         ho = trends_backtest.holdout(full, table, cfg, "train-query", seed=cfg["seed"])
-        write_csv(ho, Path(f"{stem}_heldout.csv"))
+        scores.write_csv(ho, Path(f"{stem}_heldout.csv"))
     if args.backtest_out:
         metrics = run_backtests(full, cfg, args)
     if args.markdown_out:
@@ -503,18 +499,18 @@ def run_backtests(full: pd.DataFrame, cfg: dict, args) -> dict:
     if not parts:
         raise TrendsError("--backtest-out given but params.yaml trends.backtest lists no splits")
     bt = pd.concat(parts, ignore_index=True)
-    write_csv(bt, paths["points"])
-    write_csv(trends_backtest.confusion(bt), paths["confusion"])
+    scores.write_csv(bt, paths["points"])
+    scores.write_csv(trends_backtest.confusion(bt), paths["confusion"])
     metrics = trends_backtest.backtest_metrics(bt)
     eb = trends_backtest.crossing_backtest(full, cfg, seed=cfg["seed"])
-    write_csv(eb, paths["emergence"])
+    scores.write_csv(eb, paths["emergence"])
     summary = trends_backtest.crossing_summary(eb)
-    write_csv(summary, paths["crossing"])
+    scores.write_csv(summary, paths["crossing"])
     metrics["crossing"] = trends_backtest.crossing_metrics(summary)
     if args.metrics_out:
         text = json.dumps(trends_backtest.dvc_metrics(metrics), indent=2) + "\n"
         scores.atomic_write(args.metrics_out, lambda tmp: Path(tmp).write_text(text))
-        write_csv(trends_backtest.summary_frame(metrics), Path(args.metrics_out).with_name("trends_backtest_summary.csv"))
+        scores.write_csv(trends_backtest.summary_frame(metrics), Path(args.metrics_out).with_name("trends_backtest_summary.csv"))
     return metrics
 
 
@@ -548,6 +544,6 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
 
     return run_cli(_main, argv)

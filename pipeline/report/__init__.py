@@ -25,7 +25,7 @@ from pipeline import plotting  # noqa: F401  (report.plotting.plt, for callers c
 
 
 def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
     from pipeline.report.cli import _main
 
     return run_cli(_main, argv)
