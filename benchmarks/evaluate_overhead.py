@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import evaluate as ev  # noqa: E402
+from pipeline.sources import evaluation as ev  # noqa: E402
 from tests.tiny_models import OPT, TASKS_DIR, build_zoo  # noqa: E402
 
 TASKS = ["capcast_tiny_mc", "capcast_tiny_lastword"]

@@ -18,6 +18,9 @@ STAGES = {
     "report": "reports/index.html, reports/forecast.md and plots",
 }
 
+MODULES = {"ingest": "pipeline.sources.published", "evaluate": "pipeline.sources.evaluation",
+           "collect": "pipeline.stages.collect"}  # while the stages move to pipeline.stages
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -29,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nerror: unknown stage {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
-    module = importlib.import_module(f"pipeline.{argv[0]}")
+    module = importlib.import_module(MODULES.get(argv[0], f"pipeline.{argv[0]}"))
     return module.main(argv[1:])
 
 

@@ -451,7 +451,7 @@ class Evaluate(Check):
              "include_path": Str() | Null(), "out_dir": Str(), "model_args": MapOf(Str(), Anything()) | Null()}
 
     def __call__(self, value, path, ctx):
-        from pipeline import evaluate
+        from pipeline.sources import evaluation as evaluate
 
         if not isinstance(value, dict):
             raise _Bad(path, f"must be a mapping, got {_shown(value)}")

@@ -230,7 +230,7 @@ def non_embedding(family: str, n: np.ndarray, known: list | None = None) -> np.n
     fitted linear in log N and extrapolated.  None when there are fewer than 3 counts: the laws then
     use total N for every unit (``params="auto"``), as they do for the training models.
     """
-    from pipeline import families
+    from pipeline.sources import families
 
     fam = families.FAMILIES.get(family)
     registry = [(m.params, m.params_non_embedding) for m in (fam.models if fam else ()) if m.params_non_embedding]

@@ -193,7 +193,7 @@ def test_trends_train_query_that_keeps_only_initialisation(tmp_path, capsys):
 
 
 def test_non_utf8_json_in_ingest_names_the_file(tmp_path):
-    from pipeline import ingest
+    from pipeline.sources import published as ingest
 
     bad = tmp_path / "pythia_evals/pythia-v1/pythia-70m/zero-shot/70m_step1000.json"
     bad.parent.mkdir(parents=True)
@@ -210,7 +210,7 @@ def test_non_utf8_json_in_ingest_names_the_file(tmp_path):
 ])
 def test_evaluate_checks_batch_size_and_device_before_loading_anything(tmp_path, capsys, monkeypatch, flag, value,
                                                                          message):
-    from pipeline import evaluate
+    from pipeline.sources import evaluation as evaluate
 
     monkeypatch.setattr(evaluate, "load_lm", lambda *a: pytest.fail("a model was loaded"))
     monkeypatch.setattr(evaluate, "task_manager", lambda *a: pytest.fail("tasks were loaded"))

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import evaluate as ev
-from pipeline import families, scores, taskloss
+from pipeline import scores
+from pipeline.sources import evaluation as ev
+from pipeline.sources import families, taskloss
 from pipeline.errors import CapcastError
 from tests.paths import ROOT
 from tests.tiny_models import TASKS_DIR, TOKENS_PER_STEP
@@ -407,7 +408,7 @@ def test_task_loss_of_one_document_by_hand():
 # ------------------------------------------------------------------------ evaluate -> collect -> fit
 @pytest.mark.slow
 def test_collect_folds_evaluations_beside_published_rows_and_a_law_fits(first_run):
-    from pipeline.collect import collect
+    from pipeline.stages.collect import collect
 
     out, _ = first_run
     published = ROOT / "data" / "published" / "scores.csv"

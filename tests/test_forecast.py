@@ -192,7 +192,7 @@ def test_offsets_agree_with_the_observational_laws_family_lines():
 
 
 def test_non_embedding_counts_extrapolate_the_registry():
-    from pipeline import families
+    from pipeline.sources import families
 
     pythia = families.FAMILIES["pythia"].models
     n = np.array([m.params for m in pythia])

@@ -5,8 +5,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipeline import ingest, scores
-from pipeline.ingest import IngestError, Store
+from pipeline import scores
+from pipeline.sources import published as ingest
+from pipeline.sources.published import IngestError, Store
 from tests.paths import EXTERNAL, ROOT, needs_shared
 
 pytestmark = needs_shared

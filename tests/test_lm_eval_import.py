@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import evaluate as ev
-from pipeline import ingest, scores, taskloss
-from pipeline import ingest_lm_eval as lm
+from pipeline import scores
+from pipeline.sources import evaluation as ev
+from pipeline.sources import lm_eval as lm
+from pipeline.sources import published as ingest
+from pipeline.sources import taskloss
 from tests.paths import ROOT
 from tests.tiny_models import TOKENS_PER_STEP, run_lm_eval_cli
 
@@ -108,7 +110,7 @@ def test_the_cli_writes_the_table_and_collect_folds_it_in(ladder, tmp_path, caps
     again = tmp_path / "again.parquet"
     assert ingest.main(argv[:-1] + [str(again)]) == 0
     assert again.read_bytes() == out.read_bytes()  # same inputs, same bytes
-    from pipeline.collect import collect
+    from pipeline.stages.collect import collect
 
     both = collect(ROOT / "data" / "published" / "scores.csv", None,
                    [{"path": str(ladder), "family": "tiny-neox", "tokens_per_step": TOKENS_PER_STEP}])

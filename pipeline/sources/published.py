@@ -25,7 +25,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from pipeline import families, scores
+from pipeline import scores
+from pipeline.sources import families
 from pipeline.errors import CapcastError
 
 
@@ -126,7 +127,7 @@ def _model_args(config: dict) -> dict:
 def _registry_model(name: str, where: str) -> tuple[families.Family, families.Model]:
     found = families.find(name)
     if found is None:
-        raise IngestError(f"{where}: unknown model {name!r}; add it to pipeline/families.py")
+        raise IngestError(f"{where}: unknown model {name!r}; add it to pipeline/sources/families.py")
     return found
 
 
@@ -470,10 +471,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv) -> int:
-    if argv and argv[0] == "lm-eval":  # your own lm-eval output folders (pipeline/ingest_lm_eval.py)
-        from pipeline import ingest_lm_eval
+    if argv and argv[0] == "lm-eval":  # your own lm-eval output folders (pipeline/sources/lm_eval.py)
+        from pipeline.sources import lm_eval
 
-        return ingest_lm_eval._main(argv[1:])
+        return lm_eval._main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0],
                                      epilog="python -m pipeline ingest lm-eval DIR... --out FILE: import your own "
                                             "lm-eval output folders (see --help there)")

@@ -7,7 +7,7 @@ runs each task through lm-eval's Python API exactly as ``simple_evaluate`` does,
 
 * lm-eval's own aggregated metrics (acc, acc_norm, perplexity, ...);
 * task losses computed from the same run's per-sample log-likelihoods (see
-  :mod:`pipeline.taskloss`; no second forward pass): ``nll``, ``nll_token``, ``nll_char``,
+  :mod:`pipeline.sources.taskloss`; no second forward pass): ``nll``, ``nll_token``, ``nll_char``,
   ``bpb`` and ``prob_correct``;
 * every choice's log-likelihood per document, gzipped, under ``samples/``;
 * lm-eval and task versions, the parameter counts of the loaded model, tokens seen.
@@ -42,7 +42,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import families, params, scores, taskloss
+from pipeline import params, scores
+from pipeline.sources import families, taskloss
 from pipeline.errors import CapcastError
 
 SUITE = "capcast_eval"
@@ -135,7 +136,7 @@ def _tokens(entry: dict, model: str, revision: str, where: str) -> tuple[float, 
         return step * _number(entry["tokens_per_step"], f"{where}.tokens_per_step"), "params.yaml (tokens_per_step x step)"
     found = families.find(model)
     if found is None:
-        raise CapcastError(f"{where}: {model!r} is not in the families registry (pipeline/families.py); "
+        raise CapcastError(f"{where}: {model!r} is not in the families registry (pipeline/sources/families.py); "
                            "give its training tokens: 'tokens: N', 'tokens: {revision: N}' or 'tokens_per_step: N'")
     fam, facts = found
     if fam.tokens_per_step is not None and revision != "main" and step is None:
@@ -318,7 +319,7 @@ def write_samples(path: Path, docs: list[taskloss.DocScores]) -> str:
 
 
 def read_samples(path: str | os.PathLike) -> list[dict]:
-    """The per-document log-likelihoods of one evaluation (see :class:`pipeline.taskloss.DocScores`)."""
+    """The per-document log-likelihoods of one evaluation (see :class:`pipeline.sources.taskloss.DocScores`)."""
     with gzip.open(path, "rt") as f:
         return [json.loads(line) for line in f]
 

@@ -9,7 +9,7 @@ the model (``config.model_args``: ``pretrained=``, and ``revision=stepN`` as the
 (``n-shot``), the task versions, ``model_num_parameters`` and lm-eval's aggregated metrics, as
 rows.  Beside it, the ``samples_<task>_<date>.jsonl`` files of the same run give the task losses
 (nll, nll_token, nll_char, bpb, prob_correct) and the random-guess level of each task, computed
-by the same code as the evaluate stage (:mod:`pipeline.taskloss`).
+by the same code as the evaluate stage (:mod:`pipeline.sources.taskloss`).
 
 Token counts (for ``nll_token``) and the non-embedding parameter count need the checkpoint's
 tokenizer and config.json; they are read from the model folder or the local Hugging Face cache
@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import families, scores, taskloss
+from pipeline import scores
+from pipeline.sources import families, taskloss
 from pipeline.errors import CapcastError
 
 SUITE = "lm_eval"
@@ -207,7 +208,7 @@ def read_run(path: Path) -> Run:
 
 
 def _is_local(model: str) -> bool:
-    from pipeline.evaluate import is_local
+    from pipeline.sources.evaluation import is_local
 
     return is_local(model)
 
@@ -237,7 +238,7 @@ def checkpoint_tools(pretrained: str, revision: str | None, tokenizer: str | Non
     nothing downloaded."""
     from transformers import AutoTokenizer
 
-    from pipeline.evaluate import ContinuationTokens, count_params
+    from pipeline.sources.evaluation import ContinuationTokens, count_params
 
     quiet = [logging.getLogger(n) for n in ("lm_eval", "transformers")]
     levels = [q.level for q in quiet]
@@ -448,7 +449,7 @@ def tokens_of(run: Run, facts: Facts, params: float, found) -> float:
 
 def run_rows(run: Run, facts: Facts, notes: list) -> list[dict]:
     """Scores rows of one results JSON: lm-eval's metrics, task losses and chance per task."""
-    from pipeline.evaluate import lm_eval_metrics
+    from pipeline.sources.evaluation import lm_eval_metrics
 
     files = samples_files(run.path)
     leaves = sorted(t for t in run.doc["results"] if t in (run.doc.get("configs") or {}))
