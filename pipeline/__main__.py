@@ -18,7 +18,7 @@ STAGES = {
     "report": "reports/index.html, reports/forecast.md and plots",
 }
 
-MODULES = {"ingest": "pipeline.sources.published", "evaluate": "pipeline.sources.evaluation",
+MODULES = {"ingest": "pipeline.stages.ingest", "evaluate": "pipeline.stages.evaluate",
            "collect": "pipeline.stages.collect"}  # while the stages move to pipeline.stages
 
 

@@ -210,10 +210,11 @@ def test_non_utf8_json_in_ingest_names_the_file(tmp_path):
 ])
 def test_evaluate_checks_batch_size_and_device_before_loading_anything(tmp_path, capsys, monkeypatch, flag, value,
                                                                          message):
-    from pipeline.sources import evaluation as evaluate
+    from pipeline.sources import lm_eval_run
+    from pipeline.stages import evaluate
 
-    monkeypatch.setattr(evaluate, "load_lm", lambda *a: pytest.fail("a model was loaded"))
-    monkeypatch.setattr(evaluate, "task_manager", lambda *a: pytest.fail("tasks were loaded"))
+    monkeypatch.setattr(lm_eval_run, "load_lm", lambda *a: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(lm_eval_run, "task_manager", lambda *a: pytest.fail("tasks were loaded"))
     rc = evaluate.main(["--model", "EleutherAI/pythia-70m", "--out", str(tmp_path / "evals"), flag, value])
     one_line_error(capsys, rc, message)
     assert not (tmp_path / "evals").exists()
