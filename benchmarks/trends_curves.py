@@ -30,7 +30,10 @@ N = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])
 RUN = """
 import json, resource, sys, time
 import pandas as pd
-from pipeline import trends
+try:
+    from pipeline.trends import analysis as trends
+except ImportError:  # a revision from before the trends package
+    from pipeline import trends
 table = pd.read_parquet(sys.argv[1])
 cfg = trends.load_config("params.yaml")
 t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)

@@ -468,7 +468,8 @@ def _trends_section() -> Struct:
     (the stage reads those too) is checked against the type of its default."""
     from dataclasses import fields
 
-    from pipeline import shapes, trends
+    from pipeline.trends import analysis as trends
+    from pipeline.trends import shapes
 
     frac = Number(gt=0, lt=1)
     explicit = {

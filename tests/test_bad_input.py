@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import backtest, scores, trends
+from pipeline import backtest, scores
+from pipeline.trends import analysis as trends
 from pipeline.scores import ScoresError
 from tests.paths import ROOT
 from tests.test_laws import ladder_rows

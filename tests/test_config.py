@@ -149,7 +149,7 @@ def test_the_stage_stops_before_any_fit(tmp_path, monkeypatch, capsys):
 
 
 def test_trends_reads_its_section_through_the_schema(tmp_path):
-    from pipeline import trends
+    from pipeline.trends import analysis as trends
 
     p = copy.deepcopy(PARAMS)
     p["trends"]["level"] = 0.9

@@ -22,7 +22,8 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline import backtest, config, scores, trends
+from pipeline import backtest, config, scores
+from pipeline.trends import analysis as trends
 from pipeline.config import ConfigError
 from pipeline.errors import CapcastError
 from pipeline.scores import ScoresError

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import backtest, query, scores, trends
+from pipeline import backtest, query, scores
+from pipeline.trends import analysis as trends
 from pipeline.query import QueryError
 from tests.paths import ROOT
 

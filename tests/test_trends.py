@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import shapes, trends, trends_backtest
+from pipeline.trends import analysis as trends
+from pipeline.trends import backtest as trends_backtest
+from pipeline.trends import shapes
 from tests.paths import ROOT
 
 PYTHIA_N = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])

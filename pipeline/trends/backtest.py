@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import emergence, scores
-from pipeline.trendcurves import (CURVE_KEY, LABELS, final_rows, group_curves, metric_orientation, plain,
+from pipeline import scores
+from pipeline.trends import emergence
+from pipeline.trends.curves import (CURVE_KEY, LABELS, final_rows, group_curves, metric_orientation, plain,
                                   prepare, x_column)
 
 CLASSES = LABELS + ("insufficient",)
@@ -34,7 +35,7 @@ def _hkey(k: dict) -> tuple:  # NaN shots compare unequal: key them by a sentine
 def holdout(universe: pd.DataFrame, train: pd.DataFrame, cfg: dict, name: str, seed: int = 0) -> pd.DataFrame:
     """For every curve: label from the training rows, label from all rows, and for each model in
     ``universe`` but not in ``train`` (final checkpoint) the forecast, its interval and the actual."""
-    from pipeline import trends
+    from pipeline.trends import analysis as trends
 
     st = trends.settings(cfg)
     xcol = x_column(cfg["x"])
@@ -180,7 +181,7 @@ class Case:
 
 def crossing_cases(full: pd.DataFrame, cfg: dict) -> list[Case]:
     """Every curve of the backtest suites that crosses chance + margin after >= min points."""
-    from pipeline import trends
+    from pipeline.trends import analysis as trends
 
     ecfg = cfg["emergence"]
     table = plain(full)
@@ -213,7 +214,7 @@ def crossing_backtest(full: pd.DataFrame, cfg: dict, seed: int = 0) -> pd.DataFr
     """One row per case and route: the forecast crossing from the points before it (log10 compute
     point and interval) against the observed one; ``primary`` marks the route the stage would
     report first (loss, pc, fit)."""
-    from pipeline import trends
+    from pipeline.trends import analysis as trends
 
     cases = crossing_cases(full, cfg)
     st = trends.settings(cfg)

@@ -42,8 +42,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import emergence, query, scores, shapes, trendfit, trends_backtest
-from pipeline.trendcurves import (CURVE_KEY, LABELS, Prepared, TrendsError, final_rows, group_curves,  # noqa: F401
+from pipeline import query, scores
+from pipeline.trends import backtest as trends_backtest
+from pipeline.trends import emergence, shapes
+from pipeline.trends import fit as trendfit
+from pipeline.trends.curves import (CURVE_KEY, LABELS, Prepared, TrendsError, final_rows, group_curves,  # noqa: F401
                                   metric_orientation, plain, prepare, x_column)
 
 DEFAULTS = {

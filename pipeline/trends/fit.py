@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from pipeline import shapes
+from pipeline.trends import shapes
 from pipeline.laws import curves as lc
 from pipeline.laws import intervals, nested
 

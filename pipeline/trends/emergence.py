@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline import scores, shapes
-from pipeline.trendcurves import family_map, final_rows, to_compute_params
+from pipeline import scores
+from pipeline.trends import shapes
+from pipeline.trends.curves import family_map, final_rows, to_compute_params
 
 
 def setting_key(suite, task, metric, shots) -> tuple:

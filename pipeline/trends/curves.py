@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import scores, shapes
+from pipeline import scores
+from pipeline.trends import shapes
 from pipeline.errors import CapcastError
 
 CURVE_KEY = ["suite", "family", "task", "metric", "num_fewshot"]
