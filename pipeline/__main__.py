@@ -19,7 +19,7 @@ STAGES = {
 }
 
 MODULES = {"ingest": "pipeline.stages.ingest", "evaluate": "pipeline.stages.evaluate",
-           "collect": "pipeline.stages.collect", "trends": "pipeline.trends.analysis"}  # while the stages move to pipeline.stages
+           "collect": "pipeline.stages.collect", "trends": "pipeline.stages.trends"}  # while the stages move to pipeline.stages
 
 
 def main(argv: list[str] | None = None) -> int:

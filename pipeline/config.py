@@ -464,12 +464,11 @@ class Evaluate(Check):
 
 
 def _trends_section() -> Struct:
-    """Explicit checks for the documented keys; any other key of trends.DEFAULTS or shapes.Settings
+    """Explicit checks for the documented keys; any other key of pipeline.trends.settings (DEFAULTS, Settings)
     (the stage reads those too) is checked against the type of its default."""
     from dataclasses import fields
 
-    from pipeline.trends import analysis as trends
-    from pipeline.trends import shapes
+    from pipeline.trends.settings import DEFAULTS, Settings
 
     frac = Number(gt=0, lt=1)
     explicit = {
@@ -486,7 +485,7 @@ def _trends_section() -> Struct:
         "backtest": ListOf(Struct({"name": Str(), "universe": Query(), "train": Query()},
                                   required=("name", "universe", "train"))),
     }
-    defaults = {**{f.name: f.default for f in fields(shapes.Settings)}, **trends.DEFAULTS}
+    defaults = {**{f.name: f.default for f in fields(Settings)}, **DEFAULTS}
     return Struct({**{k: _like(v) for k, v in defaults.items()}, **explicit})
 
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from pipeline import backtest, scores
-from pipeline.trends import analysis as trends
 from pipeline.scores import ScoresError
+from pipeline.stages import trends as trends_stage
+from pipeline.trends.curves import final_rows
 from tests.paths import ROOT
 from tests.test_laws import ladder_rows
 from tests.test_trends import table as trend_table
@@ -124,7 +125,7 @@ def test_trends_refuses_impossible_losses(tmp_path, capsys, metric, value, messa
     df.loc[i, ["metric", "value"]] = metric, value
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
     one_line_error(capsys, rc, f"{path}: line {i + 2} ", message)
 
 
@@ -134,7 +135,7 @@ def test_trends_without_out_writes_nothing(tmp_path, capsys, monkeypatch):
     trend_table().to_csv(path, index=False)
     committed = (ROOT / "reports/trends.csv").read_bytes()
     monkeypatch.chdir(ROOT)
-    rc = trends.main(["--scores", str(path)])
+    rc = trends_stage.main(["--scores", str(path)])
     one_line_error(capsys, rc, "give --out FILE.csv")
     assert (ROOT / "reports/trends.csv").read_bytes() == committed
 
@@ -166,7 +167,7 @@ def test_backtest_and_trends_queries_cannot_run_commands(tmp_path, capsys):
     one_line_error(capsys, rc, "'@' (local variables) is not allowed")
     path = tmp_path / "t.csv"
     trend_table().to_csv(path, index=False)
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
                       "--train", f"params > 0 or __import__('os').system('touch {flag}') == 0"])
     one_line_error(capsys, rc, "function calls not allowed in a query")
     assert not flag.exists()
@@ -175,11 +176,11 @@ def test_backtest_and_trends_queries_cannot_run_commands(tmp_path, capsys):
 # -- 8. tracebacks that are one-line errors now ---------------------------------------------------------
 def test_trends_on_a_final_checkpoint_with_compute_0(tmp_path, capsys):
     df = trend_table()
-    i = trends.final_rows(df).index[5]
+    i = final_rows(df).index[5]
     df.loc[i, ["tokens", "compute_flops"]] = 0.0
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
     one_line_error(capsys, rc, f"{path}: line {i + 2} ", "compute_flops 0 at the final checkpoint of its curve")
 
 
@@ -188,7 +189,7 @@ def test_trends_train_query_that_keeps_only_initialisation(tmp_path, capsys):
     start = rows[rows["step"] == 2000].copy()
     start["step"], start["tokens"], start["compute_flops"] = 0, 0.0, 0.0
     path = ladder_csv(tmp_path, pd.concat([rows, start], ignore_index=True))
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
                       "--train", "step == 0"])
     one_line_error(capsys, rc, "at the final checkpoint of its curve among the --train rows")
 

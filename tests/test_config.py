@@ -149,14 +149,14 @@ def test_the_stage_stops_before_any_fit(tmp_path, monkeypatch, capsys):
 
 
 def test_trends_reads_its_section_through_the_schema(tmp_path):
-    from pipeline.trends import analysis as trends
+    from pipeline.stages import trends as trends_stage
 
     p = copy.deepcopy(PARAMS)
     p["trends"]["level"] = 0.9
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(p))
     with pytest.raises(ConfigError, match=r"trends\.level: unknown key"):
-        trends.load_config(path)
+        trends_stage.load_config(path)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline import backtest, config, scores
-from pipeline.trends import analysis as trends
 from pipeline.config import ConfigError
 from pipeline.errors import CapcastError
 from pipeline.scores import ScoresError
+from pipeline.stages import trends as trends_stage
+from pipeline.trends import analysis
 from tests.paths import ROOT
 from tests.test_laws import ladder_rows
 from tests.test_trends import table as trend_table
@@ -235,7 +236,7 @@ def test_trends_cli_exits_2_with_one_line_or_writes_numbers(quick_params, how, t
         path = Path(tmp) / "t.csv"
         df.to_csv(path, index=False)
         argv = ["--scores", str(path), "--out", str(Path(tmp) / "o.csv"), "--params", str(quick_params)]
-        rc, out = run_cli(trends.main, argv + ([f"--train={train}"] if train else []))
+        rc, out = run_cli(trends_stage.main, argv + ([f"--train={train}"] if train else []))
         if rc == 0:
             assert not NAN.search(out)
             check_trends_output(Path(tmp))
@@ -326,7 +327,7 @@ def test_random_configs_stop_with_the_key_path_or_work(edits):
         path = Path(tmp) / "params.yaml"
         path.write_text(yaml.safe_dump(params))
         if "trends" in params:
-            trends.settings(trends.load_config(path))
+            analysis.settings(trends_stage.load_config(path))
 
 
 def test_a_config_property_example_is_checked_at_all():

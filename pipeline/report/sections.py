@@ -20,7 +20,7 @@ from pipeline.report.figures import has_stderr, shots_mask
 from pipeline.report.inputs import ReportConfig, ReportInput
 from pipeline.report.page import Page, display, fmt, missing, slug
 
-# trend labels the report flags (pipeline/trends.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
+# trend labels the report flags (pipeline/trends/curves.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
 FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
 TREND_KEY = ["suite", "family", "task", "metric", "num_fewshot"]
 
