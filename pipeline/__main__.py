@@ -19,7 +19,8 @@ STAGES = {
 }
 
 MODULES = {"ingest": "pipeline.stages.ingest", "evaluate": "pipeline.stages.evaluate",
-           "collect": "pipeline.stages.collect", "trends": "pipeline.stages.trends"}  # while the stages move to pipeline.stages
+           "collect": "pipeline.stages.collect", "trends": "pipeline.stages.trends",
+           "forecast": "pipeline.forecasting.targets", "backtest": "pipeline.forecasting.backtest"}  # while the stages move to pipeline.stages
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import backtest
+from pipeline.forecasting import backtest
 from tests.test_laws import ladder_rows, observational_rows
 
 BARE = ["model", "family", "params", "tokens", "compute_flops", "step", "task", "metric", "value", "stderr",

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import backtest, scores
+from pipeline import scores
+from pipeline.forecasting import backtest
 from pipeline.scores import ScoresError
 from pipeline.stages import trends as trends_stage
 from pipeline.trends.curves import final_rows

@@ -8,7 +8,8 @@ from typing import Literal
 import pytest
 import yaml
 
-from pipeline import backtest, config, params
+from pipeline import config, params
+from pipeline.forecasting import backtest
 from pipeline.config import ConfigError
 from tests.paths import ROOT
 

@@ -65,7 +65,7 @@ def readme_block(first_line_start: str) -> list[str]:
 
 
 def test_the_readme_backtest_example_prints_what_the_readme_shows(tmp_path, capsys):
-    from pipeline import backtest
+    from pipeline.forecasting import backtest
 
     block = readme_block("$ python -m pipeline backtest")
     ends = next(i for i, line in enumerate(block) if not line.endswith("\\"))  # the command's last line
@@ -77,7 +77,7 @@ def test_the_readme_backtest_example_prints_what_the_readme_shows(tmp_path, caps
 
 
 def test_the_readme_forecast_example_prints_what_the_readme_shows(capsys):
-    from pipeline import forecast
+    from pipeline.forecasting import targets as forecast
 
     argv = ("--scores data/published/scores.csv --family pythia --suite pythia_evals --num-fewshot 0 "
             "--params 6.9e9,12e9 --tokens 3e11 --tasks arc_easy,piqa,sciq --loss lambada_openai:ppl").split()

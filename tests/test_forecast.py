@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import forecast, scores
-from pipeline.forecast import ForecastError, Target
+from pipeline import scores
+from pipeline.forecasting import targets as forecast
+from pipeline.forecasting.targets import ForecastError, Target
 from tests.paths import ROOT
 
 

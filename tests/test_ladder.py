@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import forecast, ladder, scores
+from pipeline import scores
+from pipeline.forecasting import family as ladder
+from pipeline.forecasting import targets as forecast
 from pipeline.laws import make, nested
 from pipeline.report import cli as report_cli
 from tests.test_laws import ladder_rows

@@ -121,7 +121,7 @@ def test_the_cli_writes_the_table_and_collect_folds_it_in(ladder, tmp_path, caps
 
 @pytest.mark.slow
 def test_from_lm_evals_folder_to_a_forecast_of_a_larger_size(ladder, tmp_path, capsys):
-    from pipeline import forecast
+    from pipeline.forecasting import targets as forecast
 
     table = tmp_path / "mine.csv"
     assert ingest_stage.main(["lm-eval", str(ladder), "--family", "tiny-neox", "--tokens-per-step", str(TOKENS_PER_STEP),

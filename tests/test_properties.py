@@ -22,7 +22,8 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline import backtest, config, scores
+from pipeline import config, scores
+from pipeline.forecasting import backtest
 from pipeline.config import ConfigError
 from pipeline.errors import CapcastError
 from pipeline.scores import ScoresError
@@ -295,7 +296,8 @@ def edit(params: dict, edits) -> dict:
 
 def use(params: dict) -> None:
     """What the stages build from a config that passed the check (no fitting)."""
-    from pipeline import forecast, laws, query
+    from pipeline import laws, query
+    from pipeline.forecasting import targets as forecast
 
     bt = params.get("backtest") or {}
     for name, split in (bt.get("splits") or {}).items():

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import backtest, query, scores
+from pipeline import query, scores
+from pipeline.forecasting import backtest
 from pipeline.query import QueryError
 from pipeline.stages import trends as trends_stage
 from pipeline.trends.curves import TrendsError

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import backtest
+from pipeline.forecasting import backtest
 from pipeline.errors import FitError
 from pipeline.laws import make
 from pipeline.laws.optim import damped_solve

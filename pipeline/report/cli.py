@@ -9,7 +9,7 @@ from pipeline.report.inputs import config_from_params, load_inputs
 
 
 def _main(argv) -> int:
-    from pipeline import ladder
+    from pipeline.forecasting import family as ladder
 
     if ladder.user_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
         return ladder.main_report(argv)

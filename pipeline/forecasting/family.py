@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import backtest, forecast, scores
+from pipeline import scores
+from pipeline.forecasting import backtest
+from pipeline.forecasting import targets as forecast
 from pipeline.errors import CapcastError, FitError
 from pipeline.laws import nested
 from pipeline.laws.data import Metric

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline import family_skills, params, scores
+from pipeline import params, scores
+from pipeline.forecasting import family_skills
 from pipeline.errors import CapcastError
 from pipeline.parallel import fork_map
 
@@ -382,7 +383,7 @@ def forecast_all(table: pd.DataFrame, cfg: dict, extra=None) -> tuple:
 
 # ----------------------------------------------------------------------------------- writing
 def _main(argv) -> int:
-    from pipeline import ladder
+    from pipeline.forecasting import family as ladder
 
     if ladder.user_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
         return ladder.main_forecast(argv)
