@@ -20,7 +20,7 @@ STAGES = {
 
 MODULES = {"ingest": "pipeline.stages.ingest", "evaluate": "pipeline.stages.evaluate",
            "collect": "pipeline.stages.collect", "trends": "pipeline.stages.trends",
-           "forecast": "pipeline.forecasting.targets", "backtest": "pipeline.forecasting.backtest"}  # while the stages move to pipeline.stages
+           "forecast": "pipeline.stages.forecast", "backtest": "pipeline.stages.backtest"}  # while the stages move to pipeline.stages
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -384,7 +384,7 @@ class SplitKey:
     required: bool = False  # required in the splits of its kind
 
 
-# The one table of split keys (pipeline/backtest.py reads them); extend it here.
+# The one table of split keys (pipeline/forecasting/backtest.py reads them); extend it here.
 SPLIT_KEYS: dict[str, SplitKey] = {
     "description": SplitKey(Str()),
     "targets": SplitKey(ListOf(TaskMetric(), min_len=1), required=True),

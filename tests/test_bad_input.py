@@ -15,6 +15,7 @@ import pytest
 from pipeline import scores
 from pipeline.forecasting import backtest
 from pipeline.scores import ScoresError
+from pipeline.stages import backtest as backtest_stage
 from pipeline.stages import trends as trends_stage
 from pipeline.trends.curves import final_rows
 from tests.paths import ROOT
@@ -49,7 +50,7 @@ def test_percent_accuracies_are_refused_with_the_fix(tmp_path, capsys):
     acc = rows["metric"] == "acc"
     rows.loc[acc, "value"] *= 100
     path = ladder_csv(tmp_path, rows)
-    rc = backtest.main(["--scores", str(path), *BT])
+    rc = backtest_stage.main(["--scores", str(path), *BT])
     one_line_error(capsys, rc, f"{path}: line 3 ", "accuracy", "is outside [0, 1]",
                    "arc_easy:acc looks like percent", "divide by 100")
 
@@ -88,7 +89,7 @@ def test_a_test_checkpoint_with_tokens_0_is_named(tmp_path, capsys, method):
     start["step"], start["tokens"], start["compute_flops"] = 0, 0.0, np.nan  # empty compute: 6 N D = 0
     path = ladder_csv(tmp_path, pd.concat([rows, start]))
     extra = ["--loss", "toyloss:ppl"] if method == "two_step" else []
-    rc = backtest.main(["--scores", str(path), "--method", method, "--target", "arc_easy:acc", "--bootstrap", "10",
+    rc = backtest_stage.main(["--scores", str(path), "--method", method, "--target", "arc_easy:acc", "--bootstrap", "10",
                         "--train", "params <= 2e9 and step > 0", "--test", "params > 2e9", *extra])
     one_line_error(capsys, rc, "predict arc_easy:acc: toy-4e+09 (step 0) has tokens 0 and compute_flops 0",
                    "no scale to predict from", "and tokens > 0")
@@ -103,7 +104,7 @@ def test_the_mae_says_how_many_predictions_it_left_out(tmp_path, capsys, monkeyp
         return pred
 
     monkeypatch.setattr(backtest, "run_law", some_without_number)
-    rc = backtest.main(["--scores", str(ladder_csv(tmp_path)), *BT])
+    rc = backtest_stage.main(["--scores", str(ladder_csv(tmp_path)), *BT])
     out = capsys.readouterr().out
     assert rc == 0 and "predicted n/a" in out
     assert out.strip().splitlines()[-1].endswith("; 1 of 14 have no prediction and are not in it (toy-4e+09)")
@@ -149,7 +150,7 @@ def test_extra_columns_of_a_csv_are_numbers_and_queries_compare_numbers(tmp_path
     path = ladder_csv(tmp_path, rows)
     table = scores.read(path)
     assert table["rank"].dtype == "float64" and table["note"].dtype != "float64"
-    rc = backtest.main(["--scores", str(path), "--method", "loglinear", "--target", "arc_easy:acc", "--bootstrap", "10",
+    rc = backtest_stage.main(["--scores", str(path), "--method", "loglinear", "--target", "arc_easy:acc", "--bootstrap", "10",
                         "--train", "params < 1e8 or rank == 0", "--test", "rank > 0 and step == 100000"])
     out = capsys.readouterr().out
     assert rc == 0 and "over 2 predictions" in out
@@ -163,7 +164,7 @@ PWN = "params > 0 or @pd.io.common.os.system('touch {flag}') == 0"
 
 def test_backtest_and_trends_queries_cannot_run_commands(tmp_path, capsys):
     flag = tmp_path / "pwned"
-    rc = backtest.main(["--scores", str(ladder_csv(tmp_path)), *BT[:4], "--train", PWN.format(flag=flag),
+    rc = backtest_stage.main(["--scores", str(ladder_csv(tmp_path)), *BT[:4], "--train", PWN.format(flag=flag),
                         "--test", "params > 2e9"])
     one_line_error(capsys, rc, "'@' (local variables) is not allowed")
     path = tmp_path / "t.csv"

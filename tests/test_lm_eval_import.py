@@ -121,13 +121,13 @@ def test_the_cli_writes_the_table_and_collect_folds_it_in(ladder, tmp_path, caps
 
 @pytest.mark.slow
 def test_from_lm_evals_folder_to_a_forecast_of_a_larger_size(ladder, tmp_path, capsys):
-    from pipeline.forecasting import targets as forecast
+    from pipeline.stages import forecast as forecast_stage
 
     table = tmp_path / "mine.csv"
     assert ingest_stage.main(["lm-eval", str(ladder), "--family", "tiny-neox", "--tokens-per-step", str(TOKENS_PER_STEP),
                         "--out", str(table)]) == 0
     capsys.readouterr()
-    assert forecast.main(["--scores", str(table), "--family", "tiny-neox", "--params", "1e6",
+    assert forecast_stage.main(["--scores", str(table), "--family", "tiny-neox", "--params", "1e6",
                           "--tokens", str(40 * TOKENS_PER_STEP), "--bootstrap", "20"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("tiny-neox (3 models, 6 checkpoints, 3 sizes")

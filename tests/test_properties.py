@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline import config, scores
-from pipeline.forecasting import backtest
 from pipeline.config import ConfigError
 from pipeline.errors import CapcastError
+from pipeline.forecasting import backtest
 from pipeline.scores import ScoresError
+from pipeline.stages import backtest as backtest_stage
 from pipeline.stages import trends as trends_stage
 from pipeline.trends import analysis
 from tests.paths import ROOT
@@ -181,7 +182,7 @@ def test_backtest_cli_exits_2_with_one_line_or_prints_numbers(how, method, train
         path, csv = Path(tmp) / "t.csv", Path(tmp) / "p.csv"
         df.to_csv(path, index=False)
         extra = ["--loss", "toyloss:ppl"] if method == "two_step" else []
-        rc, out = run_cli(backtest.main, ["--scores", str(path), "--method", method, "--target", "arc_easy:acc",
+        rc, out = run_cli(backtest_stage.main, ["--scores", str(path), "--method", method, "--target", "arc_easy:acc",
                                           f"--train={train}", "--test=params > 2e9", "--bootstrap", boot,
                                           "--out", str(csv), *extra])
         if rc == 0:

@@ -21,8 +21,8 @@ class ReportInput:
     """The tables of one report; each is the CSV of the same name under reports/ (None: not available).
 
     ``scores`` is a validated scores table (pipeline.scores). ``forecast`` and ``curves`` have the
-    columns of pipeline.forecast (FORECAST_COLUMNS, CURVE_COLUMNS); ``backtest`` and ``predictions``
-    those of pipeline.backtest (extra columns, methods and splits are fine).
+    columns of pipeline.forecasting.targets (FORECAST_COLUMNS, CURVE_COLUMNS); ``backtest`` and ``predictions``
+    those of the backtest stage (extra columns, methods and splits are fine).
     """
 
     scores: pd.DataFrame
@@ -30,7 +30,7 @@ class ReportInput:
     curves: pd.DataFrame | None = None
     offsets: pd.DataFrame | None = None
     capability: pd.DataFrame | None = None
-    family_skills: pd.DataFrame | None = None  # reports/family_skills.csv (pipeline.family_skills)
+    family_skills: pd.DataFrame | None = None  # reports/family_skills.csv (pipeline.forecasting.family_skills)
     backtest: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
     trends: pd.DataFrame | None = None
