@@ -18,10 +18,6 @@ STAGES = {
     "report": "reports/index.html, reports/forecast.md and plots",
 }
 
-MODULES = {"ingest": "pipeline.stages.ingest", "evaluate": "pipeline.stages.evaluate",
-           "collect": "pipeline.stages.collect", "trends": "pipeline.stages.trends",
-           "forecast": "pipeline.stages.forecast", "backtest": "pipeline.stages.backtest"}  # while the stages move to pipeline.stages
-
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -33,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nerror: unknown stage {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
-    module = importlib.import_module(MODULES.get(argv[0], f"pipeline.{argv[0]}"))
+    module = importlib.import_module(f"pipeline.stages.{argv[0]}")
     return module.main(argv[1:])
 
 

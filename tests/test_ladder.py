@@ -11,8 +11,8 @@ from pipeline import scores
 from pipeline.forecasting import family as ladder
 from pipeline.forecasting import targets as forecast
 from pipeline.laws import make, nested
-from pipeline.report import cli as report_cli
 from pipeline.stages import forecast as forecast_stage
+from pipeline.stages import report as report_cli
 from tests.test_laws import ladder_rows
 
 SIZES = (3e7, 6e7, 1.2e8, 2.5e8, 5e8, 1e9)

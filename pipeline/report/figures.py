@@ -1,6 +1,6 @@
 """The report's figures: each ``plot_*(..., path)`` draws one PNG (or returns the figure when path is None).
 
-Conventions (pipeline/plotting.py): log scale axes with units, the metric on the other axis,
+Conventions (pipeline/report/plotting.py): log scale axes with units, the metric on the other axis,
 one colour per family and per method (disjoint palettes), the chance level dotted, one legend
 per figure below the panels.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import plotting, scores
+from pipeline import scores
+from pipeline.report import plotting
 from pipeline.report.inputs import ReportInput
 from pipeline.report.page import fmt
 

@@ -1,14 +1,22 @@
-"""``python -m pipeline report``: the DVC stage (inputs under reports/, knobs from params.yaml)."""
+"""report stage: reports/index.html, reports/forecast.md and plots, from the tables the other stages wrote.
+
+    python -m pipeline report [--scores data/scores.parquet] [--out-dir reports] [--params params.yaml]
+    python -m pipeline report --scores FILE --family F --params N[,N...] --tokens D[,D...] --out DIR
+
+The rendering is the report package's (:mod:`pipeline.report`); here are its inputs (the CSVs under
+reports/, the display knobs of params.yaml ``report:``) and the family mode, which builds one
+family's forecast (:mod:`pipeline.forecasting.family`) and hands it to the same renderer.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pipeline import scores
-from pipeline.cli import add_family_arguments, family_mode, family_request
+from pipeline import params, scores
+from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
 from pipeline.forecasting.family import SPLIT, Request, Result, run
 from pipeline.report.build import write
-from pipeline.report.inputs import ReportConfig, ReportInput, config_from_params, load_inputs
+from pipeline.report.inputs import ReportConfig, ReportInput, load_inputs
 
 
 def _main(argv) -> int:
@@ -26,6 +34,39 @@ def _main(argv) -> int:
     write(inp, config_from_params(args.params), out)
     print(f"wrote {out}/index.html and {out}/forecast.md")
     return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)
+
+
+def _section(path, name: str) -> dict:
+    """Another stage's params section, for descriptive text only (split descriptions, report suites)."""
+    try:
+        return params.load(name, path)
+    except Exception:  # absent: the text is optional
+        return {}
+
+
+def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
+    """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report suites."""
+    cfg = params.load("report", path)
+    splits = _section(path, "backtest").get("splits") or {}
+    emergence = (_section(path, "trends").get("emergence") or {})
+    overview = {k: cfg[k] for k in ("suite", "plot_tasks", "plot_metric", "num_fewshot") if k in cfg} or None
+    return ReportConfig(
+        default_method=cfg.get("default_method"),
+        heldout_splits=list(cfg.get("heldout_splits") or []),
+        max_extrapolation=float(cfg.get("max_extrapolation", 10.0)),
+        min_evidence=int(cfg.get("min_evidence", 3)),
+        overview=overview if overview and "suite" in overview else None,
+        family_curves=list(cfg.get("family_curves") or []),
+        max_trend_plots=int(cfg.get("max_trend_plots", 24)),
+        processes=int(cfg.get("processes", 2)),
+        split_descriptions={name: str(sp.get("description", "")) for name, sp in splits.items()},
+        report_suites=list(emergence.get("report_suites") or []),
+        pipeline_outputs=True,
+    )
 
 
 def report_inputs(res: Result, req: Request):
