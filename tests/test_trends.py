@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.trends.settings import DEFAULTS
 from pipeline.stages import trends as trends_stage
 from pipeline.trends import analysis
 from pipeline.trends import backtest as trends_backtest
 from pipeline.trends import banks, shapes
 from pipeline.trends.curves import LABELS, prepare
+from pipeline.trends.settings import DEFAULTS
 from tests.paths import ROOT
 
 PYTHIA_N = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
 DASH = "–"  # printed for an empty cell
 LONG_TABLE = 30  # a table with more rows is split into one collapsed block per group (no script to filter with)
 

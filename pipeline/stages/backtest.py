@@ -37,6 +37,7 @@ from pipeline.parallel import fork_map
 OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
 
 
+# -- the stage -------------------------------------------------------------------------
 def write_metrics(summary: dict, out_dir: Path) -> None:
     """``out_dir/<split>/<method>.json`` for every entry of :func:`metrics` (each written atomically),
     then any other file there removed (a split or method no longer run)."""
@@ -55,7 +56,6 @@ def write_metrics(summary: dict, out_dir: Path) -> None:
             path.rmdir()
 
 
-# -- the stage -------------------------------------------------------------------------
 def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = None, only=None) -> dict:
     t0 = time.perf_counter()
     table = scores.read(scores_path or cfg.get("scores", "data/scores.parquet"))

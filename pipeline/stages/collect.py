@@ -26,7 +26,7 @@ def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
 def collect(published: str | Path, evals_dir: str | Path | None, lm_eval_dirs: list | None = None) -> pd.DataFrame:
     parts = [scores.read(published)]
     if evals_dir is not None and any(Path(evals_dir).glob("*.json")):
-        from pipeline.sources.evaluation import load_eval_rows  # imports lm-eval only when there is something to fold in
+        from pipeline.sources.evaluation import load_eval_rows  # only when there is something to fold in
 
         parts.append(load_eval_rows(evals_dir))
     parts += lm_eval_rows(lm_eval_dirs or [])

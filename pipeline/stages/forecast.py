@@ -11,9 +11,9 @@ Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
   the "observational" view of Ruan et al. 2024) regressed on log10 compute with one shared slope
   and one intercept per family; family X reaches the reference family's capability at
   k = 10^((b_ref - b_X) / slope) times the compute;
-* ``reports/family_skills.csv`` — the skill law's family comparison (:mod:`pipeline.forecasting.family_skills`):
-  each family's shift per latent skill and the compute multiplier it implies, with intervals and
-  the family's leave-one-family-out error.
+* ``reports/family_skills.csv`` — the skill law's family comparison
+  (:mod:`pipeline.forecasting.family_skills`): each family's shift per latent skill and the compute
+  multiplier it implies, with intervals and the family's leave-one-family-out error.
 
 Every law is fitted on *all* rows of the target's suite and family (the backtest stage judges
 the same laws on held-out models).  Deterministic: the only randomness (bootstrap intervals
