@@ -32,7 +32,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import evaluate as ev  # noqa: E402
+from pipeline.sources import evaluation as ev  # noqa: E402
+from pipeline.sources import lm_eval_run as lmrun  # noqa: E402
 from tests.tiny_models import OPT, TASKS_DIR, build_zoo  # noqa: E402
 
 TASKS = ["capcast_tiny_mc", "capcast_tiny_lastword"]
@@ -79,7 +80,7 @@ def stage(model: str, include_path: Path, batch_size: int, out_dir: Path) -> Non
     entries = [{"model": model, "name": "tiny-opt-m", "family": "tiny-opt", "tokens": 1}]
     settings = ev.Settings(tasks=tuple(TASKS), batch_size=batch_size, device="cpu",
                            include_path=str(include_path), out_dir=out_dir)
-    ev.evaluate(ev.checkpoints_from_entries(entries), settings)
+    lmrun.evaluate(ev.checkpoints_from_entries(entries), settings)
 
 
 def timed(fn, *args) -> tuple[float, object]:

@@ -23,7 +23,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import scores  # noqa: E402
-from pipeline.backtest import run_split  # noqa: E402
+from pipeline.forecasting.backtest import run_split  # noqa: E402
 from pipeline.laws import nested  # noqa: E402
 
 VARIANTS = {  # name: (two_step options, margin of the choice)

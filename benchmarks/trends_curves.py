@@ -2,7 +2,7 @@
 
 Writes one synthetic scores table of ``--curves`` curves (8 model sizes each, binomial stderr;
 rising, emergent, flat, declining, U-shaped and loss curves in equal parts), then times
-``trends.analyse_table`` (labels, evidence, forecasts with intervals, emergence crossings) on it
+``trends.analysis.analyse_table`` (labels, evidence, forecasts with intervals, emergence crossings) on it
 in a fresh process of this tree and of ``--baseline`` (a git revision, checked out with
 ``git archive`` into a temporary directory, with its own params.yaml), alternating, and prints
 the wall and CPU seconds of each and their ratio.  Single-threaded numerics (the package pins
@@ -30,13 +30,18 @@ N = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])
 RUN = """
 import json, resource, sys, time
 import pandas as pd
-from pipeline import trends
+try:
+    from pipeline.stages.trends import load_config
+    from pipeline.trends.analysis import analyse_table
+    from pipeline.trends.curves import LABELS
+except ImportError:  # a revision from before the trends package
+    from pipeline.trends import LABELS, analyse_table, load_config
 table = pd.read_parquet(sys.argv[1])
-cfg = trends.load_config("params.yaml")
+cfg = load_config("params.yaml")
 t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-curves, em = trends.analyse_table(table, cfg)
+curves, em = analyse_table(table, cfg)
 r1 = resource.getrusage(resource.RUSAGE_SELF)
-labels = curves["label"].where(curves["label"].isin(trends.LABELS), "insufficient").value_counts().to_dict()
+labels = curves["label"].where(curves["label"].isin(LABELS), "insufficient").value_counts().to_dict()
 print(json.dumps({"wall": time.perf_counter() - t0, "cpu": r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime,
                   "curves": len(curves), "labels": labels}))
 """

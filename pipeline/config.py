@@ -384,7 +384,7 @@ class SplitKey:
     required: bool = False  # required in the splits of its kind
 
 
-# The one table of split keys (pipeline/backtest.py reads them); extend it here.
+# The one table of split keys (pipeline/forecasting/backtest.py reads them); extend it here.
 SPLIT_KEYS: dict[str, SplitKey] = {
     "description": SplitKey(Str()),
     "targets": SplitKey(ListOf(TaskMetric(), min_len=1), required=True),
@@ -451,7 +451,7 @@ class Evaluate(Check):
              "include_path": Str() | Null(), "out_dir": Str(), "model_args": MapOf(Str(), Anything()) | Null()}
 
     def __call__(self, value, path, ctx):
-        from pipeline import evaluate
+        from pipeline.sources import evaluation as evaluate
 
         if not isinstance(value, dict):
             raise _Bad(path, f"must be a mapping, got {_shown(value)}")
@@ -464,11 +464,11 @@ class Evaluate(Check):
 
 
 def _trends_section() -> Struct:
-    """Explicit checks for the documented keys; any other key of trends.DEFAULTS or shapes.Settings
+    """Explicit checks for the documented keys; any other key of pipeline.trends.settings (DEFAULTS, Settings)
     (the stage reads those too) is checked against the type of its default."""
     from dataclasses import fields
 
-    from pipeline import shapes, trends
+    from pipeline.trends.settings import DEFAULTS, Settings
 
     frac = Number(gt=0, lt=1)
     explicit = {
@@ -485,7 +485,7 @@ def _trends_section() -> Struct:
         "backtest": ListOf(Struct({"name": Str(), "universe": Query(), "train": Query()},
                                   required=("name", "universe", "train"))),
     }
-    defaults = {**{f.name: f.default for f in fields(shapes.Settings)}, **trends.DEFAULTS}
+    defaults = {**{f.name: f.default for f in fields(Settings)}, **DEFAULTS}
     return Struct({**{k: _like(v) for k, v in defaults.items()}, **explicit})
 
 

@@ -350,6 +350,14 @@ def sort(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(list(KEY), na_position="first", kind="mergesort").reset_index(drop=True)
 
 
+def final_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (suite, model, task, metric, shots): the latest step (or the only, stepless, row)."""
+    order = table.assign(_step=table["step"].fillna(np.iinfo(np.int64).max).astype("int64"))
+    keys = ["suite", "model", "task", "metric", "num_fewshot"]
+    idx = order.sort_values("_step", kind="mergesort").groupby(keys, dropna=False)["_step"].idxmax()
+    return table.loc[np.sort(idx.to_numpy())]
+
+
 def write(df: pd.DataFrame, path: str | os.PathLike, origin: str | None = None) -> None:
     """Validate, sort and write atomically (CSV, or Parquet by suffix)."""
     path = Path(path)
@@ -358,6 +366,12 @@ def write(df: pd.DataFrame, path: str | os.PathLike, origin: str | None = None) 
         atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     else:
         atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n"))
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """A results table (forecasts, backtests, trends, the report's own tables): CSV, floats at 6
+    significant digits, ``\\n`` line ends, written atomically."""
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n"))
 
 
 def atomic_write(path: str | os.PathLike, writer) -> None:

@@ -1,5 +1,5 @@
-"""The backtest stage and CLI (pipeline/backtest.py): any table in the scores schema, one-line
-errors, named splits, scores and byte-identical outputs."""
+"""The backtest stage and CLI (pipeline/stages/backtest.py, pipeline/forecasting/backtest.py): any table in the
+scores schema, one-line errors, named splits, scores and byte-identical outputs."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import backtest
+from pipeline.forecasting import backtest, scoring
+from pipeline.stages import backtest as backtest_stage
 from tests.test_laws import ladder_rows, observational_rows
 
 BARE = ["model", "family", "params", "tokens", "compute_flops", "step", "task", "metric", "value", "stderr",
@@ -27,7 +28,7 @@ def tiny_csv(tmp_path):
 
 
 def run(capsys, *argv):
-    rc = backtest.main(list(argv))
+    rc = backtest_stage.main(list(argv))
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -134,7 +135,7 @@ def stage_table(tmp_path):
 
 def test_stage_writes_reports_and_is_byte_identical(stage_table, tmp_path, capsys):
     out = tmp_path / "reports"
-    summary = backtest.run_stage(stage_cfg(), str(stage_table), str(out))
+    summary = backtest_stage.run_stage(stage_cfg(), str(stage_table), str(out))
     results = pd.read_csv(out / "backtest.csv")
     assert {"split", "method", "task", "metric", "n", "mae", "max_error", "coverage", "spearman"} <= set(results)
     assert set(results["method"]) == {"two_step", "loglinear", "sigmoid", "observational"}
@@ -149,14 +150,14 @@ def test_stage_writes_reports_and_is_byte_identical(stage_table, tmp_path, capsy
         f"{split}/{m}.json" for split in summary for m in summary[split]}
     first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (out / "metrics/size/gone.json").write_text("{}")  # a method no longer run: its metrics file goes
-    backtest.run_stage(stage_cfg(), str(stage_table), str(out))
+    backtest_stage.run_stage(stage_cfg(), str(stage_table), str(out))
     assert first == {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
 
 def test_stage_records_a_law_that_cannot_be_fitted(stage_table, tmp_path, capsys):
     cfg = stage_cfg()
     cfg["splits"]["size"]["targets"].append("piqa:acc")
-    backtest.run_stage(cfg, str(stage_table), str(tmp_path))
+    backtest_stage.run_stage(cfg, str(stage_table), str(tmp_path))
     errors = pd.read_csv(tmp_path / "backtest_errors.csv")
     assert len(errors) == 3 and errors["error"].str.contains("piqa:acc has no rows").all()
 
@@ -168,6 +169,6 @@ def test_folds_and_scores():
     preds = pd.DataFrame({"task": "t", "metric": "acc", "actual": [0.5, 0.6, 0.7, 0.8],
                           "predicted": [0.52, 0.58, 0.75, 0.8], "lower": [0.4, 0.57, 0.6, 0.7],
                           "upper": [0.6, 0.59, 0.8, 0.9], "stderr": [0.01] * 4})
-    s = backtest.score_group(preds)
+    s = scoring.score_group(preds)
     assert s["mae"] == pytest.approx(2.25) and s["max_error"] == pytest.approx(5.0)
     assert s["coverage"] == pytest.approx(0.75) and s["spearman"] == pytest.approx(1.0) and s["noise"] == pytest.approx(1.0)

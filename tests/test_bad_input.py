@@ -12,8 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import backtest, scores, trends
+from pipeline import scores
+from pipeline.forecasting import backtest
 from pipeline.scores import ScoresError
+from pipeline.stages import backtest as backtest_stage
+from pipeline.stages import trends as trends_stage
+from pipeline.trends.curves import final_rows
 from tests.paths import ROOT
 from tests.test_laws import ladder_rows
 from tests.test_trends import table as trend_table
@@ -46,7 +50,7 @@ def test_percent_accuracies_are_refused_with_the_fix(tmp_path, capsys):
     acc = rows["metric"] == "acc"
     rows.loc[acc, "value"] *= 100
     path = ladder_csv(tmp_path, rows)
-    rc = backtest.main(["--scores", str(path), *BT])
+    rc = backtest_stage.main(["--scores", str(path), *BT])
     one_line_error(capsys, rc, f"{path}: line 3 ", "accuracy", "is outside [0, 1]",
                    "arc_easy:acc looks like percent", "divide by 100")
 
@@ -85,7 +89,7 @@ def test_a_test_checkpoint_with_tokens_0_is_named(tmp_path, capsys, method):
     start["step"], start["tokens"], start["compute_flops"] = 0, 0.0, np.nan  # empty compute: 6 N D = 0
     path = ladder_csv(tmp_path, pd.concat([rows, start]))
     extra = ["--loss", "toyloss:ppl"] if method == "two_step" else []
-    rc = backtest.main(["--scores", str(path), "--method", method, "--target", "arc_easy:acc", "--bootstrap", "10",
+    rc = backtest_stage.main(["--scores", str(path), "--method", method, "--target", "arc_easy:acc", "--bootstrap", "10",
                         "--train", "params <= 2e9 and step > 0", "--test", "params > 2e9", *extra])
     one_line_error(capsys, rc, "predict arc_easy:acc: toy-4e+09 (step 0) has tokens 0 and compute_flops 0",
                    "no scale to predict from", "and tokens > 0")
@@ -100,7 +104,7 @@ def test_the_mae_says_how_many_predictions_it_left_out(tmp_path, capsys, monkeyp
         return pred
 
     monkeypatch.setattr(backtest, "run_law", some_without_number)
-    rc = backtest.main(["--scores", str(ladder_csv(tmp_path)), *BT])
+    rc = backtest_stage.main(["--scores", str(ladder_csv(tmp_path)), *BT])
     out = capsys.readouterr().out
     assert rc == 0 and "predicted n/a" in out
     assert out.strip().splitlines()[-1].endswith("; 1 of 14 have no prediction and are not in it (toy-4e+09)")
@@ -123,7 +127,7 @@ def test_trends_refuses_impossible_losses(tmp_path, capsys, metric, value, messa
     df.loc[i, ["metric", "value"]] = metric, value
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
     one_line_error(capsys, rc, f"{path}: line {i + 2} ", message)
 
 
@@ -133,7 +137,7 @@ def test_trends_without_out_writes_nothing(tmp_path, capsys, monkeypatch):
     trend_table().to_csv(path, index=False)
     committed = (ROOT / "reports/trends.csv").read_bytes()
     monkeypatch.chdir(ROOT)
-    rc = trends.main(["--scores", str(path)])
+    rc = trends_stage.main(["--scores", str(path)])
     one_line_error(capsys, rc, "give --out FILE.csv")
     assert (ROOT / "reports/trends.csv").read_bytes() == committed
 
@@ -146,7 +150,7 @@ def test_extra_columns_of_a_csv_are_numbers_and_queries_compare_numbers(tmp_path
     path = ladder_csv(tmp_path, rows)
     table = scores.read(path)
     assert table["rank"].dtype == "float64" and table["note"].dtype != "float64"
-    rc = backtest.main(["--scores", str(path), "--method", "loglinear", "--target", "arc_easy:acc", "--bootstrap", "10",
+    rc = backtest_stage.main(["--scores", str(path), "--method", "loglinear", "--target", "arc_easy:acc", "--bootstrap", "10",
                         "--train", "params < 1e8 or rank == 0", "--test", "rank > 0 and step == 100000"])
     out = capsys.readouterr().out
     assert rc == 0 and "over 2 predictions" in out
@@ -160,12 +164,12 @@ PWN = "params > 0 or @pd.io.common.os.system('touch {flag}') == 0"
 
 def test_backtest_and_trends_queries_cannot_run_commands(tmp_path, capsys):
     flag = tmp_path / "pwned"
-    rc = backtest.main(["--scores", str(ladder_csv(tmp_path)), *BT[:4], "--train", PWN.format(flag=flag),
+    rc = backtest_stage.main(["--scores", str(ladder_csv(tmp_path)), *BT[:4], "--train", PWN.format(flag=flag),
                         "--test", "params > 2e9"])
     one_line_error(capsys, rc, "'@' (local variables) is not allowed")
     path = tmp_path / "t.csv"
     trend_table().to_csv(path, index=False)
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
                       "--train", f"params > 0 or __import__('os').system('touch {flag}') == 0"])
     one_line_error(capsys, rc, "function calls not allowed in a query")
     assert not flag.exists()
@@ -174,11 +178,11 @@ def test_backtest_and_trends_queries_cannot_run_commands(tmp_path, capsys):
 # -- 8. tracebacks that are one-line errors now ---------------------------------------------------------
 def test_trends_on_a_final_checkpoint_with_compute_0(tmp_path, capsys):
     df = trend_table()
-    i = trends.final_rows(df).index[5]
+    i = final_rows(df).index[5]
     df.loc[i, ["tokens", "compute_flops"]] = 0.0
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])
     one_line_error(capsys, rc, f"{path}: line {i + 2} ", "compute_flops 0 at the final checkpoint of its curve")
 
 
@@ -187,13 +191,13 @@ def test_trends_train_query_that_keeps_only_initialisation(tmp_path, capsys):
     start = rows[rows["step"] == 2000].copy()
     start["step"], start["tokens"], start["compute_flops"] = 0, 0.0, 0.0
     path = ladder_csv(tmp_path, pd.concat([rows, start], ignore_index=True))
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS,
                       "--train", "step == 0"])
     one_line_error(capsys, rc, "at the final checkpoint of its curve among the --train rows")
 
 
 def test_non_utf8_json_in_ingest_names_the_file(tmp_path):
-    from pipeline import ingest
+    from pipeline.sources import published as ingest
 
     bad = tmp_path / "pythia_evals/pythia-v1/pythia-70m/zero-shot/70m_step1000.json"
     bad.parent.mkdir(parents=True)
@@ -210,10 +214,11 @@ def test_non_utf8_json_in_ingest_names_the_file(tmp_path):
 ])
 def test_evaluate_checks_batch_size_and_device_before_loading_anything(tmp_path, capsys, monkeypatch, flag, value,
                                                                          message):
-    from pipeline import evaluate
+    from pipeline.sources import lm_eval_run
+    from pipeline.stages import evaluate
 
-    monkeypatch.setattr(evaluate, "load_lm", lambda *a: pytest.fail("a model was loaded"))
-    monkeypatch.setattr(evaluate, "task_manager", lambda *a: pytest.fail("tasks were loaded"))
+    monkeypatch.setattr(lm_eval_run, "load_lm", lambda *a: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(lm_eval_run, "task_manager", lambda *a: pytest.fail("tasks were loaded"))
     rc = evaluate.main(["--model", "EleutherAI/pythia-70m", "--out", str(tmp_path / "evals"), flag, value])
     one_line_error(capsys, rc, message)
     assert not (tmp_path / "evals").exists()

@@ -8,8 +8,10 @@ from typing import Literal
 import pytest
 import yaml
 
-from pipeline import backtest, config, params
+from pipeline import config, params
 from pipeline.config import ConfigError
+from pipeline.forecasting import backtest
+from pipeline.stages import backtest as backtest_stage
 from tests.paths import ROOT
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -142,21 +144,21 @@ def test_the_stage_stops_before_any_fit(tmp_path, monkeypatch, capsys):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(backtest, "run_law", lambda *a, **k: pytest.fail("a law was fitted"))
-    assert backtest.main([]) == 2
+    assert backtest_stage.main([]) == 2
     err = capsys.readouterr().err
     assert err == ("error: params.yaml: backtest.splits.three_families.methods[1]: unknown method 'two_stpe'; "
                    "did you mean 'two_step'?\n")
 
 
 def test_trends_reads_its_section_through_the_schema(tmp_path):
-    from pipeline import trends
+    from pipeline.stages import trends as trends_stage
 
     p = copy.deepcopy(PARAMS)
     p["trends"]["level"] = 0.9
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(p))
     with pytest.raises(ConfigError, match=r"trends\.level: unknown key"):
-        trends.load_config(path)
+        trends_stage.load_config(path)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -187,7 +189,7 @@ def test_backtest_cli_flags_get_the_same_checks(tmp_path, capsys):
                            (["--level", "90"], "--level: must be > 0 and < 1, got 90.0"),
                            (["--set", "skip_fractoin=0.2"], "--set skip_fractoin: unknown option of loglinear; "
                                                             "did you mean 'skip_fraction'?")):
-        assert backtest.main(base + extra) == 2
+        assert backtest_stage.main(base + extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert pd.read_csv(path).shape[0] > 0

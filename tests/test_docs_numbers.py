@@ -65,23 +65,23 @@ def readme_block(first_line_start: str) -> list[str]:
 
 
 def test_the_readme_backtest_example_prints_what_the_readme_shows(tmp_path, capsys):
-    from pipeline import backtest
+    from pipeline.stages import backtest as backtest_stage
 
     block = readme_block("$ python -m pipeline backtest")
     ends = next(i for i, line in enumerate(block) if not line.endswith("\\"))  # the command's last line
     command = " ".join(line.rstrip("\\") for line in block[:ends + 1])
     argv = shlex.split(command.removeprefix("$ python -m pipeline backtest"))
     argv[argv.index("--out") + 1] = str(tmp_path / "out.csv")
-    assert backtest.main(argv) == 0
+    assert backtest_stage.main(argv) == 0
     assert capsys.readouterr().out.splitlines() == block[ends + 1:]
 
 
 def test_the_readme_forecast_example_prints_what_the_readme_shows(capsys):
-    from pipeline import forecast
+    from pipeline.stages import forecast as forecast_stage
 
     argv = ("--scores data/published/scores.csv --family pythia --suite pythia_evals --num-fewshot 0 "
             "--params 6.9e9,12e9 --tokens 3e11 --tasks arc_easy,piqa,sciq --loss lambada_openai:ppl").split()
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert " ".join(argv) in " ".join(text.split()), "the README names another forecast command"
-    assert forecast.main(argv) == 0
+    assert forecast_stage.main(argv) == 0
     assert capsys.readouterr().out.splitlines() == readme_block("pythia (8 models")

@@ -14,9 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import evaluate as ev
-from pipeline import families, scores, taskloss
+from pipeline import scores
 from pipeline.errors import CapcastError
+from pipeline.sources import evaluation as ev
+from pipeline.sources import families
+from pipeline.sources import lm_eval_run as lmrun
+from pipeline.sources import taskloss
+from pipeline.stages import evaluate as evaluate_stage
 from tests.paths import ROOT
 from tests.tiny_models import TASKS_DIR, TOKENS_PER_STEP
 
@@ -49,7 +53,7 @@ class Spy:
     calls: int = 0
 
     def install(self, mp):
-        load_lm, run_lm_eval = ev.load_lm, ev.run_lm_eval
+        load_lm, run_lm_eval = lmrun.load_lm, lmrun.run_lm_eval
 
         def counting_load(ck, settings):
             self.loads.append(ck.label)
@@ -64,8 +68,8 @@ class Spy:
                 self.results[(self.loads[-1], name)] = results
             return results
 
-        mp.setattr(ev, "load_lm", counting_load)
-        mp.setattr(ev, "run_lm_eval", recording_run)
+        mp.setattr(lmrun, "load_lm", counting_load)
+        mp.setattr(lmrun, "run_lm_eval", recording_run)
         return self
 
 
@@ -80,7 +84,7 @@ def first_run(tiny_zoo, tmp_path_factory):
     out = tmp_path_factory.mktemp("evals")
     with pytest.MonkeyPatch.context() as mp:
         spy = Spy().install(mp)
-        outcome = ev.evaluate(ev.checkpoints_from_entries(zoo_entries(tiny_zoo)), zoo_settings(tiny_zoo, out))
+        outcome = lmrun.evaluate(ev.checkpoints_from_entries(zoo_entries(tiny_zoo)), zoo_settings(tiny_zoo, out))
     assert outcome.evaluated == 10 and outcome.skipped == 0
     return out, spy
 
@@ -208,7 +212,7 @@ def test_rerun_loads_nothing_whatever_the_batch_size(first_run, tiny_zoo, monkey
     out, _ = first_run
     before = file_hashes(out)
     spy = Spy().install(monkeypatch)
-    outcome = ev.evaluate(ev.checkpoints_from_entries(zoo_entries(tiny_zoo)),
+    outcome = lmrun.evaluate(ev.checkpoints_from_entries(zoo_entries(tiny_zoo)),
                           replace(zoo_settings(tiny_zoo, out), batch_size=3))
     assert spy.loads == [] and spy.calls == 0
     assert outcome.skipped == 10 and outcome.evaluated == 0
@@ -219,7 +223,7 @@ def test_rerun_loads_nothing_whatever_the_batch_size(first_run, tiny_zoo, monkey
 def test_one_checkpoint_alone_gives_the_same_bytes(first_run, tiny_zoo, tmp_path):
     out, _ = first_run
     ck = [c for c in ev.checkpoints_from_entries(zoo_entries(tiny_zoo)) if c.label == "capcast-test/tiny-neox-m@step40"]
-    ev.evaluate(ck, zoo_settings(tiny_zoo, tmp_path))
+    lmrun.evaluate(ck, zoo_settings(tiny_zoo, tmp_path))
     alone = {k: v for k, v in file_hashes(tmp_path).items() if not k.startswith("timing")}
     together = file_hashes(out)
     assert alone and all(together[k] == v for k, v in alone.items())
@@ -236,7 +240,7 @@ def test_adding_a_model_to_params_evaluates_only_that_model(first_run, tiny_zoo,
         "models": entries, "tasks": [MC, LASTWORD], "batch_size": 16, "device": "cpu",
         "include_path": str(tiny_zoo.include_path), "out_dir": str(out)}}))
     spy = Spy().install(monkeypatch)
-    assert ev.main(["--from-params", "--params", str(params)]) == 0
+    assert evaluate_stage.main(["--from-params", "--params", str(params)]) == 0
     assert spy.loads == ["capcast-test/tiny-neox-m@step4"] and spy.calls == 2
     assert (out / "capcast-test__tiny-neox-m@step4.json").is_file()
 
@@ -248,14 +252,14 @@ def test_an_interrupted_run_keeps_finished_tasks_and_resumes(tiny_zoo, tmp_path,
             "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path)]
     with monkeypatch.context() as mp:
         spy = Spy(fail_on_call=2).install(mp)
-        assert ev.main(argv) == 130
+        assert evaluate_stage.main(argv) == 130
     assert "interrupted" in capsys.readouterr().err
     record = json.loads((tmp_path / "tiny-opt-s@main.json").read_text())
     assert list(record["evaluations"]) == [f"{MC}|0shot"]
     finished = record["evaluations"][f"{MC}|0shot"]
 
     spy = Spy().install(monkeypatch)
-    assert ev.main(argv) == 0
+    assert evaluate_stage.main(argv) == 0
     record = json.loads((tmp_path / "tiny-opt-s@main.json").read_text())
     assert spy.calls == 1 and list(spy.results) == [("tiny-opt-s", LASTWORD)]
     assert record["evaluations"][f"{MC}|0shot"] == finished
@@ -268,7 +272,7 @@ def test_a_task_that_fails_midway_keeps_the_finished_one(tiny_zoo, tmp_path, mon
             "--tokens", "20480", "--tasks", f"{MC},{LASTWORD}", "--include-path", str(tiny_zoo.include_path),
             "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path)]
     Spy(fail_on_call=2, error=RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore")).install(monkeypatch)
-    assert ev.main(argv) == 2
+    assert evaluate_stage.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"error: tiny-opt-m: {LASTWORD}: lm-eval failed (RuntimeError: CUDA out of memory.")
     assert "lower evaluate.batch_size" in err and "finished results are kept" in err
@@ -308,7 +312,7 @@ def test_bad_inputs_give_one_line_and_keep_earlier_results(case, first_run, tiny
     argv = make_args(tiny_zoo, tmp_path)
     if "--tasks" not in argv:
         argv += ["--tasks", MC]
-    rc = ev.main(argv + ["--include-path", str(tiny_zoo.include_path), "--device", "cpu", "--batch-size", "8",
+    rc = evaluate_stage.main(argv + ["--include-path", str(tiny_zoo.include_path), "--device", "cpu", "--batch-size", "8",
                          "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
@@ -323,7 +327,7 @@ def test_a_failed_checkpoint_does_not_stop_the_others(tiny_zoo, tmp_path):
                {"model": str(tiny_zoo.local["tiny-opt-m"]), "name": "tiny-opt-m", "family": "tiny-opt", "tokens": 1}]
     settings = replace(zoo_settings(tiny_zoo, tmp_path / "evals"), tasks=(LASTWORD,))
     with pytest.raises(CapcastError, match=r"^broken: cannot load it .*finished results are kept"):
-        ev.evaluate(ev.checkpoints_from_entries(entries), settings)
+        lmrun.evaluate(ev.checkpoints_from_entries(entries), settings)
     assert (tmp_path / "evals" / "tiny-opt-m@main.json").is_file()
 
 
@@ -360,7 +364,7 @@ def test_params_yaml_defaults_need_no_network(tmp_path, capsys):
     assert section["models"] == [] and settings.tasks == ev.DEFAULT_TASKS
     params = tmp_path / "params.yaml"
     params.write_text(json.dumps({"evaluate": {**section, "out_dir": str(tmp_path / "evals")}}))
-    assert ev.main(["--from-params", "--params", str(params)]) == 0
+    assert evaluate_stage.main(["--from-params", "--params", str(params)]) == 0
     assert (tmp_path / "evals").is_dir() and "no checkpoints to evaluate" in capsys.readouterr().err
     empty = ev.load_eval_rows(tmp_path / "evals")
     assert empty.empty and list(empty.columns) == list(scores.ALL_COLUMNS)
@@ -376,7 +380,7 @@ def test_count_params_reproduces_pythias_published_counts():
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     _, facts = families.lookup("EleutherAI/pythia-70m")
-    assert ev.count_params(model) == (facts.params, facts.params_non_embedding)
+    assert lmrun.count_params(model) == (facts.params, facts.params_non_embedding)
 
 
 class FakeTask:
@@ -407,7 +411,7 @@ def test_task_loss_of_one_document_by_hand():
 # ------------------------------------------------------------------------ evaluate -> collect -> fit
 @pytest.mark.slow
 def test_collect_folds_evaluations_beside_published_rows_and_a_law_fits(first_run):
-    from pipeline.collect import collect
+    from pipeline.stages.collect import collect
 
     out, _ = first_run
     published = ROOT / "data" / "published" / "scores.csv"
@@ -434,7 +438,7 @@ def test_numbers_are_those_of_a_plain_simple_evaluate_call_few_shot_too(tiny_zoo
 
     model = str(tiny_zoo.local["tiny-opt-s"])
     entries = [{"model": model, "name": "tiny-opt-s", "family": "tiny-opt", "tokens": 1}]
-    ev.evaluate(ev.checkpoints_from_entries(entries), replace(zoo_settings(tiny_zoo, tmp_path), tasks=(MC,),
+    lmrun.evaluate(ev.checkpoints_from_entries(entries), replace(zoo_settings(tiny_zoo, tmp_path), tasks=(MC,),
                                                               num_fewshot=2))
     plain = simple_evaluate(model="hf", model_args={"pretrained": model}, tasks=[MC], num_fewshot=2,
                             batch_size=8, device="cpu", bootstrap_iters=0, log_samples=True,
@@ -452,8 +456,8 @@ def test_a_revision_missing_on_the_hub_is_named_with_close_ones(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(ev, "hub_refs", lambda repo: ["main", "step1000", "step3000", "step143000"])
+    monkeypatch.setattr(lmrun, "hub_refs", lambda repo: ["main", "step1000", "step3000", "step143000"])
     (ck,) = ev.checkpoints_from_entries([{"model": "EleutherAI/pythia-70m", "revisions": ["step300"]}])
     with pytest.raises(CapcastError, match="revision 'step300' does not exist on the hub .*close: step3000"):
-        ev.check_revision(ck)
-    ev.check_revision(replace(ck, revision="step3000"))  # exists: no error, no download
+        lmrun.check_revision(ck)
+    lmrun.check_revision(replace(ck, revision="step3000"))  # exists: no error, no download

@@ -5,8 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import forecast, scores
-from pipeline.forecast import ForecastError, Target
+from pipeline import scores
+from pipeline.forecasting import comparison
+from pipeline.forecasting import targets as forecast
+from pipeline.forecasting.targets import ForecastError, Target
+from pipeline.stages import forecast as forecast_stage
 from tests.paths import ROOT
 
 
@@ -67,26 +70,26 @@ def _cap(offsets: dict, slope=2.0, noise=0.0, seed=0):
 
 def test_shared_slope_recovers_the_compute_multiplier():
     # X's line sits 1 capability unit below the reference's; slope 2 per decade: X needs 10^0.5 x the compute.
-    off = forecast.shared_slope_fit(_cap({"ref": 0.0, "x": -1.0, "y": 0.5}), ["ref", "x", "y"], "ref", 0.9)
+    off = comparison.shared_slope_fit(_cap({"ref": 0.0, "x": -1.0, "y": 0.5}), ["ref", "x", "y"], "ref", 0.9)
     got = off.set_index("family")
     assert got.loc["ref", "k"] == pytest.approx(1.0)
     assert got.loc["x", "k"] == pytest.approx(10 ** 0.5, rel=1e-6)
     assert got.loc["y", "k"] == pytest.approx(10 ** -0.25, rel=1e-6)
     assert np.allclose(got["slope"], 2.0) and np.allclose(got["own_slope"], 2.0)
-    noisy = forecast.shared_slope_fit(_cap({"ref": 0.0, "x": -1.0}, noise=0.05), ["ref", "x"], "ref", 0.9)
+    noisy = comparison.shared_slope_fit(_cap({"ref": 0.0, "x": -1.0}, noise=0.05), ["ref", "x"], "ref", 0.9)
     x = noisy.set_index("family").loc["x"]
     assert x["k_lower"] < 10 ** 0.5 < x["k_upper"] and x["k_lower"] < x["k"] < x["k_upper"]
 
 
 def test_shared_slope_needs_the_reference():
     with pytest.raises(ForecastError, match="reference family 'z'"):
-        forecast.shared_slope_fit(_cap({"ref": 0.0, "x": -1.0}), ["ref", "x", "z"], "z", 0.9)
+        comparison.shared_slope_fit(_cap({"ref": 0.0, "x": -1.0}), ["ref", "x", "z"], "z", 0.9)
 
 
 def test_common_range_drops_models_outside_the_overlap():
     cap = _cap({"a": 0.0, "b": 0.0})
     cap.loc[cap["family"] == "b", "compute_flops"] *= 10  # b spans 1e21..1e23, a 1e20..1e22
-    kept = forecast.common_range(cap, ["a", "b"], margin=1.0)
+    kept = comparison.common_range(cap, ["a", "b"], margin=1.0)
     assert kept["compute_flops"].min() >= 1e21 and kept["compute_flops"].max() <= 1e22
 
 
@@ -110,15 +113,15 @@ def _table(families=("pythia", "opt"), tasks=("piqa", "arc_easy", "winogrande"),
 
 def test_capability_rises_with_compute_and_offsets_find_the_efficient_family():
     table = _table()
-    cap, tasks = forecast.capability_scores(table, "s", num_fewshot=0)
+    cap, tasks = comparison.capability_scores(table, "s", num_fewshot=0)
     assert tasks == ["arc_easy", "piqa", "winogrande"]
     for _, g in cap.groupby("family"):
         assert g.sort_values("compute_flops")["capability"].is_monotonic_increasing
-    off, caps = forecast.family_comparison(
+    off, caps = comparison.family_comparison(
         table, {"family_comparison": [{"suite": "s", "reference": "pythia", "families": ["pythia", "opt"]}]}, 0.9)
     k = off.set_index("family").loc["opt", "k"]
     assert 0.3 < k < 0.8  # opt needs about half the compute (exactly 0.5 for a linear capability)
-    assert list(off.columns) == forecast.OFFSET_COLUMNS and caps["in_fit"].all()
+    assert list(off.columns) == comparison.OFFSET_COLUMNS and caps["in_fit"].all()
 
 
 # ------------------------------------------------------------------------------- forecasts
@@ -162,7 +165,7 @@ def test_forecast_cli_writes_rounded_csvs(tmp_path):
         "  method_options: {loglinear: {n_bootstrap: 10}}\n  curve_points: 4\n"
         "  targets:\n    - {name: t, family: opt, suite: s, params: 1.0e+11, tokens: 3.0e+11}\n"
         "  family_comparison:\n    - {suite: s, reference: pythia, families: [pythia, opt]}\n")
-    assert forecast.main(["--scores", str(path), "--out-dir", str(tmp_path), "--params", str(params)]) == 0
+    assert forecast_stage.main(["--scores", str(path), "--out-dir", str(tmp_path), "--params", str(params)]) == 0
     text = (tmp_path / "forecast.csv").read_text()
     assert text.splitlines()[0] == ",".join(forecast.FORECAST_COLUMNS + ["note"])
     for line in text.splitlines()[1:]:
@@ -184,15 +187,15 @@ def test_offsets_agree_with_the_observational_laws_family_lines():
     fams = list(law.families_)
     b, s = law.family_intercepts_[:, 0], law.slope_[0]
     theirs = {f: 10 ** ((b[fams.index("pythia")] - b[fams.index(f)]) / s) for f in ("opt", "pythia-deduped")}
-    cap, _ = forecast.capability_scores(table, "cerebras_modelzoo", num_fewshot=0)
-    ours = forecast.shared_slope_fit(cap, ["pythia", "pythia-deduped", "opt", "cerebras-gpt"], "pythia", 0.9)
+    cap, _ = comparison.capability_scores(table, "cerebras_modelzoo", num_fewshot=0)
+    ours = comparison.shared_slope_fit(cap, ["pythia", "pythia-deduped", "opt", "cerebras-gpt"], "pythia", 0.9)
     ours = ours.set_index("family")["k"]
     for fam, k in theirs.items():
         assert 0.75 < ours[fam] / k < 1.33, (fam, ours[fam], k)
 
 
 def test_non_embedding_counts_extrapolate_the_registry():
-    from pipeline import families
+    from pipeline.sources import families
 
     pythia = families.FAMILIES["pythia"].models
     n = np.array([m.params for m in pythia])

@@ -5,8 +5,10 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipeline import ingest, scores
-from pipeline.ingest import IngestError, Store
+from pipeline import scores
+from pipeline.sources import published as ingest
+from pipeline.sources.published import IngestError, Store
+from pipeline.stages import ingest as ingest_stage
 from tests.paths import EXTERNAL, ROOT, needs_shared
 
 pytestmark = needs_shared
@@ -130,7 +132,7 @@ def test_obsscaling_text_cell_and_duplicate_model(tmp_path):
 def test_missing_input_folder_is_a_clear_error(tmp_path):
     with pytest.raises(IngestError, match="no such directory"):
         Store(str(tmp_path / "nowhere"))
-    assert ingest.main(["--from", str(tmp_path / "nowhere")]) == 2
+    assert ingest_stage.main(["--from", str(tmp_path / "nowhere")]) == 2
 
 
 class FakeResponse(io.BytesIO):

@@ -1,5 +1,5 @@
 """One family of any table at any (N, D): ``forecast --family`` and ``report --family``
-(pipeline/ladder.py): the nested backtest on the family's own ladder, --method auto, several
+(pipeline/forecasting/family.py): the nested backtest on the family's own ladder, --method auto, several
 targets, --chance, and one-line errors."""
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import forecast, ladder, scores
+from pipeline import scores
+from pipeline.forecasting import family as ladder
+from pipeline.forecasting import targets as forecast
 from pipeline.laws import make, nested
-from pipeline.report import cli as report_cli
+from pipeline.stages import forecast as forecast_stage
+from pipeline.stages import report as report_cli
 from tests.test_laws import ladder_rows
 
 SIZES = (3e7, 6e7, 1.2e8, 2.5e8, 5e8, 1e9)
@@ -34,7 +37,7 @@ COMMON = ["--family", "toy", "--bootstrap", "20"]
 
 def test_one_line_per_task_and_target_with_the_ladders_own_backtest(table_csv, tmp_path, capsys):
     out_csv = tmp_path / "fc.csv"
-    rc, out, err = run(capsys, forecast.main, "--scores", str(table_csv), *COMMON, "--params", "7e9,13e9",
+    rc, out, err = run(capsys, forecast_stage.main, "--scores", str(table_csv), *COMMON, "--params", "7e9,13e9",
                        "--tokens", "2e11,4e11", "--method", "loglinear", "--out", str(out_csv))
     assert rc == 0, err
     lines = out.strip().splitlines()
@@ -66,7 +69,7 @@ def test_one_line_per_task_and_target_with_the_ladders_own_backtest(table_csv, t
 
 
 def test_auto_keeps_the_default_unless_another_beats_it_by_the_noise(table_csv, capsys):
-    rc, out, err = run(capsys, forecast.main, "--scores", str(table_csv), *COMMON, "--params", "7e9",
+    rc, out, err = run(capsys, forecast_stage.main, "--scores", str(table_csv), *COMMON, "--params", "7e9",
                        "--tokens", "2e11", "--loss", "toyloss:ppl", "--out", "/dev/null")
     assert rc == 0, err
     (line,) = out.strip().splitlines()[1:]
@@ -89,10 +92,10 @@ def test_a_task_without_a_chance_level_names_the_file_and_chance(tmp_path, capsy
     path = tmp_path / "mine.csv"
     rows.to_csv(path, index=False)
     argv = ["--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11", "--method", "sigmoid"]
-    rc, out, err = run(capsys, forecast.main, *argv)
+    rc, out, err = run(capsys, forecast_stage.main, *argv)
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert str(path) in err and "'my_task'" in err and "--chance TASK=LEVEL" in err
-    rc, out, err = run(capsys, forecast.main, *argv, "--chance", "my_task=0.25")
+    rc, out, err = run(capsys, forecast_stage.main, *argv, "--chance", "my_task=0.25")
     assert rc == 0, err
     assert out.strip().splitlines()[1].startswith("my_task:acc  N=7e+09")
 
@@ -107,7 +110,7 @@ def test_a_task_without_a_chance_level_names_the_file_and_chance(tmp_path, capsy
 ])
 def test_bad_requests_are_one_line(table_csv, capsys, extra, words):
     argv = ["--scores", str(table_csv), "--family", "toy", "--params", "7e9", "--tokens", "2e11", *extra]
-    rc, out, err = run(capsys, forecast.main, *argv)
+    rc, out, err = run(capsys, forecast_stage.main, *argv)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and words in err, err
 
 
@@ -115,9 +118,9 @@ def test_several_suites_need_suite(table_csv, tmp_path, capsys):
     rows = scores.read(table_csv)
     path = tmp_path / "two.csv"
     pd.concat([rows, rows.assign(suite="other")]).to_csv(path, index=False)
-    rc, _, err = run(capsys, forecast.main, "--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11")
+    rc, _, err = run(capsys, forecast_stage.main, "--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11")
     assert rc == 2 and "pass --suite NAME" in err
-    rc, out, err = run(capsys, forecast.main, "--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11",
+    rc, out, err = run(capsys, forecast_stage.main, "--scores", str(path), *COMMON, "--params", "7e9", "--tokens", "2e11",
                        "--suite", "other", "--method", "loglinear")
     assert rc == 0, err
 

@@ -12,9 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import evaluate as ev
-from pipeline import ingest, scores, taskloss
-from pipeline import ingest_lm_eval as lm
+from pipeline import scores
+from pipeline.sources import evaluation as ev
+from pipeline.sources import lm_eval as lm
+from pipeline.sources import lm_eval_run as lmrun
+from pipeline.sources import taskloss
+from pipeline.stages import ingest as ingest_stage
 from tests.paths import ROOT
 from tests.tiny_models import TOKENS_PER_STEP, run_lm_eval_cli
 
@@ -67,7 +70,7 @@ def test_task_losses_equal_the_evaluate_stages_on_the_same_model(ladder, tiny_zo
     entries = [{"model": model, "family": "tiny-neox", "revisions": [revision], "tokens_per_step": TOKENS_PER_STEP}]
     settings = ev.Settings(tasks=(MC, LASTWORD), batch_size=8, device="cpu", include_path=str(tiny_zoo.include_path),
                            out_dir=tmp_path / "evals")
-    ev.evaluate(ev.checkpoints_from_entries(entries), settings)
+    lmrun.evaluate(ev.checkpoints_from_entries(entries), settings)
     evaluated = ev.load_eval_rows(tmp_path / "evals").set_index(["task", "metric"])
     imported = lm.import_runs([ladder], ladder_facts())
     imported = imported[(imported.model == model) & (imported.step == 40)].set_index(["task", "metric"])
@@ -102,13 +105,13 @@ def test_the_cli_writes_the_table_and_collect_folds_it_in(ladder, tmp_path, caps
     out = tmp_path / "mine.parquet"
     argv = ["lm-eval", str(ladder), "--family", "tiny-neox", "--tokens-per-step", str(TOKENS_PER_STEP),
             "--chance", f"{LASTWORD}=0", "--out", str(out)]
-    assert ingest.main(argv) == 0
+    assert ingest_stage.main(argv) == 0
     assert "3 models, 6 checkpoints, 2 tasks" in capsys.readouterr().out
     table = scores.read(out)
     again = tmp_path / "again.parquet"
-    assert ingest.main(argv[:-1] + [str(again)]) == 0
+    assert ingest_stage.main(argv[:-1] + [str(again)]) == 0
     assert again.read_bytes() == out.read_bytes()  # same inputs, same bytes
-    from pipeline.collect import collect
+    from pipeline.stages.collect import collect
 
     both = collect(ROOT / "data" / "published" / "scores.csv", None,
                    [{"path": str(ladder), "family": "tiny-neox", "tokens_per_step": TOKENS_PER_STEP}])
@@ -118,13 +121,13 @@ def test_the_cli_writes_the_table_and_collect_folds_it_in(ladder, tmp_path, caps
 
 @pytest.mark.slow
 def test_from_lm_evals_folder_to_a_forecast_of_a_larger_size(ladder, tmp_path, capsys):
-    from pipeline import forecast
+    from pipeline.stages import forecast as forecast_stage
 
     table = tmp_path / "mine.csv"
-    assert ingest.main(["lm-eval", str(ladder), "--family", "tiny-neox", "--tokens-per-step", str(TOKENS_PER_STEP),
+    assert ingest_stage.main(["lm-eval", str(ladder), "--family", "tiny-neox", "--tokens-per-step", str(TOKENS_PER_STEP),
                         "--out", str(table)]) == 0
     capsys.readouterr()
-    assert forecast.main(["--scores", str(table), "--family", "tiny-neox", "--params", "1e6",
+    assert forecast_stage.main(["--scores", str(table), "--family", "tiny-neox", "--params", "1e6",
                           "--tokens", str(40 * TOKENS_PER_STEP), "--bootstrap", "20"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("tiny-neox (3 models, 6 checkpoints, 3 sizes")
@@ -210,7 +213,7 @@ def _bad(tmp_path, make, argv_extra=(), capsys=None):
     folder = tmp_path / "runs"
     make(folder)
     out = tmp_path / "out.csv"
-    rc = ingest.main(["lm-eval", str(folder), "--family", "mine", "--tokens", "2e10", "--out", str(out),
+    rc = ingest_stage.main(["lm-eval", str(folder), "--family", "mine", "--tokens", "2e10", "--out", str(out),
                       *argv_extra])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
@@ -292,7 +295,7 @@ def test_an_existing_table_is_left_alone_on_error(tmp_path, capsys):
     out = tmp_path / "out.csv"
     out.write_text("before\n")
     _no_results(tmp_path / "runs")
-    assert ingest.main(["lm-eval", str(tmp_path / "runs"), "--family", "mine", "--tokens", "1", "--out", str(out)]) == 2
+    assert ingest_stage.main(["lm-eval", str(tmp_path / "runs"), "--family", "mine", "--tokens", "1", "--out", str(out)]) == 2
     assert out.read_text() == "before\n"
 
 

@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import clone
 
 from pipeline import scores
-from pipeline.backtest import run_law
+from pipeline.forecasting.backtest import run_law
 from pipeline.laws import METHODS, make, nested
 from tests.paths import ROOT, needs_shared
 from tests.test_laws import TOKENS_PER_STEP, chinchilla, observational_rows

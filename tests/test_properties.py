@@ -22,10 +22,14 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline import backtest, config, scores, trends
+from pipeline import config, scores
 from pipeline.config import ConfigError
 from pipeline.errors import CapcastError
+from pipeline.forecasting import backtest
 from pipeline.scores import ScoresError
+from pipeline.stages import backtest as backtest_stage
+from pipeline.stages import trends as trends_stage
+from pipeline.trends import analysis
 from tests.paths import ROOT
 from tests.test_laws import ladder_rows
 from tests.test_trends import table as trend_table
@@ -178,7 +182,7 @@ def test_backtest_cli_exits_2_with_one_line_or_prints_numbers(how, method, train
         path, csv = Path(tmp) / "t.csv", Path(tmp) / "p.csv"
         df.to_csv(path, index=False)
         extra = ["--loss", "toyloss:ppl"] if method == "two_step" else []
-        rc, out = run_cli(backtest.main, ["--scores", str(path), "--method", method, "--target", "arc_easy:acc",
+        rc, out = run_cli(backtest_stage.main, ["--scores", str(path), "--method", method, "--target", "arc_easy:acc",
                                           f"--train={train}", "--test=params > 2e9", "--bootstrap", boot,
                                           "--out", str(csv), *extra])
         if rc == 0:
@@ -234,7 +238,7 @@ def test_trends_cli_exits_2_with_one_line_or_writes_numbers(quick_params, how, t
         path = Path(tmp) / "t.csv"
         df.to_csv(path, index=False)
         argv = ["--scores", str(path), "--out", str(Path(tmp) / "o.csv"), "--params", str(quick_params)]
-        rc, out = run_cli(trends.main, argv + ([f"--train={train}"] if train else []))
+        rc, out = run_cli(trends_stage.main, argv + ([f"--train={train}"] if train else []))
         if rc == 0:
             assert not NAN.search(out)
             check_trends_output(Path(tmp))
@@ -293,7 +297,8 @@ def edit(params: dict, edits) -> dict:
 
 def use(params: dict) -> None:
     """What the stages build from a config that passed the check (no fitting)."""
-    from pipeline import forecast, laws, query
+    from pipeline import laws, query
+    from pipeline.forecasting import targets as forecast
 
     bt = params.get("backtest") or {}
     for name, split in (bt.get("splits") or {}).items():
@@ -325,7 +330,7 @@ def test_random_configs_stop_with_the_key_path_or_work(edits):
         path = Path(tmp) / "params.yaml"
         path.write_text(yaml.safe_dump(params))
         if "trends" in params:
-            trends.settings(trends.load_config(path))
+            analysis.settings(trends_stage.load_config(path))
 
 
 def test_a_config_property_example_is_checked_at_all():

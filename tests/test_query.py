@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import backtest, query, scores, trends
+from pipeline import query, scores
+from pipeline.forecasting import backtest
 from pipeline.query import QueryError
+from pipeline.stages import trends as trends_stage
+from pipeline.trends.curves import TrendsError
 from tests.paths import ROOT
 
 
@@ -114,7 +117,7 @@ def test_the_query_string_never_reaches_pandas_eval(table, monkeypatch):
     monkeypatch.setattr(pd, "eval", boom)
     assert query.mask(table, "params > 1e9 and family == 'opt'").any()
     assert len(backtest.select(table, "params > 1e9", "--train")) > 0
-    assert len(trends.select(table, "params > 1e9", "--train")) > 0
+    assert len(trends_stage.select(table, "params > 1e9", "--train")) > 0
 
 
 @pytest.mark.parametrize("text, message", [
@@ -153,5 +156,5 @@ def test_select_messages_name_the_flag_and_say_when_nothing_matches(table):
     with pytest.raises(FitError, match=r"--train query 'params < 0' selects no rows \(the table has 60 rows, "
                                        r"suites a, b\); loosen it"):
         backtest.select(table, "params < 0", "--train")
-    with pytest.raises(trends.TrendsError, match="--test query 'parms > 0': unknown column 'parms'"):
-        trends.select(table, "parms > 0", "--test")
+    with pytest.raises(TrendsError, match="--test query 'parms > 0': unknown column 'parms'"):
+        trends_stage.select(table, "parms > 0", "--test")

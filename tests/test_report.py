@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 
 from pipeline import report
+from pipeline.stages import report as report_stage
 from tests.paths import ROOT
 
 PY = sys.executable
@@ -322,7 +323,7 @@ def test_plots_have_labelled_log_axes_legends_and_chance(inputs):
 
     cfg = params.load("report", ROOT / "params.yaml")
     figs = []
-    report_cfg = report.config_from_params(ROOT / "params.yaml")
+    report_cfg = report_stage.config_from_params(ROOT / "params.yaml")
     fig = report.plot_accuracy_vs_compute(inputs.scores, cfg, None)
     _check_axes(fig)
     assert all(ax.get_xscale() == "log" for ax in fig.axes if ax.get_visible())
@@ -365,7 +366,7 @@ def test_plots_have_labelled_log_axes_legends_and_chance(inputs):
 
 
 def test_family_and_method_colours_never_collide():
-    from pipeline import plotting
+    from pipeline.report import plotting
 
     methods = {plotting.method_color(m) for m in list(plotting.METHOD_COLORS) + ["direct", "skills", "my_law", "x"]}
     families = {plotting.family_color(f) for f in list(plotting.FAMILY_COLORS) + [f"user-{i}" for i in range(60)]

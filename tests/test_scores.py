@@ -94,7 +94,7 @@ def test_chance_column_is_data_and_the_table_is_the_fallback():
 
 @needs_shared
 def test_non_embedding_counts_from_shapes_match_pythia_published_counts():
-    from pipeline import families
+    from pipeline.sources import families
 
     meta = pd.read_csv(SHARED / "data/upstream/derived/model_metadata.csv")
     pythia = meta[meta["variant"] == "standard"].dropna(subset=["params_non_embedding"])

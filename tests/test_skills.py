@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import backtest
 from pipeline.errors import FitError
+from pipeline.forecasting import backtest
 from pipeline.laws import make
 from pipeline.laws.optim import damped_solve
 from pipeline.laws.skill_model import Objective, start
+from pipeline.stages import backtest as backtest_stage
 
 # Two skills per model: theta = alpha_family + G^T (n, d, n d) in decades of N and D (centred
 # below), read out by six benchmarks through chance-floored sigmoids.
@@ -171,7 +172,7 @@ def test_stage_runs_a_keep_smallest_split(tmp_path):
     path = tmp_path / "toy.parquet"
     skill_rows().to_parquet(path)
     cfg = {"n_bootstrap": 10, "splits": {"lofo": {**SPLIT, "methods": ["skills", "sigmoid"]}}}
-    backtest.run_stage(cfg, str(path), str(tmp_path / "out"))
+    backtest_stage.run_stage(cfg, str(path), str(tmp_path / "out"))
     preds = pd.read_csv(tmp_path / "out" / "backtest_predictions.csv")
     assert set(preds["fold"]) == {"lofo/fd", "lofo/fb"} and len(preds) == 2 * 2 * 4
     assert not preds["model"].isin(["fd-5e+07", "fb-5e+07"]).any()
@@ -181,18 +182,18 @@ def test_stage_runs_a_keep_smallest_split(tmp_path):
 def test_cli_leave_out_with_keep_smallest(tmp_path, capsys):
     path = tmp_path / "toy.csv"
     skill_rows().to_csv(path, index=False)
-    rc = backtest.main(["--scores", str(path), "--method", "skills", "--target", "b4:acc", "--rows", "suite == 'toy'",
+    rc = backtest_stage.main(["--scores", str(path), "--method", "skills", "--target", "b4:acc", "--rows", "suite == 'toy'",
                         "--leave-out", "family=fd", "--keep-smallest", "1", "--bootstrap", "10"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     lines = out.strip().splitlines()
     assert sum("90% [" in line for line in lines) == 4
     assert lines[-1].startswith("MAE ") and "over 4 predictions" in lines[-1]
-    rc = backtest.main(["--scores", str(path), "--method", "skills", "--target", "b4:acc", "--leave-out", "family",
+    rc = backtest_stage.main(["--scores", str(path), "--method", "skills", "--target", "b4:acc", "--leave-out", "family",
                         "--bootstrap", "0"])
     out, err = capsys.readouterr()
     assert rc == 2 and "--leave-out 'family' is not COLUMN=VALUE" in err and len(err.strip().splitlines()) == 1
-    rc = backtest.main(["--scores", str(path), "--method", "skills", "--target", "b4:acc", "--leave-out", "family=fd",
+    rc = backtest_stage.main(["--scores", str(path), "--method", "skills", "--target", "b4:acc", "--leave-out", "family=fd",
                         "--train", "params > 0"])
     out, err = capsys.readouterr()
     assert rc == 2 and "drop --train/--test" in err

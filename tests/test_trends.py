@@ -13,14 +13,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import shapes, trends, trends_backtest
+from pipeline.stages import trends as trends_stage
+from pipeline.trends import analysis
+from pipeline.trends import backtest as trends_backtest
+from pipeline.trends import banks, shapes
+from pipeline.trends.curves import LABELS, prepare
+from pipeline.trends.settings import DEFAULTS
 from tests.paths import ROOT
 
 PYTHIA_N = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])
 T = np.log10(PYTHIA_N)
 U = T - T.min()
 SPAN = U.max()
-ST = trends.settings(trends.load_config(ROOT / "params.yaml"))
+ST = analysis.settings(trends_stage.load_config(ROOT / "params.yaml"))
 
 
 def curve(y, s=0.01, chance=0.25, t=T, orient=1.0, bounded=True):
@@ -42,7 +47,7 @@ SHAPES = {
     "positive": (lambda: 0.3 + 0.12 * U, 0.25),
     "inverse": (lambda: 0.8 - 0.1 * U, 0.5),
     "flat": (lambda: np.full(8, 0.42), 0.25),
-    "emergent": (lambda: 0.25 + 0.5 * shapes.sigmoid((U - 1.6) / 0.12), 0.25),
+    "emergent": (lambda: 0.25 + 0.5 * banks.sigmoid((U - 1.6) / 0.12), 0.25),
     "u_shaped": (lambda: 0.3 + 0.2 * (U - 1.1) ** 2, 0.25),
     "inverted_u": (lambda: 0.7 - 0.2 * (U - 1.1) ** 2, 0.25),
     # scatter far beyond the stated errors and no form beats a constant
@@ -110,7 +115,7 @@ def test_loss_curves_are_fitted_in_log_space_and_lower_is_better():
     ppl = 150 * (PYTHIA_N / PYTHIA_N[0]) ** -0.5 + 3
     pts = pd.DataFrame({"params": PYTHIA_N, "compute_flops": 6 * PYTHIA_N * 3e11, "model": [f"m{i}" for i in range(8)],
                         "value": ppl, "stderr": 0.02 * ppl})
-    prep = trends.prepare("lambada_openai", "ppl", pts, "compute_flops", trends.load_config(ROOT / "params.yaml"))
+    prep = prepare("lambada_openai", "ppl", pts, "compute_flops", trends_stage.load_config(ROOT / "params.yaml"))
     assert prep.curve.log and prep.curve.orient == -1
     an = shapes.classify(prep.curve, ST)
     assert an.label == "positive" and "ln(value)" in prep.note
@@ -133,22 +138,22 @@ def test_intervals_cover_held_out_points_on_synthetic_curves():
 
 
 def test_too_few_scales_and_missing_stderr_are_labelled_never_guessed():
-    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg = trends_stage.load_config(ROOT / "params.yaml")
     base = pd.DataFrame({"params": PYTHIA_N, "compute_flops": 6 * PYTHIA_N * 3e11,
                          "model": [f"m{i}" for i in range(8)], "value": 0.3 + 0.1 * U, "stderr": 0.01})
-    p = trends.prepare("piqa", "acc", base.iloc[:3], "compute_flops", cfg)
+    p = prepare("piqa", "acc", base.iloc[:3], "compute_flops", cfg)
     assert p.curve is None and p.reason == "insufficient: <4 scales (3)"
-    p = trends.prepare("piqa", "acc", base.assign(stderr=np.nan), "compute_flops", cfg)
+    p = prepare("piqa", "acc", base.assign(stderr=np.nan), "compute_flops", cfg)
     assert p.reason == "insufficient: no stderr"
-    p = trends.prepare("piqa", "acc", base.assign(stderr=[0.01] * 6 + [np.nan] * 2), "compute_flops", cfg)
+    p = prepare("piqa", "acc", base.assign(stderr=[0.01] * 6 + [np.nan] * 2), "compute_flops", cfg)
     assert p.reason == "insufficient: no stderr for 2 of 8 points"
-    p = trends.prepare("mystery_task", "acc", base, "compute_flops", cfg)
+    p = prepare("mystery_task", "acc", base, "compute_flops", cfg)
     assert p.curve is not None and p.curve.chance is None and "chance unknown" in p.note
 
 
 def test_defaults_mirror_params_yaml():
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["trends"]
-    defaults = trends.DEFAULTS
+    defaults = DEFAULTS
     for key, val in section.items():
         if key == "backtest":
             continue
@@ -189,7 +194,7 @@ def run_cli(tmp_path, df, *extra):
     path = tmp_path / "scores.csv"
     df.to_csv(path, index=False)
     out = tmp_path / "trends.csv"
-    rc = trends.main(["--scores", str(path), "--out", str(out), "--params", str(ROOT / "params.yaml"), *extra])
+    rc = trends_stage.main(["--scores", str(path), "--out", str(out), "--params", str(ROOT / "params.yaml"), *extra])
     return rc, out
 
 
@@ -251,7 +256,7 @@ def test_backtest_metrics_from_params_splits(tmp_path):
     ppath.write_text(yaml.safe_dump(params))
     path = tmp_path / "scores.csv"
     table().to_csv(path, index=False)
-    rc = trends.main(["--scores", str(path), "--out", str(tmp_path / "t.csv"), "--params", str(ppath),
+    rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "t.csv"), "--params", str(ppath),
                       "--backtest-out", str(tmp_path / "bt.csv"), "--metrics-out", str(tmp_path / "m.json"),
                       "--markdown-out", str(tmp_path / "t.md")])
     assert rc == 0
@@ -292,7 +297,7 @@ def emergence_table(seed=0):
         for n in np.logspace(8, 10, 6):
             c = 6 * n * 2e11
             loss = 3.0 * (c / 1e20) ** -0.08 * 10 ** (0.1 * shift)
-            acc = 0.25 + 0.75 * shapes.sigmoid(-12 * (loss - 1.9))
+            acc = 0.25 + 0.75 * banks.sigmoid(-12 * (loss - 1.9))
             for metric, v, se in (("acc", acc, 0.01), ("nll", loss, 0.01)):
                 rows.append(dict(suite="syn", model=f"{fam}-{n:.2e}", family=fam, params=n, tokens=2e11,
                                  compute_flops=c, step=np.nan, task="mmlu", metric=metric,
@@ -302,8 +307,8 @@ def emergence_table(seed=0):
 
 def test_loss_route_finds_where_an_at_chance_family_takes_off():
     df = emergence_table()
-    cfg = trends.load_config(ROOT / "params.yaml")
-    curves, em = trends.analyse_table(df, cfg)
+    cfg = trends_stage.load_config(ROOT / "params.yaml")
+    curves, em = analysis.analyse_table(df, cfg)
     late = curves[(curves.family == "late") & (curves.metric == "acc")].iloc[0]
     assert late["cross_method"] == "loss"
     # truth: acc = 0.35 where sigmoid(-12 (L - 1.9)) = 0.1/0.75
@@ -331,7 +336,7 @@ def pc_table(seed=0):
                 rows.append(dict(suite="pcs", model=model, family=fam, params=n, tokens=2e11, compute_flops=c,
                                  step=np.nan, task=task, metric="acc", value=v + 0.005 * rng.standard_normal(),
                                  stderr=np.nan, num_fewshot=0, source="syn"))
-            emerg = shapes.sigmoid(3 * (cap - 1.0))
+            emerg = banks.sigmoid(3 * (cap - 1.0))
             rows.append(dict(suite="emer", model=model, family=fam, params=n, tokens=2e11, compute_flops=c,
                              step=np.nan, task="arithmetic_2da", metric="acc",
                              value=float(np.clip(emerg + 0.005 * rng.standard_normal(), 0, 1)),
@@ -341,9 +346,9 @@ def pc_table(seed=0):
 
 def test_pc_route_forecasts_take_off_of_an_at_chance_family_and_backtests_it():
     df = pc_table()
-    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg = trends_stage.load_config(ROOT / "params.yaml")
     cfg["emergence"].update(pc_suite="pcs", pc_exclude=[], n_pcs=2, report_suites=["emer"])
-    curves, em = trends.analyse_table(df, cfg)
+    curves, em = analysis.analyse_table(df, cfg)
     late = curves[(curves.family == "late") & (curves.suite == "emer")].iloc[0]
     assert late["label"] == "insufficient: no stderr" and late["cross_method"] == "pc"
     # truth: emergent accuracy 0.1 where 3 (cap - 1) = logit(0.1)
@@ -365,9 +370,9 @@ def test_crossings_are_cached_per_shot_setting():
     five = emer.assign(num_fewshot=5, value=np.clip(emer["value"] + 0.04, 0, 1))  # 5-shot takes off earlier
     df = pd.concat([df.assign(num_fewshot=df["num_fewshot"].where(df["suite"] != "emer", 0)), five],
                    ignore_index=True)
-    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg = trends_stage.load_config(ROOT / "params.yaml")
     cfg["emergence"].update(pc_suite="pcs", pc_exclude=[], n_pcs=2, report_suites=["emer"])
-    curves, em = trends.analyse_table(df, cfg)
+    curves, em = analysis.analyse_table(df, cfg)
     late = curves[(curves.family == "late") & (curves.suite == "emer")].set_index("num_fewshot")
     assert set(late.index) == {0, 5} and (late["cross_method"] == "pc").all()
     assert late.loc[5, "cross_compute"] < late.loc[0, "cross_compute"]  # earlier, not the same number
@@ -377,15 +382,15 @@ def test_crossings_are_cached_per_shot_setting():
 
 
 def test_chance_from_the_column_the_option_and_the_built_in_table(tmp_path, capsys):
-    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg = trends_stage.load_config(ROOT / "params.yaml")
     pts = pd.DataFrame({"params": PYTHIA_N, "compute_flops": 6 * PYTHIA_N * 3e11, "model": [f"m{i}" for i in range(8)],
                         "task": "my_task", "metric": "acc", "value": np.r_[np.full(6, 0.2), 0.4, 0.6],
                         "stderr": 0.01})
-    p = trends.prepare("my_task", "acc", pts, "compute_flops", cfg)
+    p = prepare("my_task", "acc", pts, "compute_flops", cfg)
     assert p.curve.chance is None and "--chance TASK=LEVEL" in p.note
-    p = trends.prepare("my_task", "acc", pts.assign(chance=0.2), "compute_flops", cfg)
+    p = prepare("my_task", "acc", pts.assign(chance=0.2), "compute_flops", cfg)
     assert p.curve.chance == 0.2 and "chance unknown" not in p.note
-    p = trends.prepare("my_task", "exact_match", pts.assign(metric="exact_match"), "compute_flops", cfg)
+    p = prepare("my_task", "exact_match", pts.assign(metric="exact_match"), "compute_flops", cfg)
     assert p.curve.chance == 0.0  # free-form answers: chance 0
     df = table(families=("fa",)).query("task == 'logiqa' and metric == 'acc'").assign(task="my_task")
     rc, out = run_cli(tmp_path, df, "--chance", "my_task=0.25")
@@ -404,9 +409,9 @@ def curve_rows(C, values, stderr, task="arc_easy", metric="acc"):
 
 
 def analysed(frames, task="arc_easy", metric="acc", levels=None):
-    cfg = trends.load_config(ROOT / "params.yaml")
-    preps = [trends.prepare(task, metric, f, "compute_flops", cfg) for f in frames]
-    return trends.analyse_curves(preps, cfg, trends.settings(cfg), levels=levels)
+    cfg = trends_stage.load_config(ROOT / "params.yaml")
+    preps = [prepare(task, metric, f, "compute_flops", cfg) for f in frames]
+    return analysis.analyse_curves(preps, cfg, analysis.settings(cfg), levels=levels)
 
 
 def horizons(res) -> np.ndarray:
@@ -465,9 +470,9 @@ def test_a_synthetic_emergent_curve_is_labelled_emergent_and_its_10x_forecast_co
 
 def test_a_smooth_sigmoid_that_never_sat_at_chance_is_not_emergent():
     # the lower tail of a smooth sigmoid on its 4 smallest points: it used to come out emergent
-    tail = 0.25 + 0.5 * shapes.sigmoid((U[:4] - 1.9) / 0.4)
+    tail = 0.25 + 0.5 * banks.sigmoid((U[:4] - 1.9) / 0.4)
     # a sigmoid whose floor is above chance, over all 8 sizes
-    high = 0.35 + 0.45 * shapes.sigmoid((U - 1.3) / 0.3)
+    high = 0.35 + 0.45 * banks.sigmoid((U - 1.3) / 0.3)
     for seed in range(5):
         a = shapes.classify(curve(noisy(tail, 0.01, seed), t=T[:4]), ST)
         b = shapes.classify(curve(noisy(high, 0.01, seed)), ST)
@@ -483,13 +488,13 @@ def test_labels_agree_with_their_evidence_on_synthetic_and_committed_curves():
             an = shapes.classify(c, ST)
             rows.append({"label": an.label, "evidence": an.evidence, "form": an.form})
     rows += pd.read_csv(ROOT / "reports/trends.csv").to_dict("records")
-    bad = [(r.get("task"), r.get("family"), trends.contradictions(r)) for r in rows if trends.contradictions(r)]
+    bad = [(r.get("task"), r.get("family"), analysis.contradictions(r)) for r in rows if analysis.contradictions(r)]
     assert not bad, bad[:5]
     # and the rule catches each contradiction the issue reported
-    assert trends.contradictions({"label": "emergent", "form": "linear", "evidence": "at chance up to x=1 (2 pts)"})
-    assert trends.contradictions({"label": "emergent", "form": "power", "cross_compute": np.inf,
+    assert analysis.contradictions({"label": "emergent", "form": "linear", "evidence": "at chance up to x=1 (2 pts)"})
+    assert analysis.contradictions({"label": "emergent", "form": "power", "cross_compute": np.inf,
                                   "evidence": "at chance up to x=1 (2 pts)"})
-    assert trends.contradictions({"label": "positive", "pred_100x": 1.81465, "lo_100x": 2.03848, "hi_100x": 4.27659})
+    assert analysis.contradictions({"label": "positive", "pred_100x": 1.81465, "lo_100x": 2.03848, "hi_100x": 4.27659})
 
 
 def test_committed_crossings_differ_between_shot_settings_where_their_data_differ():
@@ -510,7 +515,7 @@ def crossing_table(seed=0):
     for fam, shift in (("fa", 0.0), ("fb", 0.3)):
         for i, n in enumerate(np.logspace(8, 10.5, 9)):
             c = 6 * n * 2e11
-            v = 0.25 + 0.6 * float(shapes.sigmoid((np.log10(c) - 22.2 - shift) / 0.45))
+            v = 0.25 + 0.6 * float(banks.sigmoid((np.log10(c) - 22.2 - shift) / 0.45))
             rows.append(dict(suite="syn", model=f"{fam}-{i}", family=fam, params=n, tokens=2e11, compute_flops=c,
                              step=np.nan, task="arc_easy", metric="acc", value=v + 0.004 * rng.standard_normal(),
                              stderr=0.004, num_fewshot=0, source="syn"))
@@ -524,7 +529,7 @@ def crossing_table(seed=0):
 
 
 def test_crossing_backtest_scores_the_crossing_point_in_decades():
-    cfg = trends.load_config(ROOT / "params.yaml")
+    cfg = trends_stage.load_config(ROOT / "params.yaml")
     cfg["emergence"].update(backtest_suites=["syn"])
     eb = trends_backtest.crossing_backtest(crossing_table(), cfg)
     prim = eb[eb["primary"]]
@@ -544,7 +549,7 @@ def test_label_confusion_counts_every_label_against_every_label():
                        "label_small": ["flat", "emergent", "insufficient: no stderr", "positive", "positive"],
                        "label_all": ["positive", "emergent", "flat", "positive", "noisy"]})
     cf = trends_backtest.confusion(bt)
-    labels = list(trends.LABELS) + ["insufficient"]
+    labels = list(LABELS) + ["insufficient"]
     assert list(cf.columns) == ["split", "label_small", *labels, "curves", "agreement"]
     allrows = cf[cf["split"] == "ALL"].set_index("label_small")
     assert list(allrows.index) == labels and allrows["curves"].sum() == 5

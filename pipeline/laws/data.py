@@ -174,7 +174,7 @@ def _skip_early(units: pd.DataFrame, fraction: float) -> pd.DataFrame:
 def _non_embedding(units: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(counts, from_table) per unit: the ``params_non_embedding`` column where filled, else the
     families registry (matched by hub id or short name), else NaN."""
-    from pipeline import families
+    from pipeline.sources import families
 
     given = units["params_non_embedding"].to_numpy(float) if "params_non_embedding" in units else \
         np.full(len(units), np.nan)

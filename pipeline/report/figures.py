@@ -1,6 +1,6 @@
 """The report's figures: each ``plot_*(..., path)`` draws one PNG (or returns the figure when path is None).
 
-Conventions (pipeline/plotting.py): log scale axes with units, the metric on the other axis,
+Conventions (pipeline/report/plotting.py): log scale axes with units, the metric on the other axis,
 one colour per family and per method (disjoint palettes), the chance level dotted, one legend
 per figure below the panels.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import plotting
-from pipeline.forecast import final_checkpoints
+from pipeline import scores
+from pipeline.report import plotting
 from pipeline.report.inputs import ReportInput
 from pipeline.report.page import fmt
 
@@ -42,7 +42,7 @@ def _save(fig, path: Path | None):
 
 def plot_accuracy_vs_compute(table: pd.DataFrame, overview: dict, path: Path | None):
     """Data overview: one suite's final checkpoints per task, families in colour, chance dotted."""
-    rows = final_checkpoints(table[(table["suite"] == overview["suite"]) & (table["metric"] == overview["plot_metric"])
+    rows = scores.final_checkpoints(table[(table["suite"] == overview["suite"]) & (table["metric"] == overview["plot_metric"])
                                    & shots_mask(table, overview.get("num_fewshot"))])
     tasks = [t for t in overview["plot_tasks"] if t in set(rows["task"])]
     ncol = max((len(tasks) + 1) // 2, 1)
@@ -92,7 +92,7 @@ def plot_family_capability(cap: pd.DataFrame, offsets: pd.DataFrame, path: Path 
 def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], metric: str, shots,
                        path: Path | None):
     """Per task: the families' accuracies against compute on the same axes (one harness)."""
-    rows = final_checkpoints(table[(table["suite"] == suite) & (table["metric"] == metric)
+    rows = scores.final_checkpoints(table[(table["suite"] == suite) & (table["metric"] == metric)
                                    & shots_mask(table, shots) & table["family"].isin(families)])
     tasks = sorted(rows["task"].unique())
     fig, axes = plotting.panel_grid(len(tasks), 4, 3.9, 3.3, 0.5)
@@ -130,7 +130,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
     table = inp.scores
     fam_rows = table[(table["suite"] == suite) & (table["family"] == family) & (table["metric"] == metric)
                      & shots_mask(table, shots) & (table["compute_flops"] > 0)]
-    finals = final_checkpoints(fam_rows)
+    finals = scores.final_checkpoints(fam_rows)
     color = plotting.family_color(family)
     bars = " (±1 stderr)" if has_stderr(finals) else ""
     for ax, task in zip(axes.flat, tasks):
@@ -251,7 +251,7 @@ def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, 
     for ax, (_, r) in zip(axes.flat, flagged.iterrows()):
         rows = table[(table["suite"] == r["suite"]) & (table["family"] == r["family"]) & (table["task"] == r["task"])
                      & (table["metric"] == r["metric"]) & shots_mask(table, r["num_fewshot"])]
-        rows = final_checkpoints(rows)
+        rows = scores.final_checkpoints(rows)
         xcol = "params" if str(r.get("x", "compute")) == "params" else "compute_flops"
         rows = rows[rows[xcol] > 0].sort_values(xcol)
         _errorbar(ax, rows, xcol, fmt="o-", ms=3.5, lw=0.8, capsize=2, color=plotting.family_color(str(r["family"])),

@@ -1,7 +1,7 @@
 """What a report is built from: tables (:class:`ReportInput`) and a few display knobs (:class:`ReportConfig`).
 
 Neither reads params.yaml: the DVC stage fills them from the repository's files
-(:func:`load_inputs`, :func:`config_from_params`); another caller (a user's own scores table and
+(:func:`load_inputs`; :func:`pipeline.stages.report.config_from_params`); another caller (a user's own scores table and
 family) builds them directly, with only ``scores`` and ``forecast`` given, and every section
 whose input is absent says so instead of failing.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import params, scores
+from pipeline import scores
 from pipeline.report.page import read_csv, read_json
 
 
@@ -21,8 +21,8 @@ class ReportInput:
     """The tables of one report; each is the CSV of the same name under reports/ (None: not available).
 
     ``scores`` is a validated scores table (pipeline.scores). ``forecast`` and ``curves`` have the
-    columns of pipeline.forecast (FORECAST_COLUMNS, CURVE_COLUMNS); ``backtest`` and ``predictions``
-    those of pipeline.backtest (extra columns, methods and splits are fine).
+    columns of pipeline.forecasting.targets (FORECAST_COLUMNS, CURVE_COLUMNS); ``backtest`` and ``predictions``
+    those of the backtest stage (extra columns, methods and splits are fine).
     """
 
     scores: pd.DataFrame
@@ -30,7 +30,7 @@ class ReportInput:
     curves: pd.DataFrame | None = None
     offsets: pd.DataFrame | None = None
     capability: pd.DataFrame | None = None
-    family_skills: pd.DataFrame | None = None  # reports/family_skills.csv (pipeline.family_skills)
+    family_skills: pd.DataFrame | None = None  # reports/family_skills.csv (pipeline.forecasting.family_skills)
     backtest: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
     trends: pd.DataFrame | None = None
@@ -96,32 +96,3 @@ def _metrics_rows(metrics: dict | None) -> pd.DataFrame | None:
     for name, vals in (metrics.get("splits") or {}).items():
         rows.append({"split": name, **{k: v for k, v in vals.items() if not isinstance(v, dict)}})
     return pd.DataFrame(rows)
-
-
-def _section(path, name: str) -> dict:
-    """Another stage's params section, for descriptive text only (split descriptions, report suites)."""
-    try:
-        return params.load(name, path)
-    except Exception:  # absent: the text is optional
-        return {}
-
-
-def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
-    """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report suites."""
-    cfg = params.load("report", path)
-    splits = _section(path, "backtest").get("splits") or {}
-    emergence = (_section(path, "trends").get("emergence") or {})
-    overview = {k: cfg[k] for k in ("suite", "plot_tasks", "plot_metric", "num_fewshot") if k in cfg} or None
-    return ReportConfig(
-        default_method=cfg.get("default_method"),
-        heldout_splits=list(cfg.get("heldout_splits") or []),
-        max_extrapolation=float(cfg.get("max_extrapolation", 10.0)),
-        min_evidence=int(cfg.get("min_evidence", 3)),
-        overview=overview if overview and "suite" in overview else None,
-        family_curves=list(cfg.get("family_curves") or []),
-        max_trend_plots=int(cfg.get("max_trend_plots", 24)),
-        processes=int(cfg.get("processes", 2)),
-        split_descriptions={name: str(sp.get("description", "")) for name, sp in splits.items()},
-        report_suites=list(emergence.get("report_suites") or []),
-        pipeline_outputs=True,
-    )

@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import scores
-
 DASH = "–"  # printed for an empty cell
 LONG_TABLE = 30  # a table with more rows is split into one collapsed block per group (no script to filter with)
 
@@ -59,11 +57,6 @@ def read_csv(path: Path) -> pd.DataFrame | None:
 
 def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """A table the report computes, written beside it so that its printed cells are CSV cells too."""
-    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n"))
 
 
 def slug(text: str) -> str:

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import scores
 from pipeline.report import evidence as ev
 from pipeline.report import figures
 from pipeline.report.family_skills import section_family_skills
 from pipeline.report.figures import has_stderr, shots_mask
 from pipeline.report.inputs import ReportConfig, ReportInput
-from pipeline.report.page import Page, display, fmt, missing, slug, write_csv
+from pipeline.report.page import Page, display, fmt, missing, slug
 
-# trend labels the report flags (pipeline/trends.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
+# trend labels the report flags (pipeline/trends/curves.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
 FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
 TREND_KEY = ["suite", "family", "task", "metric", "num_fewshot"]
 
@@ -48,8 +49,8 @@ def section_glance(page: Page, rep: Report) -> None:
         page.note("reports/forecast.csv is missing: run the forecast stage (dvc repro).")
         return
     glance = ev.glance_table(rep.inp, rep.chosen, rep.cfg)
-    write_csv(glance, rep.out / "at_a_glance.csv")
-    write_csv(rep.evidence, rep.out / "method_evidence.csv")
+    scores.write_csv(glance, rep.out / "at_a_glance.csv")
+    scores.write_csv(rep.evidence, rep.out / "method_evidence.csv")
     level = fmt(glance["level"].iloc[0]) if len(glance) else "0.9"
     page.para(f"Every target and task: the forecast with its {level} prediction interval, by the method the "
               "backtests favour for this family. Only held-out models of the target's own family count as evidence "
@@ -237,7 +238,7 @@ def section_trends(page: Page, rep: Report) -> None:
         return
     page.heading(2, "Emergence and inverse scaling", "trends")
     counts = trend_label_counts(tr)
-    write_csv(counts, rep.out / "trends_labels.csv")
+    scores.write_csv(counts, rep.out / "trends_labels.csv")
     horizons = [c[len("pred_"):] for c in tr.columns if c.startswith("pred_")]
     page.para("Every (suite, family, task, metric, shots) curve over the family's final checkpoints gets one shape "
               "label from the trends stage (pipeline/trends.py): positive, emergent (at chance at the smallest scales, "
@@ -360,7 +361,7 @@ def section_data(page: Page, rep: Report) -> None:
     page.heading(2, "Data", "data")
     table = rep.inp.scores
     summary = data_summary(table)
-    write_csv(summary, rep.out / "data_summary.csv")
+    scores.write_csv(summary, rep.out / "data_summary.csv")
     page.para(f"The scores table: {len(table)} rows, {table['model'].nunique()} models, "
               f"{table['task'].nunique()} tasks. Numbers are comparable only within a suite.")
     page.table(display(summary, ["suite", "family", "rows", "models", "tasks", "checkpoints"]), "data_summary.csv",

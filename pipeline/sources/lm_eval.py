@@ -9,7 +9,7 @@ the model (``config.model_args``: ``pretrained=``, and ``revision=stepN`` as the
 (``n-shot``), the task versions, ``model_num_parameters`` and lm-eval's aggregated metrics, as
 rows.  Beside it, the ``samples_<task>_<date>.jsonl`` files of the same run give the task losses
 (nll, nll_token, nll_char, bpb, prob_correct) and the random-guess level of each task, computed
-by the same code as the evaluate stage (:mod:`pipeline.taskloss`).
+by the same code as the evaluate stage (:mod:`pipeline.sources.taskloss`).
 
 Token counts (for ``nll_token``) and the non-embedding parameter count need the checkpoint's
 tokenizer and config.json; they are read from the model folder or the local Hugging Face cache
@@ -22,7 +22,6 @@ with one line naming the file, and ``--out`` is written atomically or not at all
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import functools
 import json
@@ -36,8 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import families, scores, taskloss
+from pipeline import scores
 from pipeline.errors import CapcastError
+from pipeline.sources import families, taskloss
 
 SUITE = "lm_eval"
 DATE = re.compile(r"_(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)\.jsonl?$")
@@ -207,7 +207,7 @@ def read_run(path: Path) -> Run:
 
 
 def _is_local(model: str) -> bool:
-    from pipeline.evaluate import is_local
+    from pipeline.sources.evaluation import is_local
 
     return is_local(model)
 
@@ -237,7 +237,7 @@ def checkpoint_tools(pretrained: str, revision: str | None, tokenizer: str | Non
     nothing downloaded."""
     from transformers import AutoTokenizer
 
-    from pipeline.evaluate import ContinuationTokens, count_params
+    from pipeline.sources.lm_eval_run import ContinuationTokens, count_params
 
     quiet = [logging.getLogger(n) for n in ("lm_eval", "transformers")]
     levels = [q.level for q in quiet]
@@ -448,7 +448,7 @@ def tokens_of(run: Run, facts: Facts, params: float, found) -> float:
 
 def run_rows(run: Run, facts: Facts, notes: list) -> list[dict]:
     """Scores rows of one results JSON: lm-eval's metrics, task losses and chance per task."""
-    from pipeline.evaluate import lm_eval_metrics
+    from pipeline.sources.lm_eval_run import lm_eval_metrics
 
     files = samples_files(run.path)
     leaves = sorted(t for t in run.doc["results"] if t in (run.doc.get("configs") or {}))
@@ -525,45 +525,3 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
     for note in dict.fromkeys(notes):
         (log or (lambda m: print(f"ingest lm-eval: {m}", file=sys.stderr)))(note)
     return scores.validate(table, origin=f"lm-eval results under {', '.join(map(str, paths))}")
-
-
-# ------------------------------------------------------------------------------------------- CLI
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline ingest lm-eval",
-                                description="lm-eval output folders -> a scores table (suite lm_eval)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="folders lm_eval --output_path wrote, or results JSONs")
-    p.add_argument("--out", required=True, help="the scores table to write (.csv or .parquet)")
-    p.add_argument("--family", help="family name of the models (default: the families registry)")
-    tokens = p.add_mutually_exclusive_group()
-    tokens.add_argument("--tokens", type=float, help="training tokens D of every checkpoint")
-    tokens.add_argument("--tokens-per-param", type=float, help="D = R x N (e.g. 20, Chinchilla)")
-    tokens.add_argument("--tokens-per-step", type=float, help="D = S x step (revision=stepN)")
-    p.add_argument("--params", help="parameters N, where lm-eval recorded none: N, or MODEL=N,MODEL=N")
-    p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
-                   help="random-guess level of a task the samples do not give (repeatable)")
-    p.add_argument("--tokenizer", help="tokenizer (hub id or folder, read locally) for nll_token, when the "
-                                       "checkpoints' own is not on this machine")
-    p.add_argument("--suite", default=SUITE, help=f"suite of the rows (default {SUITE})")
-    return p
-
-
-def _main(argv) -> int:
-    args = parser().parse_args(argv)
-    out = Path(args.out)
-    if out.suffix not in (".csv", ".parquet"):
-        raise LmEvalError(f"--out {out}: give a .csv or .parquet file")
-    facts = Facts(args.family, args.tokens, args.tokens_per_param, args.tokens_per_step, parse_params(args.params),
-                  args.tokenizer, scores.parse_chance(args.chance), args.suite)
-    table = import_runs(args.paths, facts)
-    scores.clean_stale_temps(out.parent, names=[out.name])
-    scores.write(table, out, origin=f"ingest lm-eval -> {out}")
-    ck = table.drop_duplicates(["model", "step"])
-    print(f"wrote {len(table)} rows to {out}: {ck['model'].nunique()} models, {len(ck)} checkpoints, "
-          f"{table['task'].nunique()} tasks, from {table['source'].nunique()} results files")
-    return 0
-
-
-def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
-
-    return run_cli(_main, argv)

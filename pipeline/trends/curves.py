@@ -1,5 +1,5 @@
 """Score curves of the trends stage: which rows make a curve, its orientation and chance level,
-and its points as a :class:`pipeline.shapes.Curve` (or the reason it cannot be labelled).
+and its points as a :class:`pipeline.trends.shapes.Curve` (or the reason it cannot be labelled).
 
 A *curve* is one (suite, family, task, metric, num_fewshot) over the family's models at their
 final checkpoint (the largest step, or the stepless row), or one model over its checkpoints.
@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import scores, shapes
+from pipeline import scores
 from pipeline.errors import CapcastError
+from pipeline.trends import shapes
 
 CURVE_KEY = ["suite", "family", "task", "metric", "num_fewshot"]
 LABELS = ("positive", "emergent", "inverse", "u_shaped", "inverted_u", "flat", "noisy")

@@ -8,10 +8,10 @@ margin, from different evidence:
   against compute over the family's models;
 * ``pc``: the observational capability PCs of a benchmark matrix (Ruan, Maddison & Hashimoto
   2024): accuracy against the PCs over every family, the family's PCs against compute;
-* ``fit``: the curve's own forecast form (:mod:`pipeline.trendfit`).
+* ``fit``: the curve's own forecast form (:mod:`pipeline.trends.fit`).
 
 Intervals resample both fits of a two-fit route (nonparametric bootstrap over points) and come
-from the forecast's law band for ``fit``.  The crossing backtest (:mod:`pipeline.trends_backtest`)
+from the forecast's law band for ``fit``.  The crossing backtest (:mod:`pipeline.trends.backtest`)
 checks all three on curves that cross inside their data.
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline import scores, shapes
-from pipeline.trendcurves import family_map, final_rows, to_compute_params
+from pipeline import scores
+from pipeline.trends import banks
+from pipeline.trends.curves import family_map, final_rows, to_compute_params
 
 
 def setting_key(suite, task, metric, shots) -> tuple:
@@ -46,7 +47,7 @@ def fit_link(X: np.ndarray, y: np.ndarray, floor: float, W: np.ndarray, iters: i
     lam = np.full(B, 1e-2)
 
     def sse_of(bt):
-        mu = floor + (1 - floor) * shapes.sigmoid(bt @ X.T)
+        mu = floor + (1 - floor) * banks.sigmoid(bt @ X.T)
         return np.einsum("bn,bn->b", W, (y[None, :] - mu) ** 2), mu
 
     cur, mu = sse_of(beta)

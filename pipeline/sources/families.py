@@ -158,7 +158,7 @@ def lookup(model_id: str) -> tuple[Family, Model]:
     if key in _INDEX:
         return _INDEX[key]
     raise UnknownModel(
-        f"unknown model {model_id!r}: not in the families registry (pipeline/families.py); "
+        f"unknown model {model_id!r}: not in the families registry (pipeline/sources/families.py); "
         f"known families: {', '.join(FAMILIES)}"
     )
 

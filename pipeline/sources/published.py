@@ -1,23 +1,17 @@
-"""Ingest published results into one compact, cited scores table (``data/published/scores.csv``).
+"""Readers of published results: each upstream format -> scores-table rows with a citation.
 
 Each reader turns one published format into scores-table rows with a ``source`` that cites
-repository@commit:path.  Inputs come from a local copy (``--from DIR``, laid out like
-``shared/data/external``) or from the upstream repositories at their pinned commits
-(``--from github``), so a user with network can rebuild the table from the sources.
-
-    python -m pipeline ingest --from ../shared/data/external [--out data/published/scores.csv]
-
-Not a DVC stage: its inputs live outside the repository.  Its output is committed, and the
-pipeline starts from it.
+repository@commit:path.  Inputs come from a local copy (a :class:`Store` on a folder laid out like
+``shared/data/external``) or from the upstream repositories at their pinned commits (``github``),
+so a user with network can rebuild the table from the sources.  :func:`ingest` runs every reader
+(``python -m pipeline ingest``, :mod:`pipeline.stages.ingest`).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
 import re
-import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,8 +19,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from pipeline import families, scores
+from pipeline import scores
 from pipeline.errors import CapcastError
+from pipeline.sources import families
 
 
 class IngestError(CapcastError):
@@ -126,7 +121,7 @@ def _model_args(config: dict) -> dict:
 def _registry_model(name: str, where: str) -> tuple[families.Family, families.Model]:
     found = families.find(name)
     if found is None:
-        raise IngestError(f"{where}: unknown model {name!r}; add it to pipeline/families.py")
+        raise IngestError(f"{where}: unknown model {name!r}; add it to pipeline/sources/families.py")
     return found
 
 
@@ -461,33 +456,3 @@ def ingest(root: str) -> tuple[pd.DataFrame, list[str]]:
     table = pd.concat(parts, ignore_index=True)
     table["params_non_embedding"] = non_embedding_counts(table["model"])
     return scores.sort(scores.validate(table, origin=f"ingest --from {root}")), skipped
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pipeline.__main__ import run_cli
-
-    return run_cli(_main, argv)
-
-
-def _main(argv) -> int:
-    if argv and argv[0] == "lm-eval":  # your own lm-eval output folders (pipeline/ingest_lm_eval.py)
-        from pipeline import ingest_lm_eval
-
-        return ingest_lm_eval._main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0],
-                                     epilog="python -m pipeline ingest lm-eval DIR... --out FILE: import your own "
-                                            "lm-eval output folders (see --help there)")
-    parser.add_argument("--from", dest="root", default="../shared/data/external",
-                        help="local copy of the published files (shared/data/external), or 'github'")
-    parser.add_argument("--out", default="data/published/scores.csv")
-    args = parser.parse_args(argv)
-    table, skipped = ingest(args.root)
-    scores.write(table, args.out, origin=f"ingest --from {args.root}")
-    summary = table.groupby("suite").agg(rows=("value", "size"), models=("model", "nunique"), tasks=("task", "nunique"))
-    print(summary.to_string())
-    print(f"wrote {len(table)} rows to {args.out}")
-    if skipped:
-        print(f"set aside {len(skipped)} models without the facts a law needs:", file=sys.stderr)
-        for s in skipped:
-            print(f"  {s}", file=sys.stderr)
-    return 0

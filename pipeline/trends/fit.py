@@ -1,7 +1,7 @@
 """Forecasts of trend curves: the laws' candidate forms, fitted for many curves at once, chosen
 per curve by nested extrapolation on its own top scales, with intervals that widen with distance.
 
-A curve (:class:`pipeline.shapes.Curve`: t = log10 scale, y, effective stderr) is forecast by
+A curve (:class:`pipeline.trends.shapes.Curve`: t = log10 scale, y, effective stderr) is forecast by
 one of the candidate forms of its kind and shape label; the first is the default:
 
 =====================  ===================================================================
@@ -13,7 +13,7 @@ accuracy, rising       ``power``: Krajewski et al. 2025, (y - chance)/(1 - chanc
 accuracy, falling      ``linear``, ``power`` (decaying toward chance)
 loss, improving        ``loss_power`` (L = E + A C^-gamma), ``linear`` in ln L (a pure power law)
 flat, noisy            ``const``, ``linear``
-u_shaped, inverted_u   ``break`` (the one-break law of :mod:`pipeline.shapes`), ``linear``
+u_shaped, inverted_u   ``break`` (the one-break law of :mod:`pipeline.trends.banks`), ``linear``
 other rising/falling   ``linear``
 =====================  ===================================================================
 
@@ -40,14 +40,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from pipeline import shapes
-from pipeline.laws import curves as lc
 from pipeline.laws import intervals, nested
-
-STANDARD = np.array([-1.0, 1.0])  # x_train of a curve object whose inputs come standardised
-ROUGH_ITER, KEEP, MAX_ITER = 3, 4, 100  # multi-start: rough steps from every start, the best KEEP to the end
-RUNG_DECIMALS = 2  # scales within ~2% are one rung (as pipeline.laws.nested)
-LN10 = float(np.log(10.0))
+from pipeline.trends import shapes
+from pipeline.trends.forecast_forms import (MIN_POINTS, RUNG_DECIMALS, break_predict, const_fit, evaluate, fit_batch,
+                                            group_key, make_form)
+from pipeline.trends.settings import Settings
 
 CANDIDATES = {
     ("accuracy", "rising"): ("power", "linear"),
@@ -59,9 +56,6 @@ CANDIDATES = {
 }
 SHAPE_CLASS = {"positive": "rising", "emergent": "rising", "inverse": "falling", "u_shaped": "bent",
                "inverted_u": "bent"}
-# points a form needs: its parameter count on an inner split (an exactly determined inner fit still
-# tests the extrapolation), one more on all the points (a degree of freedom for its covariance)
-MIN_POINTS = {"const": 1, "linear": 2, "power": 2, "loss_power": 3, "break": 6}
 MIN_INNER_RUNGS = 2  # scales an inner split fits on (the laws need three for L(N, D); these forms have <= 3)
 
 
@@ -107,119 +101,7 @@ class Result:
     plausible: list = field(default_factory=list)  # the forms whose draws make the interval
 
 
-# ----------------------------------------------------------------------------- the forms
-class _Form:
-    """A candidate form as batched fits of a :mod:`pipeline.laws.curves` curve."""
-
-    def __init__(self, name: str, curve_obj, k: int):
-        self.name, self.obj, self.k = name, curve_obj, k
-
-    def x(self, t, mu, sd):  # the curve's input from log10 scale
-        return (t - mu) / sd
-
-    def values(self, y):  # the curve's own units (raw loss for the loss law)
-        return y
-
-    def usable(self, y, s):
-        return np.isfinite(y)
-
-    def weights(self, y, s):  # least-squares weights in the curve's fit space
-        return 1.0 / s ** 2
-
-    def starts(self, X, y, w) -> np.ndarray:
-        return self.obj.grid(X[:, None], y)
-
-    def trend_y(self, f):  # the curve's fit space -> the trend's y (accuracy, ln loss)
-        return f
-
-
-class _Linear(_Form):
-    def starts(self, X, y, w):
-        return np.array([[np.sum(w * y) / np.sum(w), 0.0]])
-
-
-class _Power(_Form):
-    """Krajewski et al.'s power law on log accuracy: a line in log(-log y') space.
-
-    They drop the points at or below chance, where the transform is undefined; a point within
-    noise of chance (or of 1) is at the measurement floor too (Hu et al. 2023: a score of 0 is a
-    floor, not a value) and its log(-log y') is anything, so the points used are those
-    significantly above chance and below 1 (one-sided, at ``alpha_chance``)."""
-
-    def __init__(self, name, curve_obj, k, z: float):
-        super().__init__(name, curve_obj, k)
-        self.z = z
-
-    def usable(self, y, s):
-        ch = self.obj.chance
-        return self.obj.usable(y) & (y - ch > self.z * s) & (1 - y > self.z * s)
-
-    def weights(self, y, s):
-        yn = np.clip((y - self.obj.chance) / (1 - self.obj.chance), 1e-12, 1 - 1e-12)
-        slope = 1.0 / ((1 - self.obj.chance) * yn * np.log(yn))  # d log(-log y') / dy
-        return 1.0 / (s * slope) ** 2
-
-    def starts(self, X, y, w):
-        f = self.obj.to_fit_space(y)
-        return np.array([[np.sum(w * f) / np.sum(w), 0.0]])
-
-    def trend_y(self, f):
-        return self.obj.from_fit_space(f)
-
-
-class _LossPower(_Form):
-    """The loss law L = E + A C^-gamma (log-sum-exp form, Huber-free), inputs ln C.  L is the mean
-    NLL: ln(value) for a perplexity (the trend's y itself), the value for other losses (exp(y))."""
-
-    def __init__(self, name, curve_obj, k, perplexity: bool):
-        super().__init__(name, curve_obj, k)
-        self.perplexity = perplexity
-
-    def x(self, t, mu, sd):
-        return t * LN10
-
-    def values(self, y):
-        return y if self.perplexity else np.exp(y)
-
-    def usable(self, y, s):
-        return np.isfinite(y) & (y > 0)
-
-    def weights(self, y, s):  # s: stderr of ln(value); the fit is on log L
-        return (y / s) ** 2 if self.perplexity else 1.0 / s ** 2
-
-    def starts(self, X, y, w):
-        out = []
-        for gamma in (0.05, 0.1, 0.2, 0.4):
-            for frac in (0.3, 0.7, 0.9):
-                e = np.log(frac * y.min())
-                a = float(np.mean(np.log(np.maximum(y - frac * y.min(), 1e-12)) + gamma * X))
-                out.append([a, e, gamma])
-        return np.array(out)
-
-    def trend_y(self, f):
-        return np.exp(f) if self.perplexity else f
-
-
-def make_form(name: str, curve: shapes.Curve, st: shapes.Settings):
-    """The batched form ``name`` for a curve like ``curve`` (its chance level, its kind of loss)."""
-    if name == "linear":
-        return _Linear(name, lc.Linear(STANDARD), 2)
-    if name == "power":
-        return _Power(name, lc.PowerDecay(STANDARD, curve.chance), 2, float(stats.norm.isf(st.alpha_chance)))
-    if name == "loss_power":
-        return _LossPower(name, lc.PowerCompute(delta=None), 3, curve.perplexity)
-    raise ValueError(name)
-
-
-def _group_key(name: str, curve: shapes.Curve) -> tuple:
-    if name in ("power",):
-        return (name, curve.chance)
-    if name == "loss_power":
-        return (name, curve.perplexity)
-    return (name,)
-
-
-# ----------------------------------------------------------------------------- problems
+# ----------------------------------------------------------------------------- problems: every curve, and its inner splits
 @dataclass
 class _Problem:
     item: int
@@ -266,104 +148,8 @@ def _problems(items: list[Item], z: float) -> list[_Problem]:
     return out
 
 
-def _fit_batch(form: _Form, probs: list[_Problem], items: list[Item]):
-    """Fit ``form`` on every problem at once: (theta (P, k), cov (P, k, k), ok (P,))."""
-    n = max(len(items[p.item].curve.t) for p in probs)
-    P = len(probs)
-    X, Y, W = np.zeros((P, n)), np.zeros((P, n)), np.zeros((P, n))
-    starts, ok = [], np.ones(P, bool)
-    for j, p in enumerate(probs):
-        c, an = items[p.item].curve, items[p.item].analysis
-        m = len(c.t)
-        x = form.x(c.t, p.mu, p.sd)
-        y = form.values(c.y)
-        use = p.fit & form.usable(y, an.s_eff)
-        need = MIN_POINTS[form.name] + (p.fold == 0)
-        if use.sum() < need or len(np.unique(np.round(c.t[use], RUNG_DECIMALS))) < min(need, 2):
-            ok[j] = False
-            use = p.fit & np.isfinite(y)  # placeholder rows, never used
-        fill = y[use][0] if use.any() else 0.5
-        X[j, :m], Y[j, :m] = x, np.where(use, y, fill)
-        X[j, m:], Y[j, m:] = x[-1], fill
-        W[j, :m] = np.where(use, form.weights(np.where(use, y, fill), an.s_eff), 0.0)
-        starts.append(form.starts(x[use], y[use], W[j, :m][use]) if ok[j] else None)
-    S = max(len(s) for s in starts if s is not None) if ok.any() else 1
-    st = np.stack([np.resize(s, (S, form.k)) if s is not None else np.zeros((S, form.k)) for s in starts])
-    theta, loss = _multistart(form.obj, X, Y, W, st)
-    ok &= np.isfinite(loss) & np.isfinite(theta).all(axis=1)
-    cov = _covariance(form.obj, theta, X, Y, W)
-    ok &= np.isfinite(cov).all(axis=(1, 2))
-    return theta, cov, ok
-
-
-def _multistart(obj, X, Y, W, starts):
-    """Best of ``starts`` (P, S, k) per problem: a few steps from each, the best KEEP converged."""
-    P, S, k = starts.shape
-
-    def rep(a, r):
-        return np.repeat(a, r, axis=0)
-
-    th = starts.reshape(P * S, k)
-    with np.errstate(all="ignore"):  # starts far off overflow; the optimiser rejects those steps
-        return _multistart_steps(obj, X, Y, W, th, P, S, k, rep)
-
-
-def _multistart_steps(obj, X, Y, W, th, P, S, k, rep):
-    if S > KEEP:
-        rough = obj.fit_batch(rep(X, S)[..., None], rep(Y, S), th, rep(W, S), max_iter=ROUGH_ITER)
-        loss = np.where(np.isfinite(rough.loss), rough.loss, np.inf).reshape(P, S)
-        order = np.argsort(loss, axis=1, kind="stable")[:, :KEEP]
-        th = rough.theta.reshape(P, S, k)[np.arange(P)[:, None], order].reshape(P * KEEP, k)
-        S = KEEP
-    res = obj.fit_batch(rep(X, S)[..., None], rep(Y, S), th, rep(W, S), max_iter=MAX_ITER)
-    loss = np.where(np.isfinite(res.loss), res.loss, np.inf).reshape(P, S)
-    best = np.argmin(loss, axis=1)
-    return res.theta.reshape(P, S, k)[np.arange(P), best], loss[np.arange(P), best]
-
-
-def _covariance(obj, theta, X, Y, W) -> np.ndarray:
-    """(P, k, k) weighted least-squares covariance, scaled by the reduced chi-square where > 1."""
-    with np.errstate(all="ignore"):
-        f, J = obj.evaluate(theta, X[..., None])
-        r = np.where(W > 0, f - obj.to_fit_space(Y), 0.0)
-        A = np.einsum("pn,pnk,pnl->pkl", W, J, J)
-        chi2 = np.sum(W * r ** 2, axis=1)
-        dof = (W > 0).sum(axis=1) - theta.shape[1]
-        scale = np.where(dof > 0, np.maximum(1.0, chi2 / np.maximum(dof, 1)), 1.0)
-        cov = np.linalg.pinv(A + 1e-12 * np.eye(theta.shape[1])) * scale[:, None, None]
-    return cov
-
-
-def _evaluate(form: _Form, theta, t_eval, mu, sd):
-    """Trend-y values (P, m) of thetas (P, k) at scales t_eval (P, m)."""
-    x = form.x(t_eval, mu[:, None], sd[:, None])
-    with np.errstate(all="ignore"):
-        f, _ = form.obj.evaluate(theta, x[..., None])
-        return form.trend_y(f)
-
-
-# ----------------------------------------------------------------------------- the closed forms
-def _const(c: shapes.Curve, s: np.ndarray, mask: np.ndarray):
-    w = 1.0 / s[mask] ** 2
-    mean = float(np.sum(w * c.y[mask]) / np.sum(w))
-    chi2 = float(np.sum(w * (c.y[mask] - mean) ** 2))
-    dof = int(mask.sum()) - 1
-    var = (1.0 / np.sum(w)) * (max(1.0, chi2 / dof) if dof > 0 else 1.0)
-    return mean, float(var)
-
-
-def _break(c: shapes.Curve, s: np.ndarray, mask: np.ndarray, t_eval: np.ndarray, st: shapes.Settings):
-    sub = shapes.Curve(c.t[mask], c.y[mask], s[mask], c.chance, c.orient, c.bounded, c.n_items, c.log)
-    banks = shapes.make_banks(sub.t, sub.chance, st, sub.n, decelerating_only=c.log)
-    if "break" not in banks:
-        return None
-    bank, w = banks["break"], 1.0 / sub.s ** 2
-    fit = shapes.refine(bank, sub.y, w, sub.t, shapes.solve_bank(bank, sub.y[None, :], w), rounds=st.refine_rounds)
-    return shapes.predict_unnorm(bank, fit, t_eval)[0]
-
-
 # ----------------------------------------------------------------------------- forecasting
-def forecast(items: list[Item], st: shapes.Settings, draws: int = 200, level: float = 0.9, seed: int = 0,
+def forecast(items: list[Item], st: Settings, draws: int = 200, level: float = 0.9, seed: int = 0,
              margin: float = 1.0) -> list[Result]:
     """Choose, fit and forecast every item's curve (see the module docstring)."""
     if not items:
@@ -378,10 +164,10 @@ def forecast(items: list[Item], st: shapes.Settings, draws: int = 200, level: fl
         for name in cands[p.item]:
             if name in ("const", "break"):
                 continue
-            groups.setdefault(_group_key(name, items[p.item].curve), []).append(p)
+            groups.setdefault(group_key(name, items[p.item].curve), []).append(p)
     for key, ps in groups.items():
         form = make_form(key[0], items[ps[0].item].curve, st)
-        theta, cov, ok = _fit_batch(form, ps, items)
+        theta, cov, ok = fit_batch(form, ps, items)
         for j, p in enumerate(ps):
             if not ok[j]:
                 continue
@@ -389,14 +175,14 @@ def forecast(items: list[Item], st: shapes.Settings, draws: int = 200, level: fl
                 full[(p.item, form.name)] = (form, theta[j], cov[j], p.mu, p.sd)
             else:
                 t_h = items[p.item].curve.t[p.held]
-                inner[(p.item, p.fold, form.name)] = _evaluate(form, theta[j:j + 1], t_h[None], np.array([p.mu]),
+                inner[(p.item, p.fold, form.name)] = evaluate(form, theta[j:j + 1], t_h[None], np.array([p.mu]),
                                                                np.array([p.sd]))[0]
     for p in probs:
         it = items[p.item]
         s = it.analysis.s_eff
         for name in cands[p.item]:
             if name == "const" and p.fit.sum() >= MIN_POINTS["const"] + (p.fold == 0):
-                mean, var = _const(it.curve, s, p.fit)
+                mean, var = const_fit(it.curve, s, p.fit)
                 if p.fold == 0:
                     full[(p.item, name)] = ("const", mean, var)
                 else:
@@ -405,7 +191,7 @@ def forecast(items: list[Item], st: shapes.Settings, draws: int = 200, level: fl
                 if p.fold == 0:
                     full[(p.item, name)] = ("break", None)
                 else:
-                    pred = _break(it.curve, s, p.fit, it.curve.t[p.held], st)
+                    pred = break_predict(it.curve, s, p.fit, it.curve.t[p.held], st)
                     if pred is not None:
                         inner[(p.item, p.fold, name)] = pred
     folds = {}
@@ -581,7 +367,7 @@ def _point_and_draws(it: Item, state, t_all, B, rng):
     L = vecs * np.sqrt(np.maximum(vals, 0.0))
     th = theta[None, :] + rng.standard_normal((B, len(theta))) @ L.T
     T = np.broadcast_to(t_all, (B + 1, len(t_all)))
-    v = _evaluate(form, np.vstack([theta[None, :], th]), T, np.full(B + 1, mu), np.full(B + 1, sd))
+    v = evaluate(form, np.vstack([theta[None, :], th]), T, np.full(B + 1, mu), np.full(B + 1, sd))
     return v[0], v[1:]
 
 

@@ -1,113 +1,27 @@
-"""trends stage: label every (family, task, metric) curve's shape over scale and forecast it.
+"""Every curve of a scores table: its label, evidence and forecasts, where it crosses chance + margin,
+and the report's trends section (:func:`markdown`).
 
-    python -m pipeline trends --scores FILE --out trends.csv [--x params|compute] [--train "QUERY"]
-        [--chance TASK=LEVEL[,...]]
-
-A *curve* is one (suite, family, task, metric, num_fewshot) over the family's models at their
-final checkpoint (the largest step, or the stepless row).  Each curve gets one label:
-
-``positive``     better with scale (a significant trend)
-``emergent``     the smallest scales jointly within noise of chance, then a significant rise
-``inverse``      worse with scale (a significant decline: inverse scaling, McKenzie et al. 2023)
-``u_shaped``     worse, then better: the one-break fit turns inside the data (Wei et al. 2022b)
-``inverted_u``   better, then worse
-``flat``         no form beats a constant (or chance) and the constant fits within noise
-``noisy``        no form beats a constant, and the constant does not fit the stated errors
-``insufficient: <reason>``  fewer than 4 scales, or no stderr (never guessed)
-
-Directions are in *performance*: higher accuracy is better, lower loss is better.  The tests,
-forms and thresholds are described in :mod:`pipeline.shapes` and docs/trends.md; every knob is
-in params.yaml ``trends:``.
-
-Forecasts: each labelled curve is predicted at 2x, 10x and 100x its largest scale with a 90%
-predictive interval (parametric bootstrap from the per-point stderr, the form re-chosen in
-every replicate, plus a new measurement's noise).  Emergent and at-chance curves get the scale
-where accuracy crosses chance + margin, from (in order of preference) the task loss or the
-probability of the correct answer (two-step: loss vs compute, accuracy vs loss; Schaeffer et
-al. 2023/2024), the observational capability PCs (Ruan et al. 2024), and the accuracy fit
-itself.  Inverse curves get a turn test (does a one-break fit that turns back up inside the
-forecast range fit better, worse or no differently than one that does not?).
-
-Curves across checkpoints (one model over training steps, x = compute) are labelled too, into a
-separate table.  The backtest (splits in params.yaml) fits on small models and predicts larger
-ones, reporting label agreement and interval coverage as DVC metrics.
+:func:`analyse_table` labels and forecasts every final-checkpoint curve (:func:`analyse_curves`: the
+shape tests of :mod:`pipeline.trends.shapes`, the forecast forms of :mod:`pipeline.trends.fit`,
+fitted together) and locates the crossings (:mod:`pipeline.trends.emergence`);
+:func:`analyse_checkpoints` labels one model's curve over its checkpoints.
 """
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import fields
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline import emergence, query, scores, shapes, trendfit, trends_backtest
-from pipeline.trendcurves import (CURVE_KEY, LABELS, Prepared, TrendsError, final_rows, group_curves,  # noqa: F401
-                                  metric_orientation, plain, prepare, x_column)
-
-DEFAULTS = {
-    "x": "compute",
-    "min_scales": 4,
-    "bootstrap": 200,
-    "seed": 0,
-    "interval": 0.9,
-    "horizons": [2, 10, 100],
-    "tau_trend": 6.0,
-    "tau_break": 6.0,
-    "alpha_gof": 0.01,
-    "alpha_chance": 0.05,
-    "min_flat_points": 2,
-    "z_rise": 3.0,
-    "z_turn": 2.0,
-    "turn_crit": 3.84,
-    "break_f": [0.25],
-    "break_min_points": 6,
-    "min_stderr": 0.001,
-    "refine_rounds": 3,
-    "checkpoints": {"min_step": 1000, "min_points": 4, "refine_rounds": 0},
-    "emergence": {
-        "margin": 0.1,
-        "max_decades": 3.0,
-        "continuous_metrics": ["prob_correct", "bpb", "nll", "nll_char", "nll_token"],
-        "pc_suite": "obsscaling",
-        "pc_exclude": ["gsm8k"],
-        "n_pcs": 3,
-        "min_link_models": 10,
-        "bootstrap": 200,
-        "report_suites": ["obsscaling_emergent"],
-        "backtest_suites": ["obsscaling_emergent", "pythia_evals", "inverse_scaling_pythia"],
-        "backtest_min_points": 3,
-    },
-    "backtest": [],
-}
+from pipeline.trends import emergence, fit, shapes
+from pipeline.trends.curves import CURVE_KEY, LABELS, Prepared, final_rows, group_curves, plain, prepare, x_column
+from pipeline.trends.settings import Settings, settings_key
 
 
-
-
-# ----------------------------------------------------------------------------- configuration
-def load_config(path: str | Path = "params.yaml") -> dict:
-    """The ``trends:`` section of params.yaml over the built-in defaults (same values)."""
-    from pipeline import params
-
-    cfg = json.loads(json.dumps(DEFAULTS))
-    p = Path(path)
-    if p.exists():
-        section = params.read(p).get("trends") or {}  # checked against the schema (pipeline/config.py)
-        for key, val in section.items():
-            if isinstance(val, dict) and isinstance(cfg.get(key), dict):
-                cfg[key].update(val)
-            else:
-                cfg[key] = val
-    if cfg["x"] not in ("compute", "params"):
-        raise TrendsError(f"trends.x must be 'compute' or 'params', got {cfg['x']!r}")
-    return cfg
-
-
-def settings(cfg: dict) -> shapes.Settings:
-    names = {f.name for f in fields(shapes.Settings)}
+def settings(cfg: dict) -> Settings:
+    names = {f.name for f in fields(Settings)}
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in names}
-    return shapes.Settings(**kw)
+    return Settings(**kw)
 
 
 # ----------------------------------------------------------------------------- labels and forecasts
@@ -118,11 +32,11 @@ def x_label(t: float) -> str:
 _LABELS: dict = {}
 
 
-def label(curve: shapes.Curve, st: shapes.Settings, margin: float) -> shapes.Analysis:
-    """:func:`pipeline.shapes.classify` of a curve, once per distinct curve (the backtest labels the
+def label(curve: shapes.Curve, st: Settings, margin: float) -> shapes.Analysis:
+    """:func:`pipeline.trends.shapes.classify` of a curve, once per distinct curve (the backtest labels the
     same final-checkpoint curves the stage does)."""
     key = (curve.t.tobytes(), curve.y.tobytes(), curve.s.tobytes(), curve.chance, curve.orient, curve.bounded,
-           curve.n_items, curve.log, margin, shapes.settings_key(st))
+           curve.n_items, curve.log, margin, settings_key(st))
     an = _LABELS.get(key)
     if an is None:
         if len(_LABELS) >= 4096:
@@ -135,10 +49,10 @@ def label(curve: shapes.Curve, st: shapes.Settings, margin: float) -> shapes.Ana
 DIRECTION = {"positive": 1.0, "emergent": 1.0, "inverse": -1.0}
 
 
-def analyse_curves(preps: list[Prepared], cfg: dict, st: shapes.Settings, targets: list | None = None,
+def analyse_curves(preps: list[Prepared], cfg: dict, st: Settings, targets: list | None = None,
                    levels: list | None = None, seed: int = 0) -> list[dict]:
     """Label, evidence and forecasts of prepared curves, the forecast forms of all of them fitted
-    together (:func:`pipeline.trendfit.forecast`).
+    together (:func:`pipeline.trends.fit.forecast`).
 
     ``targets[k]``: extra scales (log10) to forecast curve k at (a backtest's held-out models).
     ``levels[k]``: (level, side) to find where curve k's forecast reaches ``level``, coming from
@@ -166,11 +80,11 @@ def analyse_curves(preps: list[Prepared], cfg: dict, st: shapes.Settings, target
             cross, why = crossing_request(prep, an.label, *levels[k], t_max + cfg["emergence"]["max_decades"])
             if why:
                 out["cross_why"] = why
-        items.append(trendfit.Item(c, an.label, an, np.concatenate([t_max + np.log10(horizons), t_tg]), cross))
+        items.append(fit.Item(c, an.label, an, np.concatenate([t_max + np.log10(horizons), t_tg]), cross))
         owners.append((k, len(t_tg)))
         if an.label == "inverse":
             out["turn"] = shapes.turn_test(c, an, st, float(np.log10(horizons.max())), cfg["turn_crit"])
-    results = trendfit.forecast(items, st, int(cfg["bootstrap"]), cfg["interval"], seed)
+    results = fit.forecast(items, st, int(cfg["bootstrap"]), cfg["interval"], seed)
     nh = len(horizons)
     for (k, nt), res in zip(owners, results):
         out = outs[k]
@@ -184,7 +98,7 @@ def analyse_curves(preps: list[Prepared], cfg: dict, st: shapes.Settings, target
 
 
 def crossing_request(prep: Prepared, label: str, level: float, side: float, t_cap: float):
-    """(level, side, t_cap) for :class:`pipeline.trendfit.Item` when the curve's forecast should
+    """(level, side, t_cap) for :class:`pipeline.trends.fit.Item` when the curve's forecast should
     locate its crossing of ``level`` (it is emergent, or not yet past the level and its label moves
     toward it), else (None, why); why is '' where there is nothing to locate (already past it)."""
     if label != "emergent" and not np.max(side * prep.y) < side * level:
@@ -336,16 +250,7 @@ def checkpoint_curves(table: pd.DataFrame, cfg: dict) -> list[tuple[dict, pd.Dat
     return [(k, g) for k, g in group_curves(rows, keys) if g["step"].nunique() >= cc["min_points"]]
 
 
-def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
-    """Rows matching a query (:mod:`pipeline.query`); one-line TrendsError when it is invalid or selects nothing."""
-    return query.select(table, query_text, what, error=TrendsError)
-
-
-# ----------------------------------------------------------------------------- writing
-def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n"))
-
-
+# ----------------------------------------------------------------------------- the report's section
 def markdown(curves: pd.DataFrame, em: pd.DataFrame, ck: pd.DataFrame, metrics: dict | None, cfg: dict) -> str:
     """The report's trends section."""
     lines = ["## Trends: shape of every curve over scale", ""]
@@ -358,14 +263,14 @@ def markdown(curves: pd.DataFrame, em: pd.DataFrame, ck: pd.DataFrame, metrics: 
         lines.append("Not labelled: " + "; ".join(f"{v} × {k}" for k, v in reasons.items()) + ".")
     lines.append("")
     if metrics:
-        lines += [f"Backtest: label agreement small vs all models {_pct(metrics['label_agreement'])} "
+        lines += [f"Backtest: label agreement small vs all models {pct(metrics['label_agreement'])} "
                   f"({metrics['label_agreement_curves']} curves, neither noisy); 90% interval coverage "
-                  f"{_pct(metrics['interval_coverage'])} ({metrics['heldout_points']} held-out points); "
+                  f"{pct(metrics['interval_coverage'])} ({metrics['heldout_points']} held-out points); "
                   f"MAE {metrics['mae_accuracy']} points on {metrics['accuracy_points']} accuracy values.", ""]
         cr = metrics.get("crossing") or {}
         if cr.get("cases"):
             lines += [f"Emergence point: {cr['cases']} curves that cross chance + margin inside their data, forecast "
-                      f"from the points before the crossing: 90% interval coverage {_pct(cr['coverage'])}, median "
+                      f"from the points before the crossing: 90% interval coverage {pct(cr['coverage'])}, median "
                       f"|error| {cr['median_abs_log10_error']} decades of compute (trends_backtest_crossing.csv; the "
                       "label confusion is in trends_backtest_confusion.csv).", ""]
     tab = curves[curves["label"].isin(LABELS)]
@@ -415,139 +320,5 @@ def markdown(curves: pd.DataFrame, em: pd.DataFrame, ck: pd.DataFrame, metrics: 
     return "\n".join(lines)
 
 
-def _pct(v):
+def pct(v):
     return "n/a" if v is None else f"{100 * v:.1f}%"
-
-
-# ----------------------------------------------------------------------------- CLI
-def _clean_temps(paths) -> None:
-    """Remove what an interrupted atomic write of these outputs left beside them."""
-    for p in filter(None, paths):
-        scores.clean_stale_temps(Path(p).parent, names=[Path(p).name])
-
-
-def check_scale(table: pd.DataFrame, xcol: str, origin: str, what: str = "") -> None:
-    """TrendsError naming the first row that is a curve's final checkpoint with a scale of 0
-    (a checkpoint at initialisation): curves are fitted on a log scale."""
-    fin = final_rows(table)
-    bad = fin.index[~(fin[xcol].to_numpy(dtype=float) > 0)]
-    if len(bad):
-        raise TrendsError(f"{scores.where(table, bad[0], origin)}: {xcol} {table.loc[bad[0], xcol]:g} at the final "
-                          f"checkpoint of its curve{what}; curves are fitted over log scale, so it needs > 0: "
-                          "drop the row or give the model's tokens")
-
-
-def run(args) -> int:
-    if not args.out:
-        raise TrendsError("give --out FILE.csv: where to write the table of curves (FILE_emergence.csv and "
-                          "FILE_checkpoints.csv go beside it); the pipeline's own reports/trends*.csv are "
-                          "written by `dvc repro`")
-    cfg = load_config(args.params)
-    if args.x:
-        cfg["x"] = args.x
-    table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
-    check_scale(table, x_column(cfg["x"]), str(args.scores))
-    full = table
-    if args.train:
-        table = select(table, args.train, "--train")
-        check_scale(table, x_column(cfg["x"]), str(args.scores), " among the --train rows")
-    out = Path(args.out)
-    stem = out.with_suffix("")
-    _clean_temps([out, args.emergence_out or f"{stem}_emergence.csv", args.checkpoints_out or f"{stem}_checkpoints.csv",
-                  f"{stem}_heldout.csv", args.metrics_out, args.markdown_out, *backtest_paths(args).values()])
-    curves, em = analyse_table(table, cfg)
-    write_csv(curves, out)
-    em_path = Path(args.emergence_out or f"{stem}_emergence.csv")
-    if len(em) == 0:
-        em = pd.DataFrame(columns=CURVE_KEY + ["label", "method", "level", "cross_compute"])
-    write_csv(em, em_path)
-    ck = analyse_checkpoints(table, cfg)
-    write_csv(ck, Path(args.checkpoints_out or f"{stem}_checkpoints.csv"))
-    metrics = None
-    if args.train:
-        ho = trends_backtest.holdout(full, table, cfg, "train-query", seed=cfg["seed"])
-        write_csv(ho, Path(f"{stem}_heldout.csv"))
-    if args.backtest_out:
-        metrics = run_backtests(full, cfg, args)
-    if args.markdown_out:
-        text = markdown(curves, em, ck, metrics, cfg)
-        scores.atomic_write(args.markdown_out, lambda tmp: Path(tmp).write_text(text))
-    labelled = curves["label"].isin(LABELS)
-    msg = (f"wrote {out}: {len(curves)} curves, {int(labelled.sum())} labelled "
-           f"({', '.join(f'{k} {v}' for k, v in curves.loc[labelled, 'label'].value_counts().sort_index().items())})")
-    if metrics:
-        msg += (f"; backtest agreement {_pct(metrics['label_agreement'])}, "
-                f"coverage {_pct(metrics['interval_coverage'])}")
-    print(msg)
-    return 0
-
-
-def backtest_paths(args) -> dict:
-    """The backtest's tables: the labels and forecasts (--backtest-out) and, beside it, the crossing
-    backtest, its summary and the label confusion table."""
-    if not args.backtest_out:
-        return {}
-    bt = Path(args.backtest_out)
-    return {name: bt if name == "points" else bt.with_name(f"{bt.stem}_{name}.csv")
-            for name in ("points", "emergence", "crossing", "confusion")}
-
-
-def run_backtests(full: pd.DataFrame, cfg: dict, args) -> dict:
-    """The params.yaml backtest splits and the crossing backtest: write their tables, return the metrics."""
-    paths = backtest_paths(args)
-    parts = []
-    for split in cfg.get("backtest") or []:
-        uni = select(full, split["universe"], f"backtest {split['name']} universe")
-        tr = select(uni, split["train"], f"backtest {split['name']} train")
-        parts.append(trends_backtest.holdout(uni, tr, cfg, split["name"], seed=cfg["seed"]))
-    if not parts:
-        raise TrendsError("--backtest-out given but params.yaml trends.backtest lists no splits")
-    bt = pd.concat(parts, ignore_index=True)
-    write_csv(bt, paths["points"])
-    write_csv(trends_backtest.confusion(bt), paths["confusion"])
-    metrics = trends_backtest.backtest_metrics(bt)
-    eb = trends_backtest.crossing_backtest(full, cfg, seed=cfg["seed"])
-    write_csv(eb, paths["emergence"])
-    summary = trends_backtest.crossing_summary(eb)
-    write_csv(summary, paths["crossing"])
-    metrics["crossing"] = trends_backtest.crossing_metrics(summary)
-    if args.metrics_out:
-        text = json.dumps(trends_backtest.dvc_metrics(metrics), indent=2) + "\n"
-        scores.atomic_write(args.metrics_out, lambda tmp: Path(tmp).write_text(text))
-        write_csv(trends_backtest.summary_frame(metrics), Path(args.metrics_out).with_name("trends_backtest_summary.csv"))
-    return metrics
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline trends", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scores", default="data/scores.parquet", help="scores table (CSV or Parquet)")
-    p.add_argument("--x", choices=["params", "compute"], default=None, help="scale axis (default: params.yaml)")
-    p.add_argument("--train", default=None,
-                   help="query selecting the rows to fit (e.g. \"params <= 1.5e9\"); the other final "
-                        "checkpoints of the same curves are predicted into <out>_heldout.csv")
-    p.add_argument("--chance", action="append", default=None, metavar="TASK=LEVEL[,...]",
-                   help="random-guess accuracy of tasks the table has no chance column for and capcast does not "
-                        "know (1 / number of choices; 0 for free-form answers); repeatable")
-    p.add_argument("--out", default=None, help="required: one row per curve (label, evidence, forecasts); the "
-                                            "other tables go beside it")
-    p.add_argument("--emergence-out", default=None, help="default: <out>_emergence.csv")
-    p.add_argument("--checkpoints-out", default=None, help="default: <out>_checkpoints.csv")
-    p.add_argument("--backtest-out", default=None, help="run the params.yaml backtest splits and write here; the "
-                                                        "crossing backtest and the label confusion table go beside it "
-                                                        "(<stem>_emergence.csv, _crossing.csv, _confusion.csv)")
-    p.add_argument("--metrics-out", default=None, help="DVC metrics JSON of the backtest (a few flat numbers; "
-                                                       "every split's in trends_backtest_summary.csv beside it)")
-    p.add_argument("--markdown-out", default=None, help="the report's trends section (markdown)")
-    p.add_argument("--params", default="params.yaml")
-    return p
-
-
-def _main(argv) -> int:
-    return run(parser().parse_args(argv))
-
-
-def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
-
-    return run_cli(_main, argv)

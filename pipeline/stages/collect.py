@@ -1,7 +1,7 @@
 """collect stage: published rows + capcast's own evaluations + lm-eval output folders -> data/scores.parquet.
 
 One validated table: the published rows, the evaluate stage's records (suite ``capcast_eval``) and
-every folder listed in ``collect.lm_eval_dirs`` (suite ``lm_eval``, see :mod:`pipeline.ingest_lm_eval`).
+every folder listed in ``collect.lm_eval_dirs`` (suite ``lm_eval``, see :mod:`pipeline.sources.lm_eval`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
     """The rows of each ``collect.lm_eval_dirs`` entry (a folder, or {path, family, tokens, ...})."""
     if not entries:
         return []
-    from pipeline import ingest_lm_eval as lm
+    from pipeline.sources import lm_eval as lm
 
     entries = [{"path": e} if isinstance(e, str) else e for e in entries]
     return [lm.import_runs([e["path"]], lm.Facts.from_entry(e)) for e in entries]
@@ -26,7 +26,7 @@ def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
 def collect(published: str | Path, evals_dir: str | Path | None, lm_eval_dirs: list | None = None) -> pd.DataFrame:
     parts = [scores.read(published)]
     if evals_dir is not None and any(Path(evals_dir).glob("*.json")):
-        from pipeline.evaluate import load_eval_rows  # imports lm-eval only when there is something to fold in
+        from pipeline.sources.evaluation import load_eval_rows  # only when there is something to fold in
 
         parts.append(load_eval_rows(evals_dir))
     parts += lm_eval_rows(lm_eval_dirs or [])
@@ -49,6 +49,6 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
+    from pipeline.cli import run_cli
 
     return run_cli(_main, argv)

@@ -7,27 +7,28 @@ For every task and target it prints the forecast, its interval, the method, and 
 backtest on *this family's own ladder*: the nested holdout of :mod:`pipeline.laws.nested` (the
 top rung -- the largest size, or the top decile of compute when the sizes are few -- held out),
 the method with its bootstrap fitted on the smaller rungs and scored on the last checkpoint of
-each held-out model (MAE in points, interval coverage; :func:`pipeline.backtest.score_group`).
+each held-out model (MAE in points, interval coverage; :func:`pipeline.forecasting.scoring.score_group`).
 
 ``--method auto`` chooses per task by that backtest, as the laws choose their forms: the default
 (two_step where the task has a loss to go through, else direct) is kept unless another candidate
 beats it by more than the noise of the held-out values (:func:`pipeline.laws.nested.choose`).
 
-The report CLI (``python -m pipeline report --scores FILE --family F ...``) builds the same
-forecast and hands it to the report package.  Nothing here reads params.yaml.
+The forecast and report commands' family mode (``--family``, :mod:`pipeline.stages.forecast`,
+:mod:`pipeline.stages.report`) print it and hand it to the report package.  Nothing here reads
+params.yaml.
 """
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline import backtest, forecast, scores
+from pipeline import scores
 from pipeline.errors import CapcastError, FitError
+from pipeline.forecasting import scoring
+from pipeline.forecasting import targets as forecast
 from pipeline.laws import nested
 from pipeline.laws.data import Metric
 
@@ -63,40 +64,8 @@ class Result:
     forecast: pd.DataFrame  # forecast.FORECAST_COLUMNS + EXTRA_COLUMNS: one row per target x task
     curves: pd.DataFrame  # forecast.CURVE_COLUMNS
     predictions: pd.DataFrame  # PRED_COLUMNS: every candidate's held-out predictions (the nested backtest)
-    backtest: pd.DataFrame  # pipeline.backtest.score of those predictions
+    backtest: pd.DataFrame  # pipeline.forecasting.scoring.score of those predictions
     rows: pd.DataFrame  # the family's rows the laws saw
-
-
-# ----------------------------------------------------------------------------------- parsing
-def numbers(text: str, flag: str) -> list[float]:
-    """``7e9,13e9`` -> [7e9, 13e9]; each > 0."""
-    out = []
-    for part in str(text).split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            value = float("nan")
-        if not (math.isfinite(value) and value > 0):
-            raise CapcastError(f"{flag} {text!r}: give numbers > 0, comma-separated (e.g. {flag} 7e9,13e9)")
-        out.append(value)
-    return out
-
-
-def targets(params: str, tokens: str | None, tokens_per_param: float | None) -> tuple:
-    """(N, D) pairs: the i-th N with the i-th D; one D (or one N) goes with every N (or D)."""
-    n = numbers(params, "--params")
-    if (tokens is None) == (tokens_per_param is None):
-        raise CapcastError("give the training tokens of the target(s): --tokens D[,D...] or --tokens-per-param R")
-    if tokens_per_param is not None:
-        if not (math.isfinite(tokens_per_param) and tokens_per_param > 0):
-            raise CapcastError(f"--tokens-per-param must be > 0, got {tokens_per_param}")
-        return tuple((x, x * tokens_per_param) for x in n)
-    d = numbers(tokens, "--tokens")
-    if len(n) != len(d) and 1 not in (len(n), len(d)):
-        raise CapcastError(f"--params gives {len(n)} sizes and --tokens {len(d)} token counts; give as many of each "
-                           "(the i-th size trains on the i-th count), or one of either")
-    k = max(len(n), len(d))
-    return tuple((n[i % len(n)], d[i % len(d)]) for i in range(k))
 
 
 # ------------------------------------------------------------------------------ the family's rows
@@ -203,7 +172,7 @@ def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Reques
         return Backtest(method, split, None, {}, str(exc))
     scored = split.scored[["model", "step"]].merge(pred, on=["model", "step"], how="left")
     scored = scored.assign(task=target.task, metric=target.metric)
-    stats = backtest.score_group(scored)
+    stats = scoring.score_group(scored)
     error = float(np.mean(np.abs(scored["predicted"] - scored["actual"]))) if stats["n"] == len(scored) else math.inf
     return Backtest(method, split, scored, stats, error=error, residual_se=getattr(law, "residual_se_", 0.0))
 
@@ -293,7 +262,7 @@ def run(table: pd.DataFrame, req: Request) -> Result:
     fc = pd.DataFrame(out).reindex(columns=forecast.FORECAST_COLUMNS + EXTRA_COLUMNS)
     cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=forecast.CURVE_COLUMNS)
     pr = _predictions(held, suite)
-    bt = backtest.score(pr) if len(pr) else pd.DataFrame()
+    bt = scoring.score(pr) if len(pr) else pd.DataFrame()
     return Result(fc, cv, pr, bt, rows)
 
 
@@ -305,48 +274,7 @@ def _predictions(held: list, suite: str) -> pd.DataFrame:
     return pr.reindex(columns=PRED_COLUMNS)
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options the forecast and report CLIs share."""
-    from pipeline.laws import METHODS
-
-    p.add_argument("--scores", required=True, help="CSV or Parquet in the scores-table schema")
-    p.add_argument("--family", required=True, help="the family to forecast (its rows are the ladder)")
-    p.add_argument("--params", required=True, help="target size(s) N, comma-separated: 7e9 or 7e9,13e9")
-    p.add_argument("--tokens", help="target training tokens D, comma-separated (the i-th with the i-th size)")
-    p.add_argument("--tokens-per-param", type=float, help="instead of --tokens: D = R x N (e.g. 20)")
-    p.add_argument("--tasks", help="comma-separated tasks (default: every task of the family with --metric)")
-    p.add_argument("--metric", default="acc", help="the accuracy to forecast (default acc)")
-    methods = sorted(m for m in METHODS if m not in ("link", "observational"))
-    p.add_argument("--method", default="auto", choices=["auto", *methods],
-                   help="a method, or auto: chosen per task by the nested backtest (default); link and "
-                        "observational need the target model's own scores, which a forecast lacks")
-    p.add_argument("--loss", help="two_step: TASK:METRIC of the loss it goes through (default: the task's own bpb)")
-    p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
-                   help="random-guess level of a task the table does not give (repeatable)")
-    p.add_argument("--suite", help="the suite of the family's rows, where it has several")
-    p.add_argument("--num-fewshot", type=int, help="shots, where a task has rows with several")
-    p.add_argument("--level", type=float, default=0.9, help="prediction-interval level (default 0.9)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples behind each interval")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def request(args) -> tuple[pd.DataFrame, Request]:
-    """The table (with --chance applied) and the request, from parsed arguments."""
-    if not 0 < args.level < 1:
-        raise CapcastError(f"--level must be between 0 and 1, got {args.level}")
-    if args.bootstrap < 0:
-        raise CapcastError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
-    if args.loss:
-        Metric.parse(args.loss, "--loss")
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
-    req = Request(args.family, targets(args.params, args.tokens, args.tokens_per_param), tasks, args.metric,
-                  args.method, args.loss, args.suite, args.num_fewshot, args.level, args.bootstrap, args.seed,
-                  source=str(args.scores))
-    return table, req
-
-
+# ------------------------------------------------------------------------------------- printing
 def describe(res: Result, req: Request) -> str:
     rows = res.rows[res.rows["compute_flops"] > 0]
     ck = rows.drop_duplicates(["model", "step"])
@@ -373,62 +301,4 @@ def line(r, level: float) -> str:
             f"{r['method']}  {bt}{n_used}")
 
 
-def main_forecast(argv) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
-                                description="Forecast one family of a scores table at target sizes (N, D).")
-    add_arguments(p)
-    p.add_argument("--out", help="write the forecast table here (CSV)")
-    args = p.parse_args(argv)
-    table, req = request(args)
-    res = run(table, req)
-    print(describe(res, req))
-    for _, r in res.forecast.iterrows():
-        print(line(r, req.level))
-    if args.out:
-        forecast.write_csv(res.forecast, Path(args.out))
-    return 0
-
-
-def report_inputs(res: Result, req: Request):
-    """(ReportInput, ReportConfig) of a family forecast: the report package's inputs, no params.yaml."""
-    from pipeline.report import ReportConfig, ReportInput
-
-    rung = next((h for h in res.forecast["heldout"] if isinstance(h, str) and h), "")
-    inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves,
-                      backtest=res.backtest if len(res.backtest) else None,
-                      predictions=res.predictions if len(res.predictions) else None)
-    cfg = ReportConfig(title=f"capcast: {req.family} forecast", heldout_splits=[SPLIT] if rung else [],
-                       split_descriptions={SPLIT: f"the family's own ladder: every method fitted on the smaller rungs, "
-                                                  f"scored on the held-out top rung ({rung})"} if rung else {})
-    return inp, cfg
-
-
-def main_report(argv) -> int:
-    from pipeline.report import write
-
-    p = argparse.ArgumentParser(prog="python -m pipeline report",
-                                description="The HTML report of one family's forecast at target sizes (N, D).")
-    add_arguments(p)
-    p.add_argument("--out", required=True, help="folder for index.html, forecast.md and the plots")
-    args = p.parse_args(argv)
-    table, req = request(args)
-    res = run(table, req)
-    out = Path(args.out)
-    write(*report_inputs(res, req), out)
-    # the tables the report cites, beside it
-    for name, frame in (("forecast.csv", res.forecast), ("forecast_curves.csv", res.curves),
-                        ("backtest.csv", res.backtest), ("backtest_predictions.csv", res.predictions)):
-        forecast.write_csv(frame, out / name)
-    print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
-    return 0
-
-
-def user_mode(argv) -> bool:
-    """Whether a forecast/report command line asks for a family forecast (not the DVC stage)."""
-    import sys
-
-    argv = sys.argv[1:] if argv is None else argv
-    return any(a == "--family" or a.startswith("--family=") for a in argv)
-
-
-__all__ = ["Request", "Result", "run", "report_inputs", "main_forecast", "main_report", "user_mode"]
+__all__ = ["Request", "Result", "run", "describe", "line"]

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import emergence, scores
-from pipeline.trendcurves import (CURVE_KEY, LABELS, final_rows, group_curves, metric_orientation, plain,
-                                  prepare, x_column)
+from pipeline import scores
+from pipeline.trends import analysis, emergence
+from pipeline.trends.curves import (CURVE_KEY, LABELS, final_rows, group_curves, metric_orientation, plain, prepare,
+                                    x_column)
 
 CLASSES = LABELS + ("insufficient",)
 
@@ -34,9 +35,7 @@ def _hkey(k: dict) -> tuple:  # NaN shots compare unequal: key them by a sentine
 def holdout(universe: pd.DataFrame, train: pd.DataFrame, cfg: dict, name: str, seed: int = 0) -> pd.DataFrame:
     """For every curve: label from the training rows, label from all rows, and for each model in
     ``universe`` but not in ``train`` (final checkpoint) the forecast, its interval and the actual."""
-    from pipeline import trends
-
-    st = trends.settings(cfg)
+    st = analysis.settings(cfg)
     xcol = x_column(cfg["x"])
     fin_all = final_rows(plain(universe))
     train_curves = {_hkey(k): g for k, g in group_curves(final_rows(plain(train)), CURVE_KEY)}
@@ -50,11 +49,11 @@ def holdout(universe: pd.DataFrame, train: pd.DataFrame, cfg: dict, name: str, s
     labels_all = []
     for key, pts_all, _, _ in cases:
         prep = prepare(key["task"], key["metric"], pts_all, xcol, cfg)
-        labels_all.append(trends.label(prep.curve, st, margin).label if prep.curve is not None else prep.reason)
+        labels_all.append(analysis.label(prep.curve, st, margin).label if prep.curve is not None else prep.reason)
     fitted = [i for i, c in enumerate(cases) if c[2] is not None]
     preps = [prepare(cases[i][0]["task"], cases[i][0]["metric"], cases[i][2], xcol, cfg) for i in fitted]
     targets = [np.log10(cases[i][3][xcol].to_numpy(dtype=float)) for i in fitted]
-    results = dict(zip(fitted, trends.analyse_curves(preps, cfg, st, targets=targets, seed=seed)))
+    results = dict(zip(fitted, analysis.analyse_curves(preps, cfg, st, targets=targets, seed=seed)))
     out = []
     for i, (key, _, _, test) in enumerate(cases):
         res = results.get(i)
@@ -180,13 +179,11 @@ class Case:
 
 def crossing_cases(full: pd.DataFrame, cfg: dict) -> list[Case]:
     """Every curve of the backtest suites that crosses chance + margin after >= min points."""
-    from pipeline import trends
-
     ecfg = cfg["emergence"]
     table = plain(full)
     table = table[table["suite"].isin(ecfg["backtest_suites"])]
     curves = [("size", k, g) for k, g in group_curves(final_rows(table), CURVE_KEY)]
-    curves += [("step", k, g) for k, g in trends.checkpoint_curves(table, cfg)]
+    curves += [("step", k, g) for k, g in analysis.checkpoint_curves(table, cfg)]
     out = []
     for kind, key, pts in curves:
         if scores.metric_kind(key["metric"]) != "accuracy" or not (pts["compute_flops"] > 0).all():
@@ -213,12 +210,10 @@ def crossing_backtest(full: pd.DataFrame, cfg: dict, seed: int = 0) -> pd.DataFr
     """One row per case and route: the forecast crossing from the points before it (log10 compute
     point and interval) against the observed one; ``primary`` marks the route the stage would
     report first (loss, pc, fit)."""
-    from pipeline import trends
-
     cases = crossing_cases(full, cfg)
-    st = trends.settings(cfg)
+    st = analysis.settings(cfg)
     preps = [prepare(c.key["task"], c.key["metric"], c.pts.iloc[:c.before], "compute_flops", cfg) for c in cases]
-    fits = trends.analyse_curves(preps, cfg, st, levels=[(c.level, c.side) for c in cases], seed=seed)
+    fits = analysis.analyse_curves(preps, cfg, st, levels=[(c.level, c.side) for c in cases], seed=seed)
     table = plain(full)
     fin = final_rows(table)
     base = emergence.Routes(table, fin, cfg)
@@ -229,7 +224,7 @@ def crossing_backtest(full: pd.DataFrame, cfg: dict, seed: int = 0) -> pd.DataFr
         routes = [("fit", fit)]
         if case.kind == "size" and case.side > 0:
             case_id = {**case.key, "points_before": case.before, "level": case.level}
-            routes = _other_routes(base, case, trends.curve_seed(seed, case_id)) + routes
+            routes = _other_routes(base, case, analysis.curve_seed(seed, case_id)) + routes
         else:
             routes = [(m, (None, "one model over its checkpoints" if case.kind == "step" else "a falling curve"))
                       for m in ("loss", "pc")] + routes

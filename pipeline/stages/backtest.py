@@ -12,10 +12,8 @@ params.yaml on the collected scores table and writes
 ``python -m pipeline backtest --scores FILE --method M --target TASK:METRIC --train Q --test Q``
 runs one backtest on any table in the scores schema (see docs/laws.md).
 
-A split is declared before fitting: train rows and test rows are queries over the row
-columns (:mod:`pipeline.query`: comparisons, and/or/not, in-lists, arithmetic; never code), or
-a ``leave_out`` column whose values are held out one at a time.  Nothing about the
-test rows informs a fit or a choice; their ``value`` is read only to score.
+What a split is and how a law runs on it: :mod:`pipeline.forecasting.backtest`; the scores:
+:mod:`pipeline.forecasting.scoring`.
 """
 from __future__ import annotations
 
@@ -28,208 +26,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import config, query, scores
+from pipeline import config, scores
+from pipeline.cli import run_cli
 from pipeline.errors import CapcastError, FitError
+from pipeline.forecasting import backtest as engine
+from pipeline.forecasting.backtest import PRED_COLUMNS
+from pipeline.forecasting.scoring import metrics, score, score_group
 from pipeline.parallel import fork_map
 
 OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
-PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
-                "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
-FLOAT_FORMAT = "%.6g"
 
 
-# -- selecting rows -------------------------------------------------------------------
-def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
-    """Rows matching a query (:mod:`pipeline.query`); one-line FitError when it is invalid or selects nothing."""
-    return query.select(table, query_text, what, error=FitError)
-
-
-def folds(name: str, split: dict) -> list[tuple[str, str, str]]:
-    """(fold, train query, test query) for a split: itself, or one fold per held-out value.
-
-    For a ``keep_smallest`` split these are the queries before the kept models are named (they
-    depend on the table): :func:`table_folds` adds them.
-    """
-    if "leave_out" not in split:
-        return [(name, split["train"], split["test"])]
-    col, rows = split["leave_out"], split.get("rows", "index == index")
-    return [(f"{name}/{value}", f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}")
-            for value in split["values"]]
-
-
-def table_folds(name: str, split: dict, table: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """:func:`folds` with ``keep_smallest: K`` applied: the K smallest models (by parameters, then
-    compute, then name) of each held-out group join the training rows and leave the test rows --
-    a new family judged from one small model of it (Polo et al. 2024's protocol)."""
-    keep = int(split.get("keep_smallest") or 0)
-    if not keep or "leave_out" not in split:
-        return folds(name, split)
-    col, rows = split["leave_out"], split.get("rows", "index == index")
-    out = []
-    for (fold, _, test), value in zip(folds(name, split), split["values"]):
-        small = smallest_models(select(table, test, f"{fold}: held-out group"), keep)
-        out.append((fold, f"({rows}) and ({col} != {value!r} or model in {small!r})",
-                    f"{test} and model not in {small!r}"))
-    return out
-
-
-def smallest_models(rows: pd.DataFrame, k: int) -> list[str]:
-    """The ``k`` smallest models of ``rows`` by parameters, then compute, then name."""
-    models = rows.drop_duplicates("model").sort_values(["params", "compute_flops", "model"], kind="mergesort")
-    if models["model"].nunique() <= k:
-        raise FitError(f"keep_smallest: {k} leaves no model of this group to predict ({models['model'].nunique()} "
-                       f"models); lower keep_smallest or drop the value from values")
-    return [str(m) for m in models["model"].iloc[:k]]
-
-
-# -- running laws ----------------------------------------------------------------------
-def law_options(cfg: dict, split: dict, method: str, target: str) -> dict:
-    """Global, then split-level, then target-level options of one method."""
-    opts = {k: cfg[k] for k in ("n_bootstrap", "level", "random_state") if k in cfg}
-    opts.update((cfg.get("options") or {}).get(method) or {})
-    opts.update((split.get("options") or {}).get(method) or {})
-    opts.update(((split.get("target_options") or {}).get(target) or {}).get(method) or {})
-    return opts
-
-
-def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
-    from pipeline import laws
-
-    law = laws.make(method, target=target, **options).fit(train)
-    pred = law.predict(test)
-    pred["form"] = law.form_label()
-    pred["inner_error"] = law.inner_error_
-    pred["params_used"] = getattr(law, "params_used_", "")
-    task, _, metric = target.rpartition(":")
-    rows = test[(test["task"] == task) & (test["metric"] == metric)].drop_duplicates(["model", "step"])
-    suite = pred[["model", "step"]].merge(rows[["model", "step", "suite"]], on=["model", "step"], how="left")
-    pred.insert(0, "suite", suite["suite"].to_numpy())
-    pred.insert(0, "metric", metric)
-    pred.insert(0, "task", task)
-    pred.insert(0, "method", method)
-    return pred
-
-
-def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print) -> tuple[pd.DataFrame, list]:
-    """All methods x targets x folds of one split: (predictions, errors)."""
-    preds, errors = [], []
-    for fold, train_q, test_q in table_folds(name, split, table):
-        p, e = run_fold(table, name, split, cfg, fold, train_q, test_q, log)
-        preds += p
-        errors += e
-    return (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=PRED_COLUMNS)), errors
-
-
-def run_fold(table: pd.DataFrame, name: str, split: dict, cfg: dict, fold: str, train_q: str, test_q: str,
-             log=print) -> tuple[list, list]:
-    """All methods x targets of one fold: (prediction frames, errors)."""
-    train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
-    preds, errors = [], []
-    for method in split["methods"]:
-        for target in split["targets"]:
-            try:
-                p = run_law(method, target, law_options(cfg, split, method, target), train, test)
-            except CapcastError as exc:
-                errors.append({"split": name, "fold": fold, "method": method, "target": target, "error": str(exc)})
-                log(f"  {fold} {method} {target}: not fitted: {exc}")
-                continue
-            p.insert(0, "fold", fold)
-            p.insert(0, "split", name)
-            preds.append(p)
-    return preds, errors
-
-
-# -- scoring ---------------------------------------------------------------------------
-def _points(task_metric_kind: str) -> float:
-    return 100.0 if task_metric_kind == "accuracy" else 1.0
-
-
-def score_group(g: pd.DataFrame) -> dict:
-    """n, MAE, max error (points), coverage, Spearman, noise floor of one group of predictions.
-
-    ``n`` counts the predictions scored; ``skipped`` those with an actual value but no finite
-    prediction (e.g. a family the law has no line for), so an MAE never covers fewer models
-    than were asked for without saying so."""
-    has_actual = np.isfinite(g["actual"].astype(float))
-    skipped = int((has_actual & ~np.isfinite(g["predicted"].astype(float))).sum())
-    g = g[np.isfinite(g["predicted"].astype(float)) & has_actual]
-    scale = np.array([_points(scores.metric_kind(m)) for m in g["metric"]]) if len(g) else np.array([])
-    err = np.abs(g["predicted"].to_numpy(float) - g["actual"].to_numpy(float)) * scale
-    inside = (g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])
-    return {"n": int(len(g)), "mae": float(err.mean()) if len(g) else np.nan,
-            "max_error": float(err.max()) if len(g) else np.nan,
-            "coverage": float(inside.mean()) if len(g) else np.nan,
-            "spearman": _spearman(g),
-            "noise": float(np.nanmean(g["stderr"].to_numpy(float) * scale)) if g["stderr"].notna().any() else np.nan,
-            "skipped": skipped}
-
-
-def _spearman(g: pd.DataFrame) -> float:
-    """Mean over targets of the rank correlation of predicted vs actual (>= 3 units each)."""
-    from scipy.stats import spearmanr
-
-    values = []
-    for _, t in g.groupby(["task", "metric"], sort=True):
-        if len(t) >= 3 and t["actual"].nunique() > 1 and t["predicted"].nunique() > 1:
-            values.append(float(spearmanr(t["predicted"], t["actual"]).statistic))
-    return float(np.mean(values)) if values else np.nan
-
-
-def choices(t: pd.DataFrame) -> dict:
-    """The nested choices of one (split, method, target): the form(s) chosen (per fold, distinct)
-    and the mean inner extrapolation error in points."""
-    if "form" not in t:
-        return {}
-    folds = t.drop_duplicates(["fold"])
-    inner = folds["inner_error"].astype(float) * _points(scores.metric_kind(str(t["metric"].iloc[0])))
-    return {"form": ";".join(sorted(set(folds["form"].astype(str)))),
-            "inner_error": float(inner.mean()) if inner.notna().any() else np.nan}
-
-
-def score(preds: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for (split, method), g in preds.groupby(["split", "method"], sort=False):
-        for (task, metric), t in g.groupby(["task", "metric"], sort=False):
-            extra = {"n_components": int(t["n_components"].iloc[0])} if "n_components" in t and t["n_components"].notna().any() else {}
-            extra.update(choices(t))
-            rows.append({"split": split, "method": method, "task": task, "metric": metric, **score_group(t), **extra})
-        rows.append({"split": split, "method": method, "task": "ALL", "metric": "", **score_group(g)})
-    out = pd.DataFrame(rows)
-    if "n_components" in out:
-        out["n_components"] = out["n_components"].astype("Int64")
-    return out
-
-
-def metrics(table: pd.DataFrame) -> dict:
-    """DVC metrics, small and flat: per split and method (all targets), n, MAE (points) and coverage.
-
-    Written one file per (split, method) under reports/metrics/ (:func:`write_metrics`), so that
-    ``dvc metrics show`` prints one row per split and method with three columns; every other number
-    stays in backtest.csv.
-    """
-    out: dict = {}
-    totals = table[table["task"] == "ALL"]
-    for _, r in totals.iterrows():
-        out.setdefault(r["split"], {})[r["method"]] = {
-            "n": int(r["n"]), "mae": None if pd.isna(r["mae"]) else round(float(r["mae"]), 3),
-            "coverage": None if pd.isna(r["coverage"]) else round(float(r["coverage"]), 3)}
-    out.update(two_step_summary(totals))
-    return out
-
-
-TWO_STEP_SPLITS = "two_step_splits"  # the headline: every split two_step runs on
-
-
-def two_step_summary(totals: pd.DataFrame) -> dict:
-    """Per method, over the splits two_step ran on: the mean of its split MAEs, its smallest split
-    coverage and the number of those splits it ran on (a pseudo-split of the DVC metrics)."""
-    splits = set(totals.loc[totals["method"] == "two_step", "split"])
-    rows = totals[totals["split"].isin(splits) & totals["mae"].notna()]
-    summary = {m: {"n": int(g["split"].nunique()), "mae": round(float(g["mae"].mean()), 3),
-                   "coverage": round(float(g["coverage"].min()), 3)} for m, g in rows.groupby("method")}
-    return {TWO_STEP_SPLITS: summary} if splits else {}
-
-
+# -- the stage -------------------------------------------------------------------------
 def write_metrics(summary: dict, out_dir: Path) -> None:
     """``out_dir/<split>/<method>.json`` for every entry of :func:`metrics` (each written atomically),
     then any other file there removed (a split or method no longer run)."""
@@ -248,11 +56,6 @@ def write_metrics(summary: dict, out_dir: Path) -> None:
             path.rmdir()
 
 
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
-
-
-# -- the stage -------------------------------------------------------------------------
 def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = None, only=None) -> dict:
     t0 = time.perf_counter()
     table = scores.read(scores_path or cfg.get("scores", "data/scores.parquet"))
@@ -264,12 +67,12 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
         raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
     names = [n for n in splits if not only or n in only]
     # one job per fold (not per split): a leave-one-family-out split of 16 folds is most of the work
-    jobs = [(name, fold) for name in names for fold in table_folds(name, splits[name], table)]
+    jobs = [(name, fold) for name in names for fold in engine.table_folds(name, splits[name], table)]
 
     def job(item):
         name, fold = item
         t, lines = time.perf_counter(), []
-        preds, errors = run_fold(table, name, splits[name], cfg, *fold, log=lines.append)
+        preds, errors = engine.run_fold(table, name, splits[name], cfg, *fold, log=lines.append)
         return preds, errors, lines, time.perf_counter() - t
 
     all_preds, all_errors, took = [], [], {}
@@ -288,11 +91,11 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     preds = pd.concat(all_preds, ignore_index=True) if all_preds else pd.DataFrame(columns=PRED_COLUMNS)
     results = score(preds)
     errors = pd.DataFrame(all_errors, columns=["split", "fold", "method", "target", "error"])
-    write_csv(results, out / "backtest.csv")
-    write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
+    scores.write_csv(results, out / "backtest.csv")
+    scores.write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
                                                                  "params_used") if c in preds]),
               out / "backtest_predictions.csv")
-    write_csv(errors, out / "backtest_errors.csv")
+    scores.write_csv(errors, out / "backtest_errors.csv")
     summary = metrics(results)
     write_metrics(summary, out / "metrics")
     _print_summary(results)
@@ -402,7 +205,7 @@ def _leave_out_queries(args, table: pd.DataFrame) -> tuple[str, str]:
         raise FitError("--leave-out builds the training and test rows itself; drop --train/--test (narrow with --rows)")
     split = {"leave_out": col.strip(), "values": [value.strip()], "rows": args.rows or "index == index",
              "keep_smallest": args.keep_smallest}
-    return table_folds("--leave-out", split, table)[0][1:]
+    return engine.table_folds("--leave-out", split, table)[0][1:]
 
 
 def cli(args) -> int:
@@ -417,8 +220,8 @@ def cli(args) -> int:
     train_q, test_q = args.train, args.test
     if args.leave_out:
         train_q, test_q = _leave_out_queries(args, table)
-    train, test = select(table, train_q, "--train"), select(table, test_q, "--test")
-    pred = run_law(args.method, target, _options(args), train, test)
+    train, test = engine.select(table, train_q, "--train"), engine.select(table, test_q, "--test")
+    pred = engine.run_law(args.method, target, _options(args), train, test)
     width = max(len(str(m)) for m in pred["model"])
     pct = int(round(args.level * 100))
     for _, r in pred.iterrows():
@@ -431,7 +234,7 @@ def cli(args) -> int:
         print(f"{str(r['model']) + step:<{width + 8}} actual {actual}  predicted {r['predicted']:.4f}  "
               f"{pct}% [{r['lower']:.4f}, {r['upper']:.4f}]")
     if args.out:
-        write_csv(pred.reindex(columns=OUT_COLUMNS), Path(args.out))
+        scores.write_csv(pred.reindex(columns=OUT_COLUMNS), Path(args.out))
     s = score_group(pred)
     unit = "points" if scores.metric_kind(target.rpartition(":")[2]) == "accuracy" else "(metric units)"
     print(law_line(pred, unit))
@@ -469,6 +272,4 @@ def _main(argv) -> int:
 
 
 def main(argv=None) -> int:
-    from pipeline.__main__ import run_cli
-
     return run_cli(_main, sys.argv[1:] if argv is None else argv)

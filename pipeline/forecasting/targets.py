@@ -1,49 +1,27 @@
-"""forecast stage: what each family will score at a target size, and how the families compare.
+"""What a family will score at a target size: one law fitted on the target's rows, predicted at the
+target and along its recipe (the fitted curves the report draws).
 
-Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
-
-* ``reports/forecast.csv`` — one row per target x task x method: the predicted metric and its
-  interval (``forecast.interval``, 90% by default), at the target's N, D and C = 6ND;
-* ``reports/forecast_curves.csv`` — the same laws, fitted on the same rows, evaluated on a grid of
-  compute from the family's smallest model to the target: the fitted curves the report draws;
-* ``reports/family_offsets.csv`` and ``reports/capability.csv`` — the family comparison: a
-  capability score per model (first principal component of the suite's benchmark accuracies,
-  the "observational" view of Ruan et al. 2024) regressed on log10 compute with one shared slope
-  and one intercept per family; family X reaches the reference family's capability at
-  k = 10^((b_ref - b_X) / slope) times the compute;
-* ``reports/family_skills.csv`` — the skill law's family comparison (:mod:`pipeline.family_skills`):
-  each family's shift per latent skill and the compute multiplier it implies, with intervals and
-  the family's leave-one-family-out error.
-
-Every law is fitted on *all* rows of the target's suite and family (the backtest stage judges
-the same laws on held-out models).  Deterministic: the only randomness (bootstrap intervals
-inside the laws) is seeded from ``forecast.seed``; floats are written with 6 significant digits.
+Both front doors use it: the forecast stage (every target of ``forecast.targets`` in params.yaml,
+:func:`forecast_all`) and the family forecast (:mod:`pipeline.forecasting.family`, any family of
+any scores table at any (N, D)).  Every law is fitted on *all* rows of the target's suite and
+family (the backtests judge the same laws on held-out models); the only randomness, the bootstrap
+intervals inside the laws, is seeded.
 """
 from __future__ import annotations
 
-import argparse
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from pipeline import family_skills, params, scores
+from pipeline import scores
 from pipeline.errors import CapcastError
 from pipeline.parallel import fork_map
-
-FLOAT_FORMAT = "%.6g"
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
                     "task", "metric", "num_fewshot", "method", "level", "predicted", "lower", "upper"]
 CURVE_COLUMNS = ["target", "family", "suite", "task", "metric", "num_fewshot", "method",
                  "compute_flops", "params", "tokens", "predicted", "lower", "upper"]
-OFFSET_COLUMNS = ["suite", "family", "reference", "models", "tasks", "min_compute_flops", "max_compute_flops",
-                  "slope", "own_slope", "intercept",
-                  "log10_k", "k", "level", "k_lower", "k_upper", "r2"]
-CAPABILITY_COLUMNS = ["suite", "family", "model", "params", "tokens", "compute_flops", "capability", "in_fit"]
 
 
 class ForecastError(CapcastError):
@@ -97,124 +75,6 @@ def parse_targets(cfg: dict) -> list[Target]:
     return out
 
 
-def final_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (suite, model, task, metric, shots): the latest step (or the only, stepless, row)."""
-    order = table.assign(_step=table["step"].fillna(np.iinfo(np.int64).max).astype("int64"))
-    keys = ["suite", "model", "task", "metric", "num_fewshot"]
-    idx = order.sort_values("_step", kind="mergesort").groupby(keys, dropna=False)["_step"].idxmax()
-    return table.loc[np.sort(idx.to_numpy())]
-
-
-# ------------------------------------------------------------------------- family comparison
-def capability_scores(table: pd.DataFrame, suite: str, tasks: list | None = None,
-                      num_fewshot: int | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """First principal component of a suite's accuracy matrix (models x tasks), one score per model.
-
-    Uses final checkpoints, accuracy metrics, one (metric, shots) per task (the most frequent), the
-    tasks given (default: every accuracy task that all but a few models have) and the models that
-    have all of them.  Columns are standardised before the SVD; the sign makes the score rise with
-    mean accuracy.  Returns (scores per model, tasks used).
-    """
-    rows = final_checkpoints(table[table["suite"] == suite])
-    rows = rows[rows["metric"].map(scores.metric_kind) == "accuracy"]
-    if num_fewshot is not None:
-        rows = rows[rows["num_fewshot"] == num_fewshot]
-    if tasks:
-        rows = rows[rows["task"].isin(tasks)]
-    if rows.empty:
-        raise ForecastError(f"family comparison: suite {suite!r} has no accuracy rows for tasks {tasks}")
-    # one (metric, shots) per task: the most frequent, ties broken by name for determinism
-    cfgs = (rows.groupby(["task", "metric", "num_fewshot"], dropna=False).size().rename("n").reset_index()
-            .sort_values(["task", "n", "metric"], ascending=[True, False, True], kind="mergesort")
-            .drop_duplicates("task"))
-    rows = rows.merge(cfgs[["task", "metric", "num_fewshot"]], on=["task", "metric", "num_fewshot"])
-    wide = rows.pivot_table(index="model", columns="task", values="value", aggfunc="first")
-    if not tasks:  # keep tasks that at least 90% of models have, then complete models
-        wide = wide.loc[:, wide.notna().mean() >= 0.9]
-    wide = wide.dropna()
-    if wide.shape[0] < 3 or wide.shape[1] < 2:
-        raise ForecastError(f"family comparison: suite {suite!r} has {wide.shape[0]} models with all of "
-                            f"{wide.shape[1]} tasks; need at least 3 models and 2 tasks")
-    z = (wide - wide.mean()) / wide.std(ddof=0).replace(0, 1)
-    _, _, vt = np.linalg.svd(z.to_numpy(), full_matrices=False)
-    load = vt[0] * (1 if vt[0].sum() >= 0 else -1)
-    pc1 = z.to_numpy() @ load
-    meta = (rows.drop_duplicates("model").set_index("model")[["family", "params", "tokens", "compute_flops"]]
-            .loc[wide.index])
-    out = meta.assign(suite=suite, capability=pc1, in_fit=True).reset_index()
-    return out[CAPABILITY_COLUMNS].sort_values(["family", "compute_flops", "model"], kind="mergesort"), list(wide.columns)
-
-
-def common_range(cap: pd.DataFrame, families: list[str], margin: float) -> pd.DataFrame:
-    """Models whose compute lies in the range all ``families`` cover (widened by ``margin`` x on each
-    side): where the families' slopes differ, an offset is only meaningful where they overlap."""
-    d = cap[cap["family"].isin(families) & (cap["compute_flops"] > 0)]
-    by = d.groupby("family")["compute_flops"]
-    lo, hi = by.min().max() / margin, by.max().min() * margin
-    return d[(d["compute_flops"] >= lo) & (d["compute_flops"] <= hi)]
-
-
-def shared_slope_fit(cap: pd.DataFrame, families: list[str], reference: str, interval: float) -> pd.DataFrame:
-    """OLS capability = slope * log10(C) + b_family; k and its interval (delta method, t quantile).
-
-    Also each family's own slope (a separate line per family), to show whether sharing one is fair.
-    """
-    d = cap[cap["family"].isin(families) & (cap["compute_flops"] > 0)]
-    fams = [f for f in families if (d["family"] == f).sum() >= 2]
-    if reference not in fams:
-        raise ForecastError(f"family comparison: reference family {reference!r} has fewer than 2 models in "
-                            f"suite {cap['suite'].iloc[0]!r}")
-    d = d[d["family"].isin(fams)]
-    x = np.log10(d["compute_flops"].to_numpy())
-    X = np.column_stack([x] + [(d["family"] == f).to_numpy(float) for f in fams])
-    y = d["capability"].to_numpy()
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ beta
-    dof = max(len(y) - X.shape[1], 1)
-    sigma2 = float(resid @ resid) / dof
-    cov = sigma2 * np.linalg.pinv(X.T @ X)
-    r2 = 1.0 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
-    tq = stats.t.ppf(0.5 + interval / 2, dof)
-    slope = beta[0]
-    ir = 1 + fams.index(reference)
-    rows = []
-    for j, fam in enumerate(fams, start=1):
-        logk = (beta[ir] - beta[j]) / slope
-        grad = np.zeros(len(beta))
-        grad[0] = -logk / slope
-        grad[ir] += 1 / slope
-        grad[j] -= 1 / slope
-        se = math.sqrt(max(float(grad @ cov @ grad), 0.0))
-        own = d[d["family"] == fam]
-        own_slope = np.polyfit(np.log10(own["compute_flops"].to_numpy()), own["capability"].to_numpy(), 1)[0]
-        rows.append({"suite": d["suite"].iloc[0], "family": fam, "reference": reference,
-                     "models": int((d["family"] == fam).sum()),
-                     "min_compute_flops": float(own["compute_flops"].min()),
-                     "max_compute_flops": float(own["compute_flops"].max()),
-                     "slope": slope, "own_slope": own_slope, "intercept": beta[j],
-                     "log10_k": logk, "k": 10 ** logk, "level": interval, "k_lower": 10 ** (logk - tq * se),
-                     "k_upper": 10 ** (logk + tq * se), "r2": r2})
-    return pd.DataFrame(rows)
-
-
-def family_comparison(table: pd.DataFrame, cfg: dict, interval: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All ``forecast.family_comparison`` entries -> (offsets, capability scores)."""
-    offsets, caps = [], []
-    for i, c in enumerate(cfg.get("family_comparison") or []):
-        suite = c["suite"]
-        cap, tasks = capability_scores(table, suite, c.get("tasks"), c.get("num_fewshot"))
-        fams = list(c["families"])
-        cap = cap[cap["family"].isin(fams)]
-        used = common_range(cap, fams, float(c["common_range_margin"])) if c.get("common_range_margin") else cap
-        off = shared_slope_fit(used, fams, c.get("reference", fams[0]), interval)
-        off["tasks"] = " ".join(tasks)
-        offsets.append(off[OFFSET_COLUMNS])
-        caps.append(cap.assign(in_fit=cap.index.isin(used.index)))
-    if not offsets:
-        return pd.DataFrame(columns=OFFSET_COLUMNS), pd.DataFrame(columns=CAPABILITY_COLUMNS)
-    return pd.concat(offsets, ignore_index=True), pd.concat(caps, ignore_index=True)
-
-
 # ------------------------------------------------------------------------------- the laws
 def recipe(target: Target, compute: np.ndarray, fixed: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) along the target's recipe at each compute C = 6ND.
@@ -240,7 +100,7 @@ def non_embedding(family: str, n: np.ndarray, known: list | None = None) -> np.n
     fitted linear in log N and extrapolated.  None when there are fewer than 3 counts: the laws then
     use total N for every unit (``params="auto"``), as they do for the training models.
     """
-    from pipeline import families
+    from pipeline.sources import families
 
     fam = families.FAMILIES.get(family)
     registry = [(m.params, m.params_non_embedding) for m in (fam.models if fam else ()) if m.params_non_embedding]
@@ -295,7 +155,7 @@ def target_units(table: pd.DataFrame, target: Target, cfg: dict) -> pd.DataFrame
     """The units a target's laws predict: the target itself (first row), then ``curve_points``
     models along its recipe from the family's smallest compute up to it (the fitted curves)."""
     fixed = "tokens" if target.fixed == "tokens" else "ratio"
-    own = final_checkpoints(table[(table["suite"] == target.suite) & (table["family"] == target.family)])
+    own = scores.final_checkpoints(table[(table["suite"] == target.suite) & (table["family"] == target.family)])
     own = own[own["compute_flops"] > 0]
     lo = float(own["compute_flops"].min()) if len(own) else target.compute_flops / 1e3
     grid = np.logspace(np.log10(lo), np.log10(target.compute_flops), int(cfg.get("curve_points", 40)))
@@ -388,50 +248,3 @@ def forecast_all(table: pd.DataFrame, cfg: dict, extra=None) -> tuple:
     fc = pd.DataFrame(rows, columns=FORECAST_COLUMNS + ["note"])
     cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     return (fc, cv, results[-1]) if extra else (fc, cv)
-
-
-# ----------------------------------------------------------------------------------- writing
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    scores.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
-                                                    lineterminator="\n"))
-
-
-def _main(argv) -> int:
-    from pipeline import ladder
-
-    if ladder.user_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
-        return ladder.main_forecast(argv)
-    parser = argparse.ArgumentParser(prog="python -m pipeline forecast", description=__doc__.split("\n")[0],
-                                     epilog="With --family F --params N --tokens D: forecast one family of "
-                                            "--scores FILE at any size (see --family --help)")
-    parser.add_argument("--scores", default="data/scores.parquet")
-    parser.add_argument("--out-dir", default="reports")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--predictions", default="reports/backtest_predictions.csv",
-                        help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
-    args = parser.parse_args(argv)
-    cfg = params.load("forecast", args.params)
-    out = Path(args.out_dir)
-    table = scores.read(args.scores)
-    interval = float(cfg.get("interval", 0.9))
-    predictions = family_skills.read_predictions(args.predictions)
-    fc, curves, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
-        table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)), predictions))
-    write_csv(fc, out / "forecast.csv")
-    write_csv(curves, out / "forecast_curves.csv")
-    offsets, caps = family_comparison(table, cfg, interval)
-    write_csv(offsets, out / "family_offsets.csv")
-    write_csv(caps, out / "capability.csv")
-    write_csv(skills, out / "family_skills.csv")
-    print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
-          f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
-          f"family_skills.csv ({len(skills)} rows)")
-    return 0
-
-
-def main(argv=None) -> int:
-    import sys
-
-    from pipeline.__main__ import run_cli
-
-    return run_cli(_main, sys.argv[1:] if argv is None else argv)

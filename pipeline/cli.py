@@ -1,0 +1,106 @@
+"""What the commands share: the one top-level error handler (:func:`run_cli`), and the options of the
+family mode (``forecast --family``, ``report --family``).
+
+A stage's ``main(argv)`` hands its body to :func:`run_cli`: a :class:`pipeline.errors.CapcastError`
+(bad input the user can fix) becomes one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from pipeline.errors import CapcastError
+
+
+def run_cli(func, argv) -> int:
+    """Run a stage's body; turn known input errors into one-line messages, not tracebacks."""
+    try:
+        return func(argv) or 0
+    except CapcastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+# ------------------------------------------------------------------- the family mode
+def family_mode(argv) -> bool:
+    """Whether a forecast/report command line asks for a family forecast (``--family``), not the DVC stage."""
+    argv = sys.argv[1:] if argv is None else argv
+    return any(a == "--family" or a.startswith("--family=") for a in argv)
+
+
+def add_family_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the family mode, which the forecast and report commands share."""
+    from pipeline.laws import METHODS
+
+    p.add_argument("--scores", required=True, help="CSV or Parquet in the scores-table schema")
+    p.add_argument("--family", required=True, help="the family to forecast (its rows are the ladder)")
+    p.add_argument("--params", required=True, help="target size(s) N, comma-separated: 7e9 or 7e9,13e9")
+    p.add_argument("--tokens", help="target training tokens D, comma-separated (the i-th with the i-th size)")
+    p.add_argument("--tokens-per-param", type=float, help="instead of --tokens: D = R x N (e.g. 20)")
+    p.add_argument("--tasks", help="comma-separated tasks (default: every task of the family with --metric)")
+    p.add_argument("--metric", default="acc", help="the accuracy to forecast (default acc)")
+    methods = sorted(m for m in METHODS if m not in ("link", "observational"))
+    p.add_argument("--method", default="auto", choices=["auto", *methods],
+                   help="a method, or auto: chosen per task by the nested backtest (default); link and "
+                        "observational need the target model's own scores, which a forecast lacks")
+    p.add_argument("--loss", help="two_step: TASK:METRIC of the loss it goes through (default: the task's own bpb)")
+    p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
+                   help="random-guess level of a task the table does not give (repeatable)")
+    p.add_argument("--suite", help="the suite of the family's rows, where it has several")
+    p.add_argument("--num-fewshot", type=int, help="shots, where a task has rows with several")
+    p.add_argument("--level", type=float, default=0.9, help="prediction-interval level (default 0.9)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples behind each interval")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def family_request(args):
+    """The table (with --chance applied) and the :class:`pipeline.forecasting.family.Request`, from parsed
+    arguments."""
+    from pipeline import scores
+    from pipeline.forecasting.family import Request
+    from pipeline.laws.data import Metric
+
+    if not 0 < args.level < 1:
+        raise CapcastError(f"--level must be between 0 and 1, got {args.level}")
+    if args.bootstrap < 0:
+        raise CapcastError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
+    if args.loss:
+        Metric.parse(args.loss, "--loss")
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
+    req = Request(args.family, family_targets(args.params, args.tokens, args.tokens_per_param), tasks, args.metric,
+                  args.method, args.loss, args.suite, args.num_fewshot, args.level, args.bootstrap, args.seed,
+                  source=str(args.scores))
+    return table, req
+
+
+def numbers(text: str, flag: str) -> list[float]:
+    """``7e9,13e9`` -> [7e9, 13e9]; each > 0."""
+    out = []
+    for part in str(text).split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0):
+            raise CapcastError(f"{flag} {text!r}: give numbers > 0, comma-separated (e.g. {flag} 7e9,13e9)")
+        out.append(value)
+    return out
+
+
+def family_targets(params: str, tokens: str | None, tokens_per_param: float | None) -> tuple:
+    """(N, D) pairs: the i-th N with the i-th D; one D (or one N) goes with every N (or D)."""
+    n = numbers(params, "--params")
+    if (tokens is None) == (tokens_per_param is None):
+        raise CapcastError("give the training tokens of the target(s): --tokens D[,D...] or --tokens-per-param R")
+    if tokens_per_param is not None:
+        if not (math.isfinite(tokens_per_param) and tokens_per_param > 0):
+            raise CapcastError(f"--tokens-per-param must be > 0, got {tokens_per_param}")
+        return tuple((x, x * tokens_per_param) for x in n)
+    d = numbers(tokens, "--tokens")
+    if len(n) != len(d) and 1 not in (len(n), len(d)):
+        raise CapcastError(f"--params gives {len(n)} sizes and --tokens {len(d)} token counts; give as many of each "
+                           "(the i-th size trains on the i-th count), or one of either")
+    k = max(len(n), len(d))
+    return tuple((n[i % len(n)], d[i % len(d)]) for i in range(k))

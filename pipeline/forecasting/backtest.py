@@ -1,0 +1,119 @@
+"""Backtests: fit a law on declared training rows, predict the held-out rows.
+
+A split is declared before fitting: train rows and test rows are queries over the row
+columns (:mod:`pipeline.query`: comparisons, and/or/not, in-lists, arithmetic; never code), or
+a ``leave_out`` column whose values are held out one at a time (:func:`folds`, :func:`table_folds`).
+Nothing about the test rows informs a fit or a choice; their ``value`` is read only to score
+(:mod:`pipeline.forecasting.scoring`).  The stage (every split of params.yaml) and the CLI for any
+table are :mod:`pipeline.stages.backtest`.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline import query
+from pipeline.errors import CapcastError, FitError
+
+PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
+                "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
+
+
+# -- selecting rows -------------------------------------------------------------------
+def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
+    """Rows matching a query (:mod:`pipeline.query`); one-line FitError when it is invalid or selects nothing."""
+    return query.select(table, query_text, what, error=FitError)
+
+
+def folds(name: str, split: dict) -> list[tuple[str, str, str]]:
+    """(fold, train query, test query) for a split: itself, or one fold per held-out value.
+
+    For a ``keep_smallest`` split these are the queries before the kept models are named (they
+    depend on the table): :func:`table_folds` adds them.
+    """
+    if "leave_out" not in split:
+        return [(name, split["train"], split["test"])]
+    col, rows = split["leave_out"], split.get("rows", "index == index")
+    return [(f"{name}/{value}", f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}")
+            for value in split["values"]]
+
+
+def table_folds(name: str, split: dict, table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """:func:`folds` with ``keep_smallest: K`` applied: the K smallest models (by parameters, then
+    compute, then name) of each held-out group join the training rows and leave the test rows --
+    a new family judged from one small model of it (Polo et al. 2024's protocol)."""
+    keep = int(split.get("keep_smallest") or 0)
+    if not keep or "leave_out" not in split:
+        return folds(name, split)
+    col, rows = split["leave_out"], split.get("rows", "index == index")
+    out = []
+    for (fold, _, test), value in zip(folds(name, split), split["values"]):
+        small = smallest_models(select(table, test, f"{fold}: held-out group"), keep)
+        out.append((fold, f"({rows}) and ({col} != {value!r} or model in {small!r})",
+                    f"{test} and model not in {small!r}"))
+    return out
+
+
+def smallest_models(rows: pd.DataFrame, k: int) -> list[str]:
+    """The ``k`` smallest models of ``rows`` by parameters, then compute, then name."""
+    models = rows.drop_duplicates("model").sort_values(["params", "compute_flops", "model"], kind="mergesort")
+    if models["model"].nunique() <= k:
+        raise FitError(f"keep_smallest: {k} leaves no model of this group to predict ({models['model'].nunique()} "
+                       f"models); lower keep_smallest or drop the value from values")
+    return [str(m) for m in models["model"].iloc[:k]]
+
+
+# -- running laws ----------------------------------------------------------------------
+def law_options(cfg: dict, split: dict, method: str, target: str) -> dict:
+    """Global, then split-level, then target-level options of one method."""
+    opts = {k: cfg[k] for k in ("n_bootstrap", "level", "random_state") if k in cfg}
+    opts.update((cfg.get("options") or {}).get(method) or {})
+    opts.update((split.get("options") or {}).get(method) or {})
+    opts.update(((split.get("target_options") or {}).get(target) or {}).get(method) or {})
+    return opts
+
+
+def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    from pipeline import laws
+
+    law = laws.make(method, target=target, **options).fit(train)
+    pred = law.predict(test)
+    pred["form"] = law.form_label()
+    pred["inner_error"] = law.inner_error_
+    pred["params_used"] = getattr(law, "params_used_", "")
+    task, _, metric = target.rpartition(":")
+    rows = test[(test["task"] == task) & (test["metric"] == metric)].drop_duplicates(["model", "step"])
+    suite = pred[["model", "step"]].merge(rows[["model", "step", "suite"]], on=["model", "step"], how="left")
+    pred.insert(0, "suite", suite["suite"].to_numpy())
+    pred.insert(0, "metric", metric)
+    pred.insert(0, "task", task)
+    pred.insert(0, "method", method)
+    return pred
+
+
+def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print) -> tuple[pd.DataFrame, list]:
+    """All methods x targets x folds of one split: (predictions, errors)."""
+    preds, errors = [], []
+    for fold, train_q, test_q in table_folds(name, split, table):
+        p, e = run_fold(table, name, split, cfg, fold, train_q, test_q, log)
+        preds += p
+        errors += e
+    return (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=PRED_COLUMNS)), errors
+
+
+def run_fold(table: pd.DataFrame, name: str, split: dict, cfg: dict, fold: str, train_q: str, test_q: str,
+             log=print) -> tuple[list, list]:
+    """All methods x targets of one fold: (prediction frames, errors)."""
+    train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
+    preds, errors = [], []
+    for method in split["methods"]:
+        for target in split["targets"]:
+            try:
+                p = run_law(method, target, law_options(cfg, split, method, target), train, test)
+            except CapcastError as exc:
+                errors.append({"split": name, "fold": fold, "method": method, "target": target, "error": str(exc)})
+                log(f"  {fold} {method} {target}: not fitted: {exc}")
+                continue
+            p.insert(0, "fold", fold)
+            p.insert(0, "split", name)
+            preds.append(p)
+    return preds, errors

@@ -1,0 +1,88 @@
+"""forecast stage: what each family will score at a target size, and how the families compare.
+
+Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
+
+* ``reports/forecast.csv`` — one row per target x task x method: the predicted metric and its
+  interval (``forecast.interval``, 90% by default), at the target's N, D and C = 6ND;
+* ``reports/forecast_curves.csv`` — the same laws, fitted on the same rows, evaluated on a grid of
+  compute from the family's smallest model to the target: the fitted curves the report draws;
+* ``reports/family_offsets.csv`` and ``reports/capability.csv`` — the family comparison: a
+  capability score per model (first principal component of the suite's benchmark accuracies,
+  the "observational" view of Ruan et al. 2024) regressed on log10 compute with one shared slope
+  and one intercept per family; family X reaches the reference family's capability at
+  k = 10^((b_ref - b_X) / slope) times the compute;
+* ``reports/family_skills.csv`` — the skill law's family comparison
+  (:mod:`pipeline.forecasting.family_skills`): each family's shift per latent skill and the compute
+  multiplier it implies, with intervals and the family's leave-one-family-out error.
+
+Every law is fitted on *all* rows of the target's suite and family (the backtest stage judges
+the same laws on held-out models).  Deterministic: the only randomness (bootstrap intervals
+inside the laws) is seeded from ``forecast.seed``; floats are written with 6 significant digits.
+
+With ``--family F --params N --tokens D`` it forecasts one family of any scores table instead
+(:mod:`pipeline.forecasting.family`; no params.yaml).  The work is :mod:`pipeline.forecasting`'s:
+``targets`` (the laws at the targets), ``comparison`` (the family offsets), ``family_skills``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline import params, scores
+from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
+from pipeline.forecasting import family_skills
+from pipeline.forecasting.comparison import family_comparison
+from pipeline.forecasting.family import describe, line, run
+from pipeline.forecasting.targets import forecast_all
+
+
+def _main(argv) -> int:
+    if family_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
+        return main_forecast(argv)
+    parser = argparse.ArgumentParser(prog="python -m pipeline forecast", description=__doc__.split("\n")[0],
+                                     epilog="With --family F --params N --tokens D: forecast one family of "
+                                            "--scores FILE at any size (see --family --help)")
+    parser.add_argument("--scores", default="data/scores.parquet")
+    parser.add_argument("--out-dir", default="reports")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--predictions", default="reports/backtest_predictions.csv",
+                        help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
+    args = parser.parse_args(argv)
+    cfg = params.load("forecast", args.params)
+    out = Path(args.out_dir)
+    table = scores.read(args.scores)
+    interval = float(cfg.get("interval", 0.9))
+    predictions = family_skills.read_predictions(args.predictions)
+    fc, curves, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
+        table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)), predictions))
+    scores.write_csv(fc, out / "forecast.csv")
+    scores.write_csv(curves, out / "forecast_curves.csv")
+    offsets, caps = family_comparison(table, cfg, interval)
+    scores.write_csv(offsets, out / "family_offsets.csv")
+    scores.write_csv(caps, out / "capability.csv")
+    scores.write_csv(skills, out / "family_skills.csv")
+    print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
+          f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
+          f"family_skills.csv ({len(skills)} rows)")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, sys.argv[1:] if argv is None else argv)
+
+
+def main_forecast(argv) -> int:
+    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
+                                description="Forecast one family of a scores table at target sizes (N, D).")
+    add_family_arguments(p)
+    p.add_argument("--out", help="write the forecast table here (CSV)")
+    args = p.parse_args(argv)
+    table, req = family_request(args)
+    res = run(table, req)
+    print(describe(res, req))
+    for _, r in res.forecast.iterrows():
+        print(line(r, req.level))
+    if args.out:
+        scores.write_csv(res.forecast, Path(args.out))
+    return 0

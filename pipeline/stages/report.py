@@ -1,0 +1,99 @@
+"""report stage: reports/index.html, reports/forecast.md and plots, from the tables the other stages wrote.
+
+    python -m pipeline report [--scores data/scores.parquet] [--out-dir reports] [--params params.yaml]
+    python -m pipeline report --scores FILE --family F --params N[,N...] --tokens D[,D...] --out DIR
+
+The rendering is the report package's (:mod:`pipeline.report`); here are its inputs (the CSVs under
+reports/, the display knobs of params.yaml ``report:``) and the family mode, which builds one
+family's forecast (:mod:`pipeline.forecasting.family`) and hands it to the same renderer.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline import params, scores
+from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
+from pipeline.forecasting.family import SPLIT, Request, Result, run
+from pipeline.report.build import write
+from pipeline.report.inputs import ReportConfig, ReportInput, load_inputs
+
+
+def _main(argv) -> int:
+    if family_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
+        return main_report(argv)
+    parser = argparse.ArgumentParser(prog="python -m pipeline report",
+                                     description="reports/index.html, reports/forecast.md and plots")
+    parser.add_argument("--scores", default="data/scores.parquet")
+    parser.add_argument("--out-dir", default="reports", help="where the report goes")
+    parser.add_argument("--in-dir", default=None, help="where the input CSVs are (default: --out-dir)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    out = Path(args.out_dir)
+    inp = load_inputs(Path(args.scores), Path(args.in_dir) if args.in_dir else out)
+    write(inp, config_from_params(args.params), out)
+    print(f"wrote {out}/index.html and {out}/forecast.md")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)
+
+
+def _section(path, name: str) -> dict:
+    """Another stage's params section, for descriptive text only (split descriptions, report suites)."""
+    try:
+        return params.load(name, path)
+    except Exception:  # absent: the text is optional
+        return {}
+
+
+def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
+    """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report suites."""
+    cfg = params.load("report", path)
+    splits = _section(path, "backtest").get("splits") or {}
+    emergence = (_section(path, "trends").get("emergence") or {})
+    overview = {k: cfg[k] for k in ("suite", "plot_tasks", "plot_metric", "num_fewshot") if k in cfg} or None
+    return ReportConfig(
+        default_method=cfg.get("default_method"),
+        heldout_splits=list(cfg.get("heldout_splits") or []),
+        max_extrapolation=float(cfg.get("max_extrapolation", 10.0)),
+        min_evidence=int(cfg.get("min_evidence", 3)),
+        overview=overview if overview and "suite" in overview else None,
+        family_curves=list(cfg.get("family_curves") or []),
+        max_trend_plots=int(cfg.get("max_trend_plots", 24)),
+        processes=int(cfg.get("processes", 2)),
+        split_descriptions={name: str(sp.get("description", "")) for name, sp in splits.items()},
+        report_suites=list(emergence.get("report_suites") or []),
+        pipeline_outputs=True,
+    )
+
+
+def report_inputs(res: Result, req: Request):
+    """(ReportInput, ReportConfig) of a family forecast: the report package's inputs, no params.yaml."""
+    rung = next((h for h in res.forecast["heldout"] if isinstance(h, str) and h), "")
+    inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves,
+                      backtest=res.backtest if len(res.backtest) else None,
+                      predictions=res.predictions if len(res.predictions) else None)
+    cfg = ReportConfig(title=f"capcast: {req.family} forecast", heldout_splits=[SPLIT] if rung else [],
+                       split_descriptions={SPLIT: f"the family's own ladder: every method fitted on the smaller rungs, "
+                                                  f"scored on the held-out top rung ({rung})"} if rung else {})
+    return inp, cfg
+
+
+def main_report(argv) -> int:
+    p = argparse.ArgumentParser(prog="python -m pipeline report",
+                                description="The HTML report of one family's forecast at target sizes (N, D).")
+    add_family_arguments(p)
+    p.add_argument("--out", required=True, help="folder for index.html, forecast.md and the plots")
+    args = p.parse_args(argv)
+    table, req = family_request(args)
+    res = run(table, req)
+    out = Path(args.out)
+    write(*report_inputs(res, req), out)
+    # the tables the report cites, beside it
+    for name, frame in (("forecast.csv", res.forecast), ("forecast_curves.csv", res.curves),
+                        ("backtest.csv", res.backtest), ("backtest_predictions.csv", res.predictions)):
+        scores.write_csv(frame, out / name)
+    print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
+    return 0
