@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pipeline.errors import FitError
 from pipeline.laws.baselines import Direct, LogLinear, SigmoidCompute
-from pipeline.laws.auto import Auto
+from pipeline.laws.auto import Auto, Calibrated
 from pipeline.laws.carry import CarryForward
 from pipeline.laws.link import Link
 from pipeline.laws.loss import LossLaw
@@ -49,10 +49,19 @@ PRESETS = {"observational_compute": {"mode": "compute"}, "line_final": {"rows": 
            "line_frontier": {"rows": "frontier"}, "sigmoid_final": {"rows": "final"}}
 
 
+LOSS_METHODS = ("two_step", "link")  # methods that go through a loss (the loss option)
+
+
 def make(method: str, **options):
-    """An unfitted law by method name; unknown options raise FitError naming the valid ones."""
+    """An unfitted law by method name; unknown options raise FitError naming the valid ones.
+
+    ``auto`` takes ``policy`` (:class:`pipeline.laws.policy.Policy`) and ``loss``, and gets one
+    candidate law per name of the policy, each with its options (no bootstrap: the interval is the
+    policy's)."""
     import inspect
 
+    if method == "auto":
+        return _auto(**options)
     if method not in METHODS:
         raise FitError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     cls = METHODS[method]
@@ -65,4 +74,31 @@ def make(method: str, **options):
 
 
 __all__ = ["METHODS", "make", "Direct", "TwoStep", "Observational", "LogLinear", "SigmoidCompute", "Link", "LossLaw",
-           "Skills", "CarryForward", "Auto"]
+           "Skills", "CarryForward", "Auto", "Calibrated", "calibrated",
+           "candidate_laws"]
+
+
+def candidate_laws(names, target, loss=None) -> list[tuple[str, object]]:
+    """``(name, law)`` for each candidate name: its options, the loss where it goes through one,
+    no bootstrap (a candidate's interval is the policy's)."""
+    return [(name, make(name, target=target, n_bootstrap=0, **({"loss": loss} if name in LOSS_METHODS and loss else {})))
+            for name in names]
+
+
+def _auto(target, policy=None, loss=None, level: float = 0.9, random_state: int = 0, n_bootstrap=None, **rest):
+    """Auto over the policy's candidates (``n_bootstrap`` is accepted and unused: every law takes it)."""
+    if rest:
+        raise FitError(f"auto: unknown option(s) {', '.join(sorted(rest))}; valid: policy, loss, level, random_state")
+    names = list(policy.candidates) if policy is not None else []
+    return Auto(target, candidate_laws(names, target, loss), policy, level, random_state)
+
+
+def calibrated(method: str, policy, **options):
+    """``method`` (without its bootstrap) with the policy's interval for it, its spread members
+    fitted beside it (:class:`Calibrated`)."""
+    from pipeline.laws.policy import SPREAD_MEMBERS
+
+    law = make(method, **{**options, "n_bootstrap": 0})
+    members = candidate_laws([m for m in policy.candidates if m in SPREAD_MEMBERS], options["target"],
+                             options.get("loss"))
+    return Calibrated(law, policy, method, members)

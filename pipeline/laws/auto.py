@@ -25,22 +25,21 @@ from pipeline.laws.base import OUTPUT
 from pipeline.laws.data import Metric
 from pipeline.laws.policy import AUTO, SPREAD_MEMBERS, Policy, ladder_features
 
-LOSS_METHODS = ("two_step", "link")
 _FITS = data.IdentityCache(512)  # candidate fits shared by every law of a backtest fold on the same rows
 
 
-def fit_candidate(method: str, target: str, loss, rows: pd.DataFrame):
-    """A fitted candidate law (no bootstrap), or the FitError that stopped it; cached per rows object."""
-    from pipeline.laws import make
+def fit_candidate(estimator, rows: pd.DataFrame):
+    """``estimator`` fitted on ``rows`` (a clone), or the CapcastError that stopped it; cached per
+    rows object and estimator settings, so auto and a calibrated law fit a candidate once."""
+    settings = (type(estimator).__name__, repr(sorted(estimator.get_params(deep=False).items())))
 
     def fit():
-        options = {"loss": loss} if method in LOSS_METHODS and loss else {}
         try:
-            return make(method, target=target, n_bootstrap=0, **options).fit(rows)
+            return clone(estimator).fit(rows)
         except CapcastError as exc:
             return exc
 
-    return _FITS.get((rows,), (method, str(target), str(loss)), fit)
+    return _FITS.get((rows,), settings, fit)
 
 
 def predictions(fits: dict, rows: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:
@@ -62,11 +61,12 @@ def predictions(fits: dict, rows: pd.DataFrame, units: pd.DataFrame) -> np.ndarr
 class _Calibrated(BaseEstimator):
     """What :class:`Auto` and :class:`Calibrated` share: the problem's features and the spread members."""
 
-    def _fit_context(self, rows: pd.DataFrame, loss) -> None:
+    def _fit_context(self, rows: pd.DataFrame, members) -> None:
+        """Features of the problem, and the spread members (``(name, estimator)`` pairs) fitted."""
         target = Metric.parse(self.target)
         self.chance_ = target.chance(rows)
         self.features_ = ladder_features(rows, str(target), self.chance_)
-        self.members_ = {m: fit_candidate(m, str(target), loss, rows) for m in SPREAD_MEMBERS}
+        self.members_ = {name: fit_candidate(est, rows) for name, est in members if name in SPREAD_MEMBERS}
         self.train_families_ = sorted(rows["family"].astype(str).unique())
 
     def _unit_features(self, rows: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -85,21 +85,29 @@ class _Calibrated(BaseEstimator):
 
 
 class Auto(_Calibrated):
-    """The policy's weighted forecast of ``target`` and its conformal interval (``policy``: a
-    :class:`pipeline.laws.policy.Policy`)."""
+    """The policy's weighted forecast of ``target`` and its conformal interval.
+
+    ``estimators``: ``(name, law)`` pairs, one per candidate of ``policy`` (a
+    :class:`pipeline.laws.policy.Policy`), as scikit-learn's stacking estimators take theirs;
+    ``pipeline.laws.make("auto", ...)`` builds them from the policy's candidate names."""
 
     method = AUTO
 
-    def __init__(self, target, loss=None, policy: Policy | None = None, level: float = 0.9, random_state: int = 0):
-        self.target, self.loss, self.policy, self.level, self.random_state = target, loss, policy, level, random_state
+    def __init__(self, target, estimators=(), policy: Policy | None = None, level: float = 0.9,
+                 random_state: int = 0):
+        self.target, self.estimators, self.policy = target, estimators, policy
+        self.level, self.random_state = level, random_state
 
     def fit(self, rows: pd.DataFrame):
         if self.policy is None:
             raise FitError("auto: no policy; learn one from the ladder table (python -m pipeline ladders)")
+        names = [name for name, _ in self.estimators]
+        if names != list(self.policy.candidates):
+            raise FitError(f"auto: the estimators ({', '.join(names)}) are not the policy's candidates "
+                           f"({', '.join(self.policy.candidates)})")
         rows = rows.loc[(rows["tokens"] > 0)]
-        self._fit_context(rows, self.loss)
-        self.fits_ = {m: fit_candidate(m, str(Metric.parse(self.target)), self.loss, rows)
-                      for m in self.policy.candidates}
+        self._fit_context(rows, self.estimators)
+        self.fits_ = {name: fit_candidate(est, rows) for name, est in self.estimators}
         failed = {m: str(f) for m, f in self.fits_.items() if isinstance(f, Exception)}
         if len(failed) == len(self.fits_):
             raise FitError(f"auto: no candidate method could be fitted ({next(iter(failed.values()))})")
@@ -129,41 +137,25 @@ class Auto(_Calibrated):
 
 
 class Calibrated(_Calibrated):
-    """``law``'s point forecast with the policy's conformal interval for the method ``name`` (give
+    """``law``'s point forecast with the policy's conformal interval for the method ``name``;
+    ``members``: the ``(name, law)`` pairs whose disagreement is a feature of the interval (give
     the law ``n_bootstrap=0`` where every unit it predicts is of a training family: the bootstrap
     interval is then replaced)."""
 
-    def __init__(self, law, policy: Policy, name: str):
-        self.law, self.policy, self.name = law, policy, name
+    def __init__(self, law, policy: Policy, name: str, members=()):
+        self.law, self.policy, self.name, self.members = law, policy, name, members
 
     @property
     def target(self):
         return self.law.target
 
     def fit(self, rows: pd.DataFrame):
-        loss = getattr(self.law, "loss", None)
-        if self._is_candidate(loss):  # the same fit as auto's candidate of that name: fitted once
-            fitted = fit_candidate(self.name, str(Metric.parse(self.target)), loss, rows)
-            if isinstance(fitted, Exception):
-                raise fitted
-            self.law_ = fitted
-        else:
-            self.law_ = clone(self.law).fit(rows)
-        self._fit_context(rows, getattr(self.law_, "loss_", None) or loss)
+        fitted = fit_candidate(self.law, rows)
+        if isinstance(fitted, Exception):
+            raise fitted
+        self.law_ = fitted
+        self._fit_context(rows, self.members)
         return self
-
-    def _is_candidate(self, loss) -> bool:
-        """Whether ``law`` is the policy's candidate ``name`` as auto fits it (default options)."""
-        from pipeline.laws import make
-
-        options = {"loss": loss} if self.name in LOSS_METHODS and loss else {}
-        try:
-            plain = make(self.name, target=self.target, n_bootstrap=0, **options)
-        except CapcastError:
-            return False
-        mine = self.law.get_params(deep=False)
-        return mine == {**plain.get_params(deep=False), "level": mine.get("level"),
-                        "random_state": mine.get("random_state")}
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         pred = self.law_.predict(rows)
