@@ -106,3 +106,25 @@ def exclusions(families, lineages: dict | None = None) -> list[str]:
     from pipeline.ladders.collection import lineage
 
     return sorted({lineage(str(f), lineages) for f in families})
+
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "calibration" / "ladder_forecasts.csv.gz"
+DEFAULT_CANDIDATES = ("line_final", "line_frontier", "loglinear", "sigmoid_final", "sigmoid", "direct", "two_step",
+                      "carry")
+
+
+class Source:
+    """Where the stages' policies come from: the forecast table, its candidates and the lineages
+    that group families (params.yaml ``ladders:``; the defaults without one)."""
+
+    def __init__(self, path=DEFAULT_PATH, candidates=DEFAULT_CANDIDATES, lineages: dict | None = None):
+        self.path, self.candidates, self.lineages = Path(path), tuple(candidates), dict(lineages or {})
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "Source":
+        cfg = cfg or {}
+        return cls(cfg.get("forecasts", DEFAULT_PATH), cfg.get("candidates", DEFAULT_CANDIDATES), cfg.get("lineage"))
+
+    def policy(self, level: float, families=()) -> Policy:
+        """The policy learned without the ladder groups of ``families`` (the families a backtest scores)."""
+        return policy(self.path, list(self.candidates), level, exclusions(families, self.lineages))
