@@ -147,5 +147,23 @@ def fold_policy(source, cfg: dict, train: pd.DataFrame, test: pd.DataFrame):
     without a source)."""
     if source is None:
         return None
-    families = set(train["family"].astype(str)) | set(test["family"].astype(str))
-    return source.policy(float(cfg.get("level", 0.9)), families)
+    return source.policy(float(cfg.get("level", 0.9)), fold_families(train, test))
+
+
+def fold_families(train: pd.DataFrame, test: pd.DataFrame) -> set:
+    return set(train["family"].astype(str)) | set(test["family"].astype(str))
+
+
+def policies(source, cfg: dict, table: pd.DataFrame, jobs: list, processes: int = 1) -> None:
+    """Learn, in ``processes`` workers, the policy of every fold of ``jobs`` ((split, (fold, train
+    query, test query)) pairs) into the source's cache, so that forked fold workers find them."""
+    from pipeline.parallel import fork_map
+
+    if source is None:
+        return
+    level = float(cfg.get("level", 0.9))
+    wanted = sorted({frozenset(fold_families(select(table, f[1], f[0]), select(table, f[2], f[0]))) for _, f in jobs},
+                    key=sorted)
+    learned = fork_map(lambda families: source.policy(level, families), wanted, processes)
+    for families, policy in zip(wanted, learned):
+        source.remember(level, families, policy)

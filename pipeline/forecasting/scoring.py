@@ -98,10 +98,11 @@ def shared(split_preds: pd.DataFrame) -> pd.DataFrame:
     """The predictions of a split at the held-out values every one of its methods predicted."""
     ok = split_preds.loc[np.isfinite(split_preds["predicted"].astype(float))
                          & np.isfinite(split_preds["actual"].astype(float))]
+    if not len(ok):
+        return ok
     methods = split_preds["method"].nunique()
-    key = ok[UNIT].astype(str).agg("|".join, axis=1)
-    counts = ok.assign(_key=key).groupby("_key")["method"].nunique()
-    return ok.loc[key.map(counts).to_numpy() == methods] if len(ok) else ok
+    count = ok.groupby(UNIT, dropna=False, sort=False)["method"].transform("nunique")
+    return ok.loc[count.to_numpy() == methods]
 
 
 def _shared_scores(g: pd.DataFrame, level: float) -> dict:

@@ -93,12 +93,16 @@ def policy(path: str | Path, candidates: list[str], level: float, exclude=()) ->
     if unknown:
         raise CapcastError(f"{path}: has no forecasts of {', '.join(unknown)}; add them to ladders.candidates and "
                            "run `python -m pipeline ladders`")
-    key = (id(table), tuple(candidates), float(level), tuple(sorted(set(exclude))))
+    key = _key(path, candidates, level, exclude)
     if key not in _POLICIES:
         if len(_POLICIES) > 32:
             _POLICIES.clear()
         _POLICIES[key] = Policy.learn(table, list(candidates), level, exclude=sorted(set(exclude)))
     return _POLICIES[key]
+
+
+def _key(path, candidates, level, exclude) -> tuple:
+    return (str(Path(path).resolve()), tuple(candidates), float(level), tuple(sorted(set(exclude))))
 
 
 def exclusions(families, lineages: dict | None = None) -> list[str]:
@@ -128,3 +132,8 @@ class Source:
     def policy(self, level: float, families=()) -> Policy:
         """The policy learned without the ladder groups of ``families`` (the families a backtest scores)."""
         return policy(self.path, list(self.candidates), level, exclusions(families, self.lineages))
+
+    def remember(self, level: float, families, learned: Policy) -> None:
+        """Put a policy learned elsewhere (a worker process) into this process's cache."""
+        read(self.path)  # the table too, so that forked workers share it
+        _POLICIES[_key(self.path, self.candidates, level, exclusions(families, self.lineages))] = learned

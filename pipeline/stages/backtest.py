@@ -70,6 +70,8 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     # one job per fold (not per split): a leave-one-family-out split of 16 folds is most of the work
     jobs = [(name, fold) for name in names for fold in engine.table_folds(name, splits[name], table)]
 
+    engine.policies(source, cfg, table, jobs, int(cfg.get("processes", 1)))
+
     def job(item):
         name, fold = item
         t, lines = time.perf_counter(), []
