@@ -77,17 +77,20 @@ CALIBRATABLE_OPTIONS = {"n_bootstrap", "level", "random_state", "loss"}  # optio
 
 def make_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame, policy=None):
     """The law a backtest or forecast fits: ``auto`` with the policy; a method the policy has an
-    interval for, as the policy's candidate, with that interval, where every unit predicted is of
-    a training family (a forecast up a ladder); else the law with its own interval."""
+    interval for, as the policy's candidate, with that interval, where the training rows are one
+    ladder (one lineage's runs) and every unit predicted is of a training family (a forecast up
+    that ladder); else the law with its own interval (pooled families, a new family)."""
     from pipeline import laws
+    from pipeline.ladders.calibration import exclusions
 
     if method == "auto":
         if policy is None:
             raise FitError("auto: no ladder calibration table to learn from; write it with `python -m pipeline ladders`")
         return laws.make("auto", target=target, policy=policy,
                          **{k: v for k, v in options.items() if k in CALIBRATABLE_OPTIONS})
+    families = set(train["family"].astype(str))
     if (policy is not None and method in policy.intervals and set(options) <= CALIBRATABLE_OPTIONS
-            and set(test["family"].astype(str)) <= set(train["family"].astype(str))):
+            and len(exclusions(families)) == 1 and set(test["family"].astype(str)) <= families):
         return laws.calibrated(method, policy, target=target, **options)
     return laws.make(method, target=target, **options)
 

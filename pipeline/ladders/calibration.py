@@ -34,8 +34,12 @@ def code_digest(root: Path | None = None) -> str:
     return h.hexdigest()[:16]
 
 
+NOT_IN_TABLE = ("processes", "out_dir")  # settings that change how it is made or where, not what
+
+
 def settings_digest(cfg: dict) -> str:
-    return hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    made_of = {k: v for k, v in cfg.items() if k not in NOT_IN_TABLE}
+    return hashlib.sha1(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def manifest(cfg: dict, forecasts: pd.DataFrame) -> dict:

@@ -7,6 +7,8 @@ fit: their values are read only into the ``actual`` column.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -39,7 +41,14 @@ class NotApplicable(CapcastError):
 
 
 def run_ladder(ladder: Ladder, candidates: dict, factors) -> pd.DataFrame:
-    """Every candidate on every holdout of ``ladder``: rows of :data:`COLUMNS`."""
+    """Every candidate on every holdout of ``ladder``: rows of :data:`COLUMNS` (numpy's overflow
+    warnings of fits that fail are silenced: a failure is recorded in ``status``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _run_ladder(ladder, candidates, factors)
+
+
+def _run_ladder(ladder: Ladder, candidates: dict, factors) -> pd.DataFrame:
     chance = chance_of(ladder)
     target = Metric.parse(ladder.target)
     out = []

@@ -243,13 +243,14 @@ def unit_normals(seed, names, n: int) -> np.ndarray:
 
 
 def interval(point, draws, noise, level: float, rng,
-             bounds: tuple[float, float] | None = None, inflation=1.0) -> tuple[np.ndarray, np.ndarray]:
+             bounds: tuple[float, float] | None = None, inflation=1.0, extra_sd=0.0) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) of a ``level`` prediction interval around ``point`` (m,).
 
     ``draws`` (B, m) are bootstrap predictions (NaN = failed refit or no prediction, ignored);
     ``rng`` a Generator, or a function B -> (B, m) normals (:func:`unit_normals`).
     With no usable draws the interval is point +- z * noise.  ``inflation`` (scalar or per
-    unit) scales both half-widths.
+    unit) scales both half-widths.  ``extra_sd`` (per unit): an error beyond what the draws see
+    (the trends stage's extrapolation term), added to each half-width in quadrature as a normal error.
     """
     point = np.asarray(point, float)
     noise = np.broadcast_to(np.asarray(noise, float), point.shape)
@@ -268,8 +269,9 @@ def interval(point, draws, noise, level: float, rng,
             lower = quantile(sim, lo_q, axis=0)
             upper = quantile(sim, hi_q, axis=0)
     lower, upper = np.minimum(lower, point), np.maximum(upper, point)
-    lower = point - inflation * (point - lower)
-    upper = point + inflation * (upper - point)
+    z, extra = z_value(level), np.broadcast_to(np.asarray(extra_sd, float), point.shape)
+    lower = point - np.hypot(inflation * (point - lower), z * extra)
+    upper = point + np.hypot(inflation * (upper - point), z * extra)
     if bounds is not None:
         lower, upper = np.clip(lower, *bounds), np.clip(upper, *bounds)
     return lower, upper
