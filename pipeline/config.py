@@ -29,6 +29,10 @@ from dataclasses import dataclass
 from pipeline.errors import CapcastError
 
 
+# The most bootstrap resamples any option or flag takes: each is a refit; far more exhaust memory.
+MAX_BOOTSTRAP = 10_000
+
+
 class ConfigError(CapcastError):
     """A bad params.yaml key or value; the message names the file, the key's path and the fix."""
 
@@ -228,6 +232,19 @@ class Struct(Check):
             self.fields[key](v, _join(path, key), ctx)
 
 
+class NamedMap(MapOf):
+    """A mapping whose keys become folder names (backtest splits): :func:`pipeline.files.check_names`."""
+
+    def __call__(self, value, path, ctx):
+        from pipeline.files import FilesError, check_names
+
+        super().__call__(value, path, ctx)
+        try:
+            check_names(value, "split name")
+        except FilesError as exc:
+            raise _Bad(path, str(exc)) from None
+
+
 def _join(path: str, key) -> str:
     return f"{path}.{key}" if path else str(key)
 
@@ -298,7 +315,7 @@ class Method(Check):
 # Checks of options by name, wherever a method takes that option; other options are checked
 # against their annotation in the law's __init__ (int, float, str, bool, X | None).
 OPTION_CHECKS: dict[str, Check] = {
-    "n_bootstrap": Int(ge=0),
+    "n_bootstrap": Int(ge=0, le=MAX_BOOTSTRAP),
     "level": Number(gt=0, lt=1),
     "random_state": Int(ge=0) | Null(),
     "loss": TaskMetric() | Null(),
@@ -397,6 +414,9 @@ SPLIT_KEYS: dict[str, SplitKey] = {
     "values": SplitKey(ListOf(Scalar(), min_len=1), "leave_out", required=True),
     "rows": SplitKey(Query(), "leave_out"),
     "keep_smallest": SplitKey(Int(ge=0), "leave_out"),
+    # a row in both train and test; test rows from a suite no training row is from: refused unless set
+    "allow_overlap": SplitKey(Bool()),
+    "allow_cross_suite": SplitKey(Bool()),
 }
 
 
@@ -472,7 +492,8 @@ def _trends_section() -> Struct:
 
     frac = Number(gt=0, lt=1)
     explicit = {
-        "x": Str(("compute", "params")), "min_scales": Int(ge=2), "bootstrap": Int(ge=0), "seed": Int(ge=0),
+        "x": Str(("compute", "params")), "min_scales": Int(ge=2), "bootstrap": Int(ge=0, le=MAX_BOOTSTRAP),
+        "seed": Int(ge=0),
         "interval": frac, "horizons": ListOf(Number(gt=0), min_len=1), "tau_trend": Number(), "tau_break": Number(),
         "alpha_gof": frac, "alpha_chance": frac, "min_flat_points": Int(ge=1), "z_rise": Number(ge=0),
         "z_turn": Number(ge=0), "turn_crit": Number(gt=0), "break_f": ListOf(Number(gt=0), min_len=1),
@@ -480,7 +501,8 @@ def _trends_section() -> Struct:
         "checkpoints": Struct({"min_step": Int(ge=0), "min_points": Int(ge=2), "refine_rounds": Int(ge=0)}),
         "emergence": Struct({
             "margin": frac, "max_decades": Number(gt=0), "continuous_metrics": ListOf(Str()), "pc_suite": Str(),
-            "pc_exclude": ListOf(Str()), "n_pcs": Int(ge=1), "min_link_models": Int(ge=2), "bootstrap": Int(ge=0),
+            "pc_exclude": ListOf(Str()), "n_pcs": Int(ge=1), "min_link_models": Int(ge=2),
+            "bootstrap": Int(ge=0, le=MAX_BOOTSTRAP),
             "report_suites": ListOf(Str()), "backtest_suites": ListOf(Str()), "backtest_min_points": Int(ge=1)}),
         "backtest": ListOf(Struct({"name": Str(), "universe": Query(), "train": Query()},
                                   required=("name", "universe", "train"))),
@@ -543,9 +565,9 @@ def _sections() -> dict[str, Check]:
             "curve_points": Int(ge=2), "processes": Int(ge=1), "targets": ListOf(target), "family_comparison": ListOf(comparison),
             "family_skills": ListOf(skills)}),
         "backtest": Struct({
-            "scores": Str(), "out_dir": Str(), "n_bootstrap": Int(ge=0), "level": Number(gt=0, lt=1),
+            "scores": Str(), "out_dir": Str(), "n_bootstrap": Int(ge=0, le=MAX_BOOTSTRAP), "level": Number(gt=0, lt=1),
             "random_state": Int(ge=0), "processes": Int(ge=1), "options": OptionsByMethod(),
-            "splits": MapOf(Str(), Split())}),
+            "splits": NamedMap(Str(), Split())}),
         "trends": _trends_section(),
     }
 
