@@ -85,6 +85,17 @@ def parse_error(exc: Exception) -> str | None:
     return None
 
 
+def whole(text: str) -> int:
+    """argparse type of a count: a whole number, also written as 1e3 (bounds are checked after)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
 # ------------------------------------------------------------------- the family mode
 def family_mode(argv) -> bool:
     """Whether a forecast/report command line asks for a family forecast (``--family``), not the DVC stage."""
@@ -113,7 +124,8 @@ def add_family_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", help="the suite of the family's rows, where it has several")
     p.add_argument("--num-fewshot", type=int, help="shots, where a task has rows with several")
     p.add_argument("--level", type=float, default=0.9, help="prediction-interval level (default 0.9)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples behind each interval")
+    p.add_argument("--bootstrap", type=whole, default=200,
+                   help=f"bootstrap resamples behind each interval (at most {MAX_BOOTSTRAP})")
     p.add_argument("--seed", type=int, default=0)
 
 

@@ -565,9 +565,11 @@ def test_an_unwritable_place_and_a_full_disk_are_one_line(tmp_path, capsys, monk
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["forecast", *FAMILY[:-4], "--bootstrap", "1000000000"], "--bootstrap must be between 0 and 10000"),
+    (["forecast", *FAMILY[:-4], "--bootstrap", "1e9"], "--bootstrap must be between 0 and 10000, got 1000000000"),
     (["backtest", *BT[:-2], "--bootstrap", "1000000000", "--train", "params < 2e9", "--test", "params > 2e9"],
      "--bootstrap: must be >= 0 and <= 10000"),
+    (["backtest", *BT[:-2], "--bootstrap", "1e9", "--train", "params < 2e9", "--test", "params > 2e9"],
+     "--bootstrap: must be >= 0 and <= 10000, got 1000000000"),
 ])
 def test_bootstrap_counts_are_bounded(tmp_path, capsys, argv, words):
     one_line_error(capsys, pipeline_main([argv[0], "--scores", str(csv(tmp_path)), *argv[1:]]), words)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import config, files, scores
-from pipeline.cli import run_cli
+from pipeline.cli import run_cli, whole
 from pipeline.errors import CapcastError, FitError
 from pipeline.forecasting import backtest as engine
 from pipeline.forecasting.backtest import PRED_COLUMNS
@@ -190,7 +190,8 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
     p.add_argument("--allow-cross-suite", action="store_true",
                    help="score test rows of a suite none of the target's training rows come from; refused without it")
     p.add_argument("--out", help="write model, step, task, metric, actual, predicted, lower, upper here (CSV)")
-    p.add_argument("--bootstrap", type=int, default=cfg.get("n_bootstrap", 200), help="bootstrap resamples (0: none)")
+    p.add_argument("--bootstrap", type=whole, default=cfg.get("n_bootstrap", 200),
+                   help=f"bootstrap resamples (0: none; at most {config.MAX_BOOTSTRAP})")
     p.add_argument("--level", type=float, default=cfg.get("level", 0.9), help="prediction-interval level")
     p.add_argument("--seed", type=int, default=cfg.get("random_state", 0), help="random_state of the bootstrap")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
