@@ -413,6 +413,19 @@ def test_lm_eval_nan_accuracy_is_refused_not_dropped(tmp_path, capsys):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_lm_eval_one_token_count_for_several_steps_is_refused(tmp_path):
+    from pipeline.sources import lm_eval as lm
+    from tests.test_lm_eval_import import fake_run
+
+    fake_run(tmp_path / "runs", revision="step3000")
+    fake_run(tmp_path / "runs", revision="step6000", stamp="2026-01-02T00-00-00.000001")
+    with pytest.raises(lm.LmEvalError, match="--tokens gives every checkpoint 2e\\+10 tokens, but my-org/my-1b has "
+                                             "checkpoints at several steps.*--tokens-per-step"):
+        lm.import_runs([tmp_path / "runs"], lm.Facts(family="mine", tokens=2e10))
+    table = lm.import_runs([tmp_path / "runs"], lm.Facts(family="mine", tokens_per_step=1e6))
+    assert sorted(set(zip(table["step"], table["tokens"]))) == [(3000, 3e9), (6000, 6e9)]
+
+
 @pytest.mark.parametrize("shots, expected", [("5", 5), (5, 5), ("five", None), (1.5, None)])
 def test_lm_eval_n_shot_as_text(tmp_path, shots, expected):
     from pipeline.sources import lm_eval as lm

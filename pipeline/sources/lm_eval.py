@@ -559,6 +559,13 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
     if not rows:
         raise LmEvalError(f"{files[0]}: no metrics in the results (lm-eval's 'acc,none', ...); is this an lm-eval "
                           "0.4+ results file?")
+    steps = {}
+    for run in runs:
+        steps.setdefault(run.model, set()).add(run.step)
+    several = sorted(m for m, s in steps.items() if len(s - {None}) > 1)
+    if facts.tokens is not None and several:
+        raise LmEvalError(f"--tokens gives every checkpoint {facts.tokens:g} tokens, but {several[0]} has checkpoints at "
+                          "several steps, which saw different counts; give --tokens-per-step S instead")
     table = pd.DataFrame(rows)
     versions = table.dropna(subset=["task_version"]).groupby("task")["task_version"].unique()
     for task, vs in versions.items():
