@@ -552,6 +552,14 @@ def _entry_points(tmp_path: Path):
     ]
 
 
+def test_the_ladders_entry_point_refuses_an_output_it_cannot_write(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a.csv").write_text("x\n")
+    (tmp_path / "params.yaml").write_text("ladders: {out_dir: a.csv, forecasts: f.csv.gz}\n")
+    monkeypatch.chdir(tmp_path)
+    one_line_error(capsys, pipeline_main(["ladders"]), "ladders.out_dir a.csv/lolo.csv: a.csv is a file, not a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "params.yaml"]
+
+
 @pytest.mark.parametrize("i", range(10))
 def test_every_entry_point_refuses_an_output_it_cannot_write_in_one_line(tmp_path, capsys, monkeypatch, i):
     monkeypatch.chdir(ROOT)  # collect, forecast and report read params.yaml there
