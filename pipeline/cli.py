@@ -7,19 +7,93 @@ A stage's ``main(argv)`` hands its body to :func:`run_cli`: a :class:`pipeline.e
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import sys
 
+from pipeline.config import MAX_BOOTSTRAP
 from pipeline.errors import CapcastError
 
 
 def run_cli(func, argv) -> int:
-    """Run a stage's body; turn known input errors into one-line messages, not tracebacks."""
+    """Run a stage's body; turn known input errors into one-line messages, not tracebacks.
+
+    Besides :class:`CapcastError`: an ``OSError`` (a folder where a file goes, no permission, a
+    full disk) names its file and the fix; ``MemoryError`` and ``RecursionError`` say what to make
+    smaller; a parse error of a file (JSON, YAML, CSV, Parquet) says which kind.  Each is one line
+    on stderr and exit status 2."""
     try:
         return func(argv) or 0
     except CapcastError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(os_error(exc))
+    except MemoryError:
+        return _fail("out of memory; make the work smaller: fewer bootstrap resamples (--bootstrap, n_bootstrap, "
+                     f"at most {MAX_BOOTSTRAP}), fewer rows or targets")
+    except RecursionError:
+        return _fail("an input is nested too deeply to read (a JSON or YAML file, or a query, thousands of "
+                     "levels deep); flatten it")
+    except Exception as exc:
+        message = parse_error(exc)
+        if message is None:
+            raise
+        return _fail(message)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+_OS_FIXES = {
+    errno.ENOSPC: "the disk is full; free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded; free space or write elsewhere",
+    errno.EACCES: "permission denied; choose a place you may write (or read)",
+    errno.EPERM: "not permitted; choose a place you may write (or read)",
+    errno.EROFS: "the file system is read-only; write elsewhere",
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.EEXIST: "it already exists (as a file where a folder goes?); choose another path",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+}
+
+
+def os_error(exc: OSError) -> str:
+    """'PATH: what went wrong; the fix' for an OSError (without its traceback)."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    fix = _OS_FIXES.get(exc.errno, f"{exc.strerror or type(exc).__name__}; check the path and the disk")
+    return f"{where or 'a file'}: {fix} ({exc.strerror or exc})"
+
+
+def parse_error(exc: Exception) -> str | None:
+    """One line for a file that could not be parsed (JSON, YAML, CSV, Parquet, text encoding), else None."""
+    import json
+
+    kinds = [(json.JSONDecodeError, "malformed JSON"), (UnicodeDecodeError, "not UTF-8 text; save it as UTF-8")]
+    for module, names, what in (("yaml", ("YAMLError",), "malformed YAML"),
+                                ("pandas.errors", ("ParserError", "EmptyDataError"), "not a readable CSV table"),
+                                ("pyarrow.lib", ("ArrowException",), "not a readable Parquet table")):
+        mod = sys.modules.get(module)  # only what is loaded can have raised
+        kinds += [(getattr(mod, n), what) for n in names if mod is not None and hasattr(mod, n)]
+    for kind, what in kinds:
+        if isinstance(exc, kind):
+            return f"{what} ({' '.join(str(exc).split())[:200]})"
+    return None
+
+
+def whole(text: str) -> int:
+    """argparse type of a count: a whole number, also written as 1e3 (bounds are checked after)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
 
 
 # ------------------------------------------------------------------- the family mode
@@ -53,7 +127,8 @@ def add_family_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", help="the suite of the family's rows, where it has several")
     p.add_argument("--num-fewshot", type=int, help="shots, where a task has rows with several")
     p.add_argument("--level", type=float, default=0.9, help="prediction-interval level (default 0.9)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples behind each interval")
+    p.add_argument("--bootstrap", type=whole, default=200,
+                   help=f"bootstrap resamples behind each interval (at most {MAX_BOOTSTRAP})")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -66,8 +141,8 @@ def family_request(args):
 
     if not 0 < args.level < 1:
         raise CapcastError(f"--level must be between 0 and 1, got {args.level}")
-    if args.bootstrap < 0:
-        raise CapcastError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:
+        raise CapcastError(f"--bootstrap must be between 0 and {MAX_BOOTSTRAP}, got {args.bootstrap}")
     table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
     if args.loss:
         Metric.parse(args.loss, "--loss")

@@ -197,6 +197,7 @@ class ListOf(Check):
 class MapOf(Check):
     key: Check
     value: Check
+    names: str = ""  # the keys become file names (pipeline.files.check_names): what they are called
     what = "a mapping"
 
     def __call__(self, value, path, ctx):
@@ -205,6 +206,12 @@ class MapOf(Check):
         for k, v in value.items():
             self.key(k, f"{path}.{k}", ctx)
             self.value(v, f"{path}.{k}", ctx)
+        if self.names:
+            from pipeline.files import FilesError, check_names
+            try:
+                check_names(value, self.names)
+            except FilesError as exc:
+                raise _Bad(path, str(exc)) from None
 
 
 @dataclass
@@ -295,10 +302,11 @@ class Method(Check):
             raise _Bad(path, f"unknown method {_shown(value)}{_close(value, sorted(known))}")
 
 
+MAX_BOOTSTRAP = 10_000  # the most bootstrap resamples any option or flag takes (each is a refit)
 # Checks of options by name, wherever a method takes that option; other options are checked
 # against their annotation in the law's __init__ (int, float, str, bool, X | None).
 OPTION_CHECKS: dict[str, Check] = {
-    "n_bootstrap": Int(ge=0),
+    "n_bootstrap": Int(ge=0, le=MAX_BOOTSTRAP),
     "level": Number(gt=0, lt=1),
     "random_state": Int(ge=0) | Null(),
     "loss": TaskMetric() | Null(),
@@ -401,6 +409,7 @@ SPLIT_KEYS: dict[str, SplitKey] = {
     "values": SplitKey(ListOf(Scalar(), min_len=1), "leave_out", required=True),
     "rows": SplitKey(Query(), "leave_out"),
     "keep_smallest": SplitKey(Int(ge=0), "leave_out"),
+    "allow_overlap": SplitKey(Bool()), "allow_cross_suite": SplitKey(Bool()),  # opt-ins (README, "Guarantees")
 }
 
 
@@ -474,9 +483,9 @@ def _trends_section() -> Struct:
 
     from pipeline.trends.settings import DEFAULTS, Settings
 
-    frac = Number(gt=0, lt=1)
+    frac, boot = Number(gt=0, lt=1), Int(ge=0, le=MAX_BOOTSTRAP)
     explicit = {
-        "x": Str(("compute", "params")), "min_scales": Int(ge=2), "bootstrap": Int(ge=0), "seed": Int(ge=0),
+        "x": Str(("compute", "params")), "min_scales": Int(ge=2), "bootstrap": boot, "seed": Int(ge=0),
         "interval": frac, "horizons": ListOf(Number(gt=0), min_len=1), "tau_trend": Number(), "tau_break": Number(),
         "alpha_gof": frac, "alpha_chance": frac, "min_flat_points": Int(ge=1), "z_rise": Number(ge=0),
         "z_turn": Number(ge=0), "turn_crit": Number(gt=0), "break_f": ListOf(Number(gt=0), min_len=1),
@@ -484,7 +493,7 @@ def _trends_section() -> Struct:
         "checkpoints": Struct({"min_step": Int(ge=0), "min_points": Int(ge=2), "refine_rounds": Int(ge=0)}),
         "emergence": Struct({
             "margin": frac, "max_decades": Number(gt=0), "continuous_metrics": ListOf(Str()), "pc_suite": Str(),
-            "pc_exclude": ListOf(Str()), "n_pcs": Int(ge=1), "min_link_models": Int(ge=2), "bootstrap": Int(ge=0),
+            "pc_exclude": ListOf(Str()), "n_pcs": Int(ge=1), "min_link_models": Int(ge=2), "bootstrap": boot,
             "report_suites": ListOf(Str()), "backtest_suites": ListOf(Str()), "backtest_min_points": Int(ge=1)}),
         "backtest": ListOf(Struct({"name": Str(), "universe": Query(), "train": Query()},
                                   required=("name", "universe", "train"))),
@@ -547,9 +556,9 @@ def _sections() -> dict[str, Check]:
             "curve_points": Int(ge=2), "processes": Int(ge=1), "targets": ListOf(target), "family_comparison": ListOf(comparison),
             "family_skills": ListOf(skills)}),
         "backtest": Struct({
-            "scores": Str(), "out_dir": Str(), "n_bootstrap": Int(ge=0), "level": Number(gt=0, lt=1),
+            "scores": Str(), "out_dir": Str(), "n_bootstrap": Int(ge=0, le=MAX_BOOTSTRAP), "level": Number(gt=0, lt=1),
             "random_state": Int(ge=0), "processes": Int(ge=1), "options": OptionsByMethod(),
-            "splits": MapOf(Str(), Split())}),
+            "splits": MapOf(Str(), Split(), names="split name")}),
         "trends": _trends_section(),
         "ladders": Struct({
             "scores": Str(), "forecasts": Str(), "out_dir": Str(), "suites": ListOf(Str(), min_len=1),

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import operator
+import re
 
 import numpy as np
 import pandas as pd
@@ -61,6 +63,11 @@ def parse(text: str) -> ast.Expression:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
+        words = [w for w in re.findall(r"[A-Za-z_]\w*", _outside_quotes(text))
+                 if keyword.iskeyword(w) and w not in ("and", "or", "not", "in", "True", "False")]
+        if words:
+            raise QueryError(f"{words[0]!r} is a Python keyword, so a query cannot name a column {words[0]!r}; "
+                             f"rename the column (e.g. {words[0]}_)") from None
         raise QueryError(f"not a valid query ({exc.msg}); allowed: {ALLOWED}") from None
     except (RecursionError, MemoryError):
         raise QueryError("the query is nested too deeply; simplify it") from None
@@ -96,11 +103,78 @@ def _check(node: ast.AST) -> None:
         raise QueryError(f"{what} not allowed in a query; allowed: {ALLOWED}")
 
 
-def mask(frame: pd.DataFrame, text: str) -> np.ndarray:
-    """Boolean row mask of ``frame`` for the query ``text`` (empty cells never match)."""
-    tree = parse(text)
+class Condition:
+    """A row condition held as a checked syntax tree, never as text: a parsed query
+    (:func:`condition`), a column compared with a value (:func:`compare`, :func:`one_of`), or these
+    combined with ``&``, ``|`` and ``~``.  Combining builds a tree of the parts, so a part cannot
+    change how another is read (``--rows "a) or (b"`` is one invalid query, not two);
+    ``str()`` shows the parts for messages and is never parsed again."""
+
+    __slots__ = ("node", "text")
+
+    def __init__(self, node: ast.expr, text: str):
+        for sub in ast.walk(node):
+            _check(sub)
+        self.node, self.text = node, text
+
+    def _part(self) -> str:
+        return f"({self.text})" if isinstance(self.node, (ast.BoolOp, ast.UnaryOp)) else self.text
+
+    def _join(self, other, op: ast.boolop, word: str) -> "Condition":
+        other = condition(other)
+        return Condition(ast.BoolOp(op=op, values=[self.node, other.node]), f"{self._part()} {word} {other._part()}")
+
+    def __and__(self, other: "Condition") -> "Condition":
+        return self._join(other, ast.And(), "and")
+
+    def __or__(self, other: "Condition") -> "Condition":
+        return self._join(other, ast.Or(), "or")
+
+    def __invert__(self) -> "Condition":
+        return Condition(ast.UnaryOp(op=ast.Not(), operand=self.node), f"not {self._part()}")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+def condition(query) -> Condition:
+    """A query's text (checked by :func:`parse`) or a :class:`Condition` as a Condition."""
+    return query if isinstance(query, Condition) else Condition(parse(query).body, query.strip())
+
+
+_OPS = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE}
+
+
+def _literal(value) -> ast.Constant:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (bool, int, float, str)):
+        raise QueryError(f"{value!r} is not a number, text or true/false")
+    return ast.Constant(value)
+
+
+def compare(column: str, op: str, value) -> Condition:
+    """``column op value`` as a Condition (any column name, a keyword or one with spaces included)."""
+    node = ast.Compare(left=ast.Name(id=str(column), ctx=ast.Load()), ops=[_OPS[op]()], comparators=[_literal(value)])
+    return Condition(node, f"{column} {op} {_literal(value).value!r}")
+
+
+def one_of(column: str, values, negate: bool = False) -> Condition:
+    """``column in [values]`` (``not in`` with ``negate``) as a Condition."""
+    items = [_literal(v) for v in values]
+    node = ast.Compare(left=ast.Name(id=str(column), ctx=ast.Load()), ops=[ast.NotIn() if negate else ast.In()],
+                       comparators=[ast.List(elts=items, ctx=ast.Load())])
+    return Condition(node, f"{column} {'not in' if negate else 'in'} {[v.value for v in items]!r}")
+
+
+def mask(frame: pd.DataFrame, text) -> np.ndarray:
+    """Boolean row mask of ``frame`` for the query ``text`` (or a :class:`Condition`; empty cells never match)."""
+    node = condition(text).node
     try:
-        value = _Evaluator(frame).eval(tree.body)
+        value = _Evaluator(frame).eval(node)
     except RecursionError:
         raise QueryError("the query is nested too deeply; simplify it") from None
     if value.kind != "bool":

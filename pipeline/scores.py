@@ -10,6 +10,8 @@ Readers, the evaluate stage, the collect stage and the CLIs all pass their frame
 """
 from __future__ import annotations
 
+import csv
+import datetime
 import math
 import os
 import re
@@ -204,12 +206,14 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
     with 6*N*D where empty and ``suite`` with 'user' where absent.  Extra columns are kept;
     one read as text whose every cell is a number becomes numbers.
     """
+    dup = [str(c) for c in df.columns[df.columns.duplicated()]]
+    if dup:
+        raise ScoresError(f"{origin}: column {dup[0]!r} appears twice in the header; keep one (which is meant is "
+                          "not for capcast to guess)")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise ScoresError(
-            f"{origin}: missing required column(s) {missing}; the scores table needs "
-            f"{list(REQUIRED)} (see README, 'The scores table')"
-        )
+        raise ScoresError(f"{origin}: {_header_problem(df.columns, missing)}; the scores table needs "
+                          f"{list(REQUIRED)} (see README, 'The scores table')")
     if df.empty:
         raise ScoresError(f"{origin}: the table has no rows")
     out = df.copy()
@@ -220,6 +224,7 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
         out[col.name] = _coerce(out, col, origin)
         if col.name == "suite":  # after _coerce, which makes a blank cell empty
             out[col.name] = out[col.name].fillna("user")
+    _check_sizes(out, origin)
     flops = out["compute_flops"].isna()
     out.loc[flops, "compute_flops"] = 6.0 * out.loc[flops, "params"] * out.loc[flops, "tokens"]
     for name in ("model", "family", "task", "metric", "source", "value", "params", "tokens", "compute_flops"):
@@ -246,6 +251,7 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
         raise ScoresError(f"{where(out, bad[0], origin)}: stderr must be a finite number >= 0 (or empty), "
                           f"got {out.loc[bad[0], 'stderr']}")
     _check_values_by_kind(out, origin)
+    _check_consistent(out, origin)
     bad = out.index[out["params_non_embedding"].notna() & ~(out["params_non_embedding"] > 0)]
     if len(bad):
         raise ScoresError(f"{where(out, bad[0], origin)}: params_non_embedding must be > 0 (or empty)")
@@ -254,9 +260,11 @@ def validate(df: pd.DataFrame, origin: str = "scores table") -> pd.DataFrame:
         raise ScoresError(f"{where(out, bad[0], origin)}: chance must be in [0, 1) (or empty)")
     dup = out.duplicated(list(KEY), keep=False)
     if dup.any():
-        first = out.index[dup]
+        first = out.index[dup][0]
+        group = out.groupby(list(KEY), dropna=False, sort=False).ngroup()
+        partner = out.index[(group == group[first]).to_numpy()][1]  # the row it duplicates, not any other
         raise ScoresError(
-            f"{where(out, first[0], origin)}: duplicate row, same {list(KEY)} as {_label(first[1], origin)}; "
+            f"{where(out, first, origin)}: duplicate row, same {list(KEY)} as {_label(partner, origin)}; "
             "each number must appear once per suite (drop one, or give them different suites)"
         )
     extra = [c for c in out.columns if c not in ALL_COLUMNS]
@@ -278,6 +286,70 @@ def _numbers_stay_numbers(s: pd.Series) -> pd.Series:
     if num[filled].isna().any():
         return s  # some cell is text: the column is text
     return num.astype("float64")
+
+
+# Sizes beyond any model (the largest have ~1e12 parameters, ~1e13 tokens, ~1e26 FLOPs): a typo or
+# wrong units, refused before 6*N*D overflows.  Losses beyond MAX_LOSS nats (or bits) per token, byte
+# or document, and perplexities beyond exp(69) ~ 1e30, are not measurements; neither is an accuracy's
+# stderr above 0.5 (the standard deviation of values in [0, 1] is at most 0.5).
+MAX_SIZE = {"params": 1e15, "params_non_embedding": 1e15, "tokens": 1e17, "compute_flops": 1e32}
+MAX_LOSS, MAX_PERPLEXITY, MAX_ACCURACY_STDERR = 1e4, 1e30, 0.5
+
+
+def _header_problem(columns, missing: list) -> str:
+    """Why the required columns are missing: a semicolon- or tab-separated file, names with spaces
+    or in other case, or simply missing."""
+    names = [str(c) for c in columns]
+    for sep, what in ((";", "semicolon"), ("\t", "tab")):
+        if len(names) == 1 and names[0].count(sep) >= 2:
+            return (f"the header is one column {names[0][:60]!r}: the file looks {what}-separated; save it "
+                    "comma-separated (CSV with ',')")
+    near = {c: n for n in names for c in missing if n != c and n.strip().lower() == c}
+    if near:
+        c, n = next(iter(near.items()))
+        why = "has spaces around it" if n.strip() != n else "is not in lower case"
+        return f"column {n!r} {why}; name it {c!r} ({len(near)} such column(s))"
+    return f"missing required column(s) {missing}"
+
+
+def _check_sizes(out: pd.DataFrame, origin: str) -> None:
+    for name, top in MAX_SIZE.items():
+        bad = out.index[out[name].notna() & (out[name].abs() > top)]
+        if len(bad):
+            raise ScoresError(f"{where(out, bad[0], origin)}: {name} {out.loc[bad[0], name]:g} is beyond any model "
+                              f"(at most {top:g}); check the value and its units")
+
+
+def _check_consistent(out: pd.DataFrame, origin: str) -> None:
+    """One parameter count per model (per suite), one token count per checkpoint, and a model's
+    checkpoints (different steps) at different token counts."""
+    for keys, name, what in ((["suite", "model"], "params", "model"), (["suite", "model"], "params_non_embedding", "model"),
+                             (["suite", "model", "step"], "tokens", "checkpoint"), (["model", "tokens"], "step", None)):
+        rows, other = _differ(out, keys, name)
+        if rows is None:
+            continue
+        a, b = out.loc[rows, name], out.loc[other, name]
+        if what is None:
+            raise ScoresError(f"{where(out, rows, origin)}: tokens {out.loc[rows, 'tokens']:g} at step {a} and at step "
+                              f"{b} ({_label(other, origin)}); tokens is what the checkpoint had seen, so it grows "
+                              "with the step: give each checkpoint its own count")
+        raise ScoresError(f"{where(out, rows, origin)}: {name} {a:g}, but {_label(other, origin)} gives {b:g} for the "
+                          f"same {what}; give one")
+
+
+def _differ(out: pd.DataFrame, keys: list, name: str):
+    """(row, other row) of the first group of ``keys`` whose filled ``name`` differs, else (None, None)."""
+    filled = out[out[name].notna()]
+    if filled.empty:
+        return None, None
+    grouped = filled.groupby(keys, dropna=False, sort=False)
+    many = grouped[name].transform("nunique").to_numpy() > 1
+    if not many.any():
+        return None, None
+    gid = grouped.ngroup().to_numpy()
+    first = filled.index[many][0]
+    rows = filled.index[gid == gid[filled.index.get_loc(first)]]
+    return first, next(i for i in rows if filled.loc[i, name] != filled.loc[first, name])
 
 
 def _check_values_by_kind(out: pd.DataFrame, origin: str) -> None:
@@ -309,12 +381,24 @@ def _check_values_by_kind(out: pd.DataFrame, origin: str) -> None:
         i = out.index[bad[0]]
         raise ScoresError(f"{where(out, i, origin)}: loss {value[bad[0]]:g} must be > 0 (a negative "
                           "log-likelihood); if this is a log-likelihood, negate it")
+    for mask, top, what in ((ppl, MAX_PERPLEXITY, "perplexity"), ((kind == "loss") & ~ppl, MAX_LOSS, "loss")):
+        bad = np.flatnonzero(mask & (value > top))
+        if len(bad):
+            raise ScoresError(f"{where(out, out.index[bad[0]], origin)}: {what} {value[bad[0]]:g} is not a measurement "
+                              f"(at most {top:g}); check the value and the metric's name")
+    stderr = out["stderr"].to_numpy(dtype=float)
+    bad = np.flatnonzero((kind == "accuracy") & (stderr > MAX_ACCURACY_STDERR))
+    if len(bad):
+        raise ScoresError(f"{where(out, out.index[bad[0]], origin)}: stderr {stderr[bad[0]]:g} of an accuracy is "
+                          f"above {MAX_ACCURACY_STDERR} (values in [0, 1] vary by at most 0.5); is it in percent, "
+                          "or a variance? give the standard error as a fraction")
 
 
 def _coerce(df: pd.DataFrame, col: Column, origin: str) -> pd.Series:
     s = df[col.name]
     if col.dtype == "string":
         return s.astype("string").str.strip().replace("", pd.NA)
+    _check_dtype(df, s, col, origin)
     num = pd.to_numeric(s, errors="coerce")
     bad = s.notna() & (s.astype("string").str.strip() != "") & num.isna()
     if bad.any():
@@ -330,19 +414,64 @@ def _coerce(df: pd.DataFrame, col: Column, origin: str) -> pd.Series:
     return num.astype("float64")
 
 
+def _check_dtype(df: pd.DataFrame, s: pd.Series, col: Column, origin: str) -> None:
+    """A number column must hold numbers (or their text): not true/false values, timestamps or
+    durations, which pandas would turn into 0/1 or nanoseconds."""
+    kinds = {"true/false values": pd.api.types.is_bool_dtype, "timestamps": pd.api.types.is_datetime64_any_dtype,
+             "durations": pd.api.types.is_timedelta64_dtype}
+    what = next((k for k, test in kinds.items() if test(s.dtype)), None)
+    i = df.index[0] if len(df) else None
+    if what is None and s.dtype == object:
+        odd = s.map(lambda v: isinstance(v, (bool, np.bool_, datetime.date, datetime.timedelta, np.datetime64)))
+        if odd.any():
+            i = df.index[odd.to_numpy(bool)][0]
+            what = "true/false values" if isinstance(s[i], (bool, np.bool_)) else "timestamps or durations"
+    if what is not None:
+        raise ScoresError(f"{where(df, i, origin)}: column {col.name!r} holds {what} ({s.dtype}), not numbers; "
+                          "store it as numbers")
+
+
 def read(path: str | os.PathLike) -> pd.DataFrame:
     """Read a scores table from CSV or Parquet and validate it."""
     path = Path(path)
     if not path.exists():
         raise ScoresError(f"{path}: no such file")
+    if path.is_dir():
+        raise ScoresError(f"{path}: is a folder; give the scores table's file (.csv or .parquet)")
+    if path.suffix != ".parquet":
+        _check_text(path)
     try:
         if path.suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except Exception as exc:  # pandas/pyarrow raise many types; name the file instead
-        raise ScoresError(f"{path}: cannot be read as a {path.suffix or 'CSV'} table ({exc})") from None
+        raise ScoresError(f"{path}: cannot be read as a {path.suffix or 'CSV'} table "
+                          f"({' '.join(str(exc).split())[:200]})") from None
     return validate(df, origin=str(path))
+
+
+def _check_text(path: Path) -> None:
+    """A CSV must be UTF-8 text with one name per column: say which encoding to save it in, and on
+    which line it is not UTF-8; name a column the header gives twice (pandas would rename one)."""
+    data = path.read_bytes()
+    boms = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16",
+            b"\xfe\xff": "UTF-16"}
+    found = next((name for bom, name in boms.items() if data.startswith(bom)), None)
+    if found or (b"\x00" in data[:4096] and data[:4096].count(b"\x00") > len(data[:4096]) // 4):
+        raise ScoresError(f"{path}: the file is {found or 'UTF-16 or UTF-32'} text; save it as UTF-8 (in a "
+                          "spreadsheet: CSV UTF-8)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ScoresError(f"{path}: line {line} is not UTF-8 (byte 0x{data[exc.start]:02x}; Latin-1 or Windows-1252?); "
+                          "save the file as UTF-8 (in a spreadsheet: CSV UTF-8)") from None
+    header = next(csv.reader([text.partition("\n")[0].rstrip("\r")]), [])
+    twice = [c for i, c in enumerate(header) if c in header[:i]]
+    if twice:
+        raise ScoresError(f"{path}: column {twice[0]!r} appears twice in the header; keep one (which is meant is "
+                          "not for capcast to guess)")
 
 
 def sort(df: pd.DataFrame) -> pd.DataFrame:

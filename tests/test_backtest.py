@@ -149,9 +149,18 @@ def test_stage_writes_reports_and_is_byte_identical(stage_table, tmp_path, capsy
     assert {p.relative_to(out / "metrics").as_posix() for p in (out / "metrics").rglob("*.json")} == {
         f"{split}/{m}.json" for split in summary for m in summary[split]}
     first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    (out / "metrics/size/gone.json").write_text("{}")  # a method no longer run: its metrics file goes
+    assert (out / "metrics/.written").read_text().splitlines() == sorted(
+        f"{split}/{m}.json" for split in summary for m in summary[split])  # the manifest of what it wrote
+    (out / "metrics/gone/loglinear.json").parent.mkdir()
+    (out / "metrics/gone/loglinear.json").write_text('{"n": 1}')  # a split a former run wrote, no longer run:
+    with open(out / "metrics/.written", "a") as f:  # its metrics file goes
+        f.write("gone/loglinear.json\n")
+    (out / "metrics/size/notes.txt").write_text("mine")  # not written by capcast: kept
     backtest_stage.run_stage(stage_cfg(), str(stage_table), str(out))
+    assert (out / "metrics/size/notes.txt").read_text() == "mine"
+    (out / "metrics/size/notes.txt").unlink()
     assert first == {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert not (out / "metrics/gone").exists()
 
 
 def test_stage_records_a_law_that_cannot_be_fitted(stage_table, tmp_path, capsys):
@@ -164,8 +173,9 @@ def test_stage_records_a_law_that_cannot_be_fitted(stage_table, tmp_path, capsys
 
 def test_folds_and_scores():
     assert backtest.folds("s", {"train": "a", "test": "b"}) == [("s", "a", "b")]
-    folds = backtest.folds("l", {"leave_out": "family", "values": ["x"], "rows": "suite == 'y'"})
-    assert folds == [("l/x", "(suite == 'y') and family != 'x'", "(suite == 'y') and family == 'x'")]
+    folds = backtest.folds("l", {"leave_out": "family", "values": ["x"], "rows": "suite == 'y' or step > 0"})
+    assert [tuple(map(str, f)) for f in folds] == [
+        ("l/x", "(suite == 'y' or step > 0) and family != 'x'", "(suite == 'y' or step > 0) and family == 'x'")]
     preds = pd.DataFrame({"task": "t", "metric": "acc", "actual": [0.5, 0.6, 0.7, 0.8],
                           "predicted": [0.52, 0.58, 0.75, 0.8], "lower": [0.4, 0.57, 0.6, 0.7],
                           "upper": [0.6, 0.59, 0.8, 0.9], "stderr": [0.01] * 4})

@@ -179,7 +179,9 @@ def test_backtest_and_trends_queries_cannot_run_commands(tmp_path, capsys):
 def test_trends_on_a_final_checkpoint_with_compute_0(tmp_path, capsys):
     df = trend_table()
     i = final_rows(df).index[5]
-    df.loc[i, ["tokens", "compute_flops"]] = 0.0
+    checkpoint = (df["model"] == df.loc[i, "model"]) & (df["step"] == df.loc[i, "step"])
+    df.loc[checkpoint, ["tokens", "compute_flops"]] = 0.0  # every row of it: one checkpoint has one token count
+    i = df.index[checkpoint][0]
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     rc = trends_stage.main(["--scores", str(path), "--out", str(tmp_path / "o.csv"), "--params", PARAMS])

@@ -57,12 +57,12 @@ def test_the_committed_params_pass():
     # issue case 8: these were KeyErrors and numpy tracebacks
     (lambda p: split(p).pop("test"), "backtest.splits.pythia_size: missing 'test'"),
     (lambda p: split(p).pop("targets"), "backtest.splits.pythia_size: missing 'targets'"),
-    (lambda p: p["backtest"].__setitem__("n_bootstrap", -5), "backtest.n_bootstrap: must be >= 0, got -5"),
-    (lambda p: p["backtest"].__setitem__("n_bootstrap", 2.5), "backtest.n_bootstrap: must be a whole number >= 0, got 2.5"),
-    (lambda p: p["backtest"].__setitem__("n_bootstrap", "lots"), "backtest.n_bootstrap: must be a whole number >= 0, got 'lots'"),
+    (lambda p: p["backtest"].__setitem__("n_bootstrap", -5), "backtest.n_bootstrap: must be >= 0 and <= 10000, got -5"),
+    (lambda p: p["backtest"].__setitem__("n_bootstrap", 2.5), "backtest.n_bootstrap: must be a whole number >= 0 and <= 10000, got 2.5"),
+    (lambda p: p["backtest"].__setitem__("n_bootstrap", "lots"), "backtest.n_bootstrap: must be a whole number >= 0 and <= 10000, got 'lots'"),
     (lambda p: p["backtest"].__setitem__("level", 90), "backtest.level: must be > 0 and < 1, got 90; a fraction (0.9, not 90)"),
     (lambda p: split(p)["options"]["two_step"].__setitem__("n_bootstrap", -1),
-     "options.two_step.n_bootstrap: must be >= 0, got -1"),
+     "options.two_step.n_bootstrap: must be >= 0 and <= 10000, got -1"),
     (lambda p: split(p)["options"]["two_step"].__setitem__("skip_fraction", "a"),
      "options.two_step.skip_fraction: must be a number >= 0 and < 1, got 'a'"),
     (lambda p: split(p).__setitem__("train", "parms <= 1.5e9"),
@@ -75,7 +75,7 @@ def test_the_committed_params_pass():
     (lambda p: p.__setitem__("bactest", {}), "bactest: unknown section; did you mean 'backtest'?"),
     (lambda p: p["trends"].__setitem__("tau_trnd", 1), "trends.tau_trnd: unknown key; did you mean 'tau_trend'?"),
     (lambda p: p["trends"].__setitem__("interval", 90), "trends.interval: must be > 0 and < 1, got 90"),
-    (lambda p: p["trends"].__setitem__("bootstrap", -1), "trends.bootstrap: must be >= 0, got -1"),
+    (lambda p: p["trends"].__setitem__("bootstrap", -1), "trends.bootstrap: must be >= 0 and <= 10000, got -1"),
     (lambda p: p["trends"]["emergence"].__setitem__("n_pcs", "x"), "trends.emergence.n_pcs: must be a whole number"),
     (lambda p: p["trends"]["backtest"][0].pop("train"), "trends.backtest[0]: missing 'train'"),
     (lambda p: p["trends"]["backtest"][0].__setitem__("universe", "family.upper() == 'X'"),
@@ -185,7 +185,7 @@ def test_backtest_cli_flags_get_the_same_checks(tmp_path, capsys):
     ladder_rows(noise=0.002).to_csv(path, index=False)
     base = ["--scores", str(path), "--method", "loglinear", "--target", "arc_easy:acc",
             "--train", "params <= 2e9", "--test", "params > 2e9"]
-    for extra, message in ((["--bootstrap", "-5"], "--bootstrap: must be >= 0, got -5"),
+    for extra, message in ((["--bootstrap", "-5"], "--bootstrap: must be >= 0 and <= 10000, got -5"),
                            (["--level", "90"], "--level: must be > 0 and < 1, got 90.0"),
                            (["--set", "skip_fractoin=0.2"], "--set skip_fractoin: unknown option of loglinear; "
                                                             "did you mean 'skip_fraction'?")):

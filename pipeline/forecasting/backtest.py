@@ -24,32 +24,75 @@ def select(table: pd.DataFrame, query_text: str, what: str) -> pd.DataFrame:
     return query.select(table, query_text, what, error=FitError)
 
 
-def folds(name: str, split: dict) -> list[tuple[str, str, str]]:
-    """(fold, train query, test query) for a split: itself, or one fold per held-out value.
+def check_heldout(train: pd.DataFrame, test: pd.DataFrame, what: str, targets=(), allow_overlap: bool = False,
+                  allow_cross_suite: bool = False, optin: tuple[str, str] = ("allow_overlap: true",
+                                                                              "allow_cross_suite: true")) -> None:
+    """Refuse a backtest whose test rows are not held out: a (model, step, task, metric) among both
+    the training and the test rows (a law would be scored on rows it was fitted on), or test rows of
+    a target from a suite none of that target's training rows come from (numbers of different
+    harnesses and prompts do not compare).  ``optin``: how the user says either is meant."""
+    if not allow_overlap:
+        keys = ["model", "step", "task", "metric"]
+        both = _keys(train, keys).merge(_keys(test, keys), on=keys)
+        if len(both):
+            r = both.iloc[0]
+            step = "" if r["step"] == -1 else f" step {r['step']}"
+            raise FitError(f"{what}: {len(both)} (model, step, task, metric) are among both the training and the test "
+                           f"rows (e.g. {r['model']}{step} {r['task']}:{r['metric']}); a law would be scored on rows it "
+                           f"was fitted on: make the two sides disjoint, or set {optin[0]} if that is meant")
+    if allow_cross_suite or "suite" not in train or "suite" not in test:
+        return
+    for target in targets:
+        task, _, metric = str(target).rpartition(":")
+        mine = [t.loc[(t["task"] == task) & (t["metric"] == metric), "suite"].dropna().astype(str) for t in (train, test)]
+        fitted, scored = set(mine[0]), set(mine[1])
+        if fitted and scored - fitted:
+            raise FitError(f"{what}: {target}: test rows from suite {', '.join(sorted(scored - fitted))}, training rows "
+                           f"from {', '.join(sorted(fitted))} only; numbers of different suites (harnesses, prompts, "
+                           f"shots) do not compare: narrow both sides to one suite, or set {optin[1]} if that is meant")
 
-    For a ``keep_smallest`` split these are the queries before the kept models are named (they
+
+def _keys(rows: pd.DataFrame, keys: list) -> pd.DataFrame:
+    out = rows.reindex(columns=keys).drop_duplicates()
+    out["step"] = pd.array(out["step"], dtype="Int64").fillna(-1)
+    for k in ("model", "task", "metric"):
+        out[k] = out[k].astype(str)
+    return out.drop_duplicates()
+
+
+def folds(name: str, split: dict) -> list[tuple[str, object, object]]:
+    """(fold, train rows, test rows) for a split: itself, or one fold per held-out value.
+
+    The rows are query texts (a train/test split's own) or :class:`pipeline.query.Condition` objects
+    built from the parsed parts (``rows``, ``leave_out`` and each value), never pasted into text.
+    For a ``keep_smallest`` split these are the rows before the kept models are named (they
     depend on the table): :func:`table_folds` adds them.
     """
     if "leave_out" not in split:
         return [(name, split["train"], split["test"])]
-    col, rows = split["leave_out"], split.get("rows", "index == index")
-    return [(f"{name}/{value}", f"({rows}) and {col} != {value!r}", f"({rows}) and {col} == {value!r}")
-            for value in split["values"]]
+    col = split["leave_out"]
+    rows = query.condition(split["rows"]) if split.get("rows") else None
+    out = []
+    for value in split["values"]:
+        train, test = query.compare(col, "!=", value), query.compare(col, "==", value)
+        out.append((f"{name}/{value}", train if rows is None else rows & train, test if rows is None else rows & test))
+    return out
 
 
-def table_folds(name: str, split: dict, table: pd.DataFrame) -> list[tuple[str, str, str]]:
+def table_folds(name: str, split: dict, table: pd.DataFrame) -> list[tuple[str, object, object]]:
     """:func:`folds` with ``keep_smallest: K`` applied: the K smallest models (by parameters, then
     compute, then name) of each held-out group join the training rows and leave the test rows --
     a new family judged from one small model of it (Polo et al. 2024's protocol)."""
     keep = int(split.get("keep_smallest") or 0)
     if not keep or "leave_out" not in split:
         return folds(name, split)
-    col, rows = split["leave_out"], split.get("rows", "index == index")
+    col = split["leave_out"]
+    rows = query.condition(split["rows"]) if split.get("rows") else None
     out = []
     for (fold, _, test), value in zip(folds(name, split), split["values"]):
         small = smallest_models(select(table, test, f"{fold}: held-out group"), keep)
-        out.append((fold, f"({rows}) and ({col} != {value!r} or model in {small!r})",
-                    f"{test} and model not in {small!r}"))
+        train = query.compare(col, "!=", value) | query.one_of("model", small)
+        out.append((fold, train if rows is None else rows & train, test & query.one_of("model", small, negate=True)))
     return out
 
 

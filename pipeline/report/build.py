@@ -1,6 +1,9 @@
 """Build the report: choose the methods once, run the sections in order, draw the figures, render twice."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -46,9 +49,49 @@ def build(inp: ReportInput, cfg: ReportConfig | None = None, out: Path | str = "
     return page.render_html(cfg.title), page.render_md()
 
 
-def write(inp: ReportInput, cfg: ReportConfig | None = None, out: Path | str = "reports") -> None:
-    """:func:`build`, then ``out/index.html`` and ``out/forecast.md`` (atomically)."""
+def write(inp: ReportInput, cfg: ReportConfig | None = None, out: Path | str = "reports", tables=None) -> None:
+    """:func:`build`, ``index.html``, ``forecast.md`` and ``tables`` ({file name: frame}, written
+    beside them) in a temporary folder inside ``out``, then moved into ``out`` file by file (each
+    a rename; ``index.html`` last).  A failure while building leaves ``out`` as it was: no half-built
+    report.  Figures of targets or splits no longer configured are removed; nothing else in ``out``
+    is touched."""
     out = Path(out)
-    page_html, page_md = build(inp, cfg, out)
-    scores.atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(page_html, encoding="utf-8"))
-    scores.atomic_write(out / "forecast.md", lambda tmp: Path(tmp).write_text(page_md, encoding="utf-8"))
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed build (older than this process)
+        if stale.is_dir() and stale.stat().st_mtime < scores._STARTED:
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
+    try:
+        page_html, page_md = build(inp, cfg, tmp)
+        (tmp / "forecast.md").write_text(page_md, encoding="utf-8")
+        (tmp / "index.html").write_text(page_html, encoding="utf-8")
+        for name, frame in (tables or {}).items():
+            scores.write_csv(frame, tmp / name)
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+BUILD_PREFIX = ".report-build-"
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move a finished build into ``out``: the figures (and the old figures no longer drawn away),
+    the tables, then forecast.md and index.html."""
+    (out / "plots").mkdir(exist_ok=True)
+    drawn = {p.name for p in (tmp / "plots").glob("*.png")}
+    for name in sorted(drawn):
+        os.chmod(tmp / "plots" / name, 0o644)
+        os.replace(tmp / "plots" / name, out / "plots" / name)
+    for stale in (out / "plots").glob("*.png"):  # figures of targets or splits no longer configured
+        if stale.name not in drawn:
+            stale.unlink()
+    last = ("forecast.md", "index.html")
+    for path in sorted(p for p in tmp.iterdir() if p.is_file() and p.name not in last) + [tmp / n for n in last]:
+        os.chmod(path, 0o644)
+        os.replace(path, out / path.name)

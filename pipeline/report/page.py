@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import CapcastError
+
 DASH = "–"  # printed for an empty cell
 LONG_TABLE = 30  # a table with more rows is split into one collapsed block per group (no script to filter with)
 
@@ -129,6 +131,9 @@ class Page:
     def figure(self, path: Path, func, args: tuple, alt: str, caption: str) -> None:
         """A figure drawn by ``func(*args, path)`` (later, see :meth:`draw`), embedded in the HTML as a
         data URI and linked from the Markdown as ``plots/<name>``."""
+        if any(Path(p).name == Path(path).name for _, _, p in self.jobs):
+            raise CapcastError(f"two figures of the report would be one file, plots/{Path(path).name} ({alt!r} and "
+                               "another); give the targets, splits or suites names that differ in letters or digits")
         self.jobs.append((func, args, path))
         self.html.append(_Image(path, alt, caption))
         self.md.append(f"![{alt}](plots/{path.name})\n\n*{caption}*\n")

@@ -178,6 +178,12 @@ def checkpoints_from_entries(entries: list, where: str = "evaluate.models") -> l
             raise CapcastError(f"{where}: {seen[key].label} and {ck.label} are the same (model, step) in the scores "
                                "table; give one of them another 'name' or a stepN revision")
         seen[key] = ck
+    files: dict = {}
+    for ck in out:  # and each checkpoint's record is its own file (a/b and a__b would share one)
+        other = files.setdefault(ck.slug, ck)
+        if other is not ck and (other.name, other.revision) != (ck.name, ck.revision):
+            raise CapcastError(f"{where}: {other.label} and {ck.label} would share the record file {ck.slug}.json; "
+                               "give one of them another 'name'")
     return out
 
 
@@ -275,6 +281,9 @@ def read_record(path: Path) -> dict | None:
         return None
     try:
         record = json.loads(path.read_text())
+    except RecursionError:
+        raise CapcastError(f"{path}: nested too deeply to be a capcast evaluation; move it out of the evals "
+                           "folder") from None
     except (OSError, ValueError) as exc:
         raise CapcastError(f"{path}: unreadable ({exc}); delete it to evaluate that checkpoint again") from None
     if record.get("schema") != SCHEMA:

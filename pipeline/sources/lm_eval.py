@@ -171,6 +171,9 @@ def read_json(path: Path) -> dict:
     except ValueError as exc:
         raise LmEvalError(f"{path}: malformed JSON ({exc}); a partial file? re-run lm-eval for it or "
                            "remove it") from None
+    except RecursionError:
+        raise LmEvalError(f"{path}: nested too deeply to be an lm-eval results file; point at lm-eval's own "
+                          "output") from None
     return doc
 
 
@@ -192,6 +195,10 @@ def read_run(path: Path) -> Run:
                            "point at the folder lm_eval --output_path wrote")
     if not isinstance(doc.get("config"), dict):
         raise LmEvalError(f"{path}: no 'config' object; is this an lm-eval (0.4+) results file?")
+    flat = [k for res in doc["results"].values() if isinstance(res, dict) for k in res if k != "alias"]
+    if flat and not any("," in k for k in flat):
+        raise LmEvalError(f"{path}: metrics without a filter ('acc', not 'acc,none'): an lm-eval 0.3 results file; "
+                          "capcast reads lm-eval 0.4+ output: re-run the evaluation with lm-eval >= 0.4")
     args = model_args(doc["config"], path)
     pretrained = args.get("pretrained") or args.get("model") or doc.get("model_name")
     if not isinstance(pretrained, str) or not pretrained.strip():
@@ -470,18 +477,52 @@ def run_rows(run: Run, facts: Facts, notes: list) -> list[dict]:
         config = (run.doc.get("configs") or {}).get(task) or {}
         spec = taskloss.TaskSpec.of_config(config) if config else None
         item = {"chance": taskloss.chance(spec, []) if spec else None}
+        _check_fractions(run, task, res)
         if task in files and spec is not None:
             item = task_losses(run, task, files[task], spec, counter, notes)
-        shots = (run.doc.get("n-shot") or {}).get(task)
-        metrics = {**lm_eval_metrics(res, None, []), **item.get("task_loss", {})}
-        for metric, v in sorted(metrics.items()):
+        shots = _shots(run, task)
+        reported = lm_eval_metrics(res, None, [])
+        for metric, v in sorted(reported.items()):  # a NaN would drop the row and keep its neighbours
+            if v["value"] is None:
+                raise LmEvalError(f"{run.path}: {task} {metric} is {_raw(res, metric)} in the results, not a number; "
+                                  "lm-eval could not compute it: re-run that task, or remove it from the file")
+        for metric, v in sorted({**reported, **item.get("task_loss", {})}.items()):
             if v["value"] is None:
                 continue
             rows.append({**base, "task": task, "metric": metric, "value": v["value"], "stderr": v["stderr"],
-                         "num_fewshot": shots if isinstance(shots, int) else None,
+                         "num_fewshot": shots,
                          "chance": taskloss.chance_of(metric, spec.output_type if spec else None, item["chance"]),
                          "task_version": _version(run.doc, task)})
     return rows
+
+
+def _shots(run: Run, task: str) -> int | None:
+    """``n-shot`` of a task: a whole number (lm-eval's int, or its text), or None where not recorded."""
+    shots = (run.doc.get("n-shot") or {}).get(task)
+    if shots is None or (isinstance(shots, int) and not isinstance(shots, bool) and shots >= 0):
+        return shots
+    if isinstance(shots, str) and shots.strip().isdigit():
+        return int(shots.strip())
+    raise LmEvalError(f"{run.path}: n-shot of {task} is {shots!r}, not a whole number of examples; fix it (0 for "
+                      "zero-shot) or re-run lm-eval")
+
+
+def _raw(res: dict, metric: str) -> str:
+    name, _, filt = metric.partition(",")
+    return repr(res.get(f"{name},{filt or 'none'}"))
+
+
+def _check_fractions(run: Run, task: str, res: dict) -> None:
+    """lm-eval writes accuracies as fractions: a value above 1 in the results is the results' fault
+    (an edited file, or another tool's percent), before any samples are compared with it."""
+    for key, value in res.items():
+        metric = key.partition(",")[0]
+        if "_stderr" in metric or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if scores.metric_kind(metric) == "accuracy" and math.isfinite(value) and not 0 <= value <= 1:
+            hint = "percent? lm-eval writes fractions: divide by 100" if 1 < value <= 100 else "fix the value"
+            raise LmEvalError(f"{run.path}: {task} {key} is {value:g} in the results, outside [0, 1] ({hint}, or "
+                              "re-run lm-eval)")
 
 
 def _version(doc: dict, task: str):
@@ -515,6 +556,16 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
                                    "runs (or, for two revisions that are not stepN, import them separately)")
             origin[key] = str(run.path)
             rows.append(row)
+    if not rows:
+        raise LmEvalError(f"{files[0]}: no metrics in the results (lm-eval's 'acc,none', ...); is this an lm-eval "
+                          "0.4+ results file?")
+    steps = {}
+    for run in runs:
+        steps.setdefault(run.model, set()).add(run.step)
+    several = sorted(m for m, s in steps.items() if len(s - {None}) > 1)
+    if facts.tokens is not None and several:
+        raise LmEvalError(f"--tokens gives every checkpoint {facts.tokens:g} tokens, but {several[0]} has checkpoints at "
+                          "several steps, which saw different counts; give --tokens-per-step S instead")
     table = pd.DataFrame(rows)
     versions = table.dropna(subset=["task_version"]).groupby("task")["task_version"].unique()
     for task, vs in versions.items():

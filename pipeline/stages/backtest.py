@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import config, scores
-from pipeline.cli import run_cli
+from pipeline import config, files, scores
+from pipeline.cli import run_cli, whole
 from pipeline.errors import CapcastError, FitError
 from pipeline.forecasting import backtest as engine
 from pipeline.forecasting.backtest import PRED_COLUMNS
@@ -40,26 +40,59 @@ OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower"
 # -- the stage -------------------------------------------------------------------------
 def write_metrics(summary: dict, out_dir: Path) -> None:
     """``out_dir/<split>/<method>.json`` for every entry of :func:`metrics` (each written atomically),
-    then any other file there removed (a split or method no longer run)."""
+    then the files of splits or methods no longer run removed: those the last run wrote (the
+    manifest ``out_dir/.written``, :func:`pipeline.files.sweep`).  Without a manifest only
+    ``<split>/<method>.json`` files of a known method holding such metrics are removed; anything
+    else there (a user's notes, another tool's files) is left alone."""
+    from pipeline.laws import METHODS
+
     out_dir = Path(out_dir)
-    written = set()
+    written = []
     for split, methods in summary.items():
+        files.check_names([split], "backtest split")
         for method, vals in methods.items():
+            files.check_names([method], "method")
             text = json.dumps(vals, sort_keys=True) + "\n"
             path = out_dir / split / f"{method}.json"
             scores.atomic_write(path, lambda tmp, t=text: Path(tmp).write_text(t))
-            written.add(path)
-    for path in sorted(out_dir.rglob("*"), reverse=True):  # files before their folders
-        if path.is_file() and path not in written:
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+            written.append(path)
+
+    def ours(rel: str) -> bool:
+        parts = rel.split("/")
+        return (len(parts) == 2 and files.is_plain(parts[0]) and parts[1].removesuffix(".json") in METHODS
+                and parts[1].endswith(".json") and files.is_metrics_json(out_dir / rel, METRIC_KEYS))
+
+    files.sweep(out_dir, written, ours)
+
+
+# what a file under reports/metrics/ holds (forecasting.scoring.metrics and its two_step summary)
+METRIC_KEYS = ("n", "mae", "coverage")
+
+
+def check_splits(table: pd.DataFrame, splits: dict, jobs: list) -> None:
+    """Before any fit: split names that can be folder names (and not the metrics' own summary), and
+    every fold's test rows held out from its training rows (:func:`engine.check_heldout`)."""
+    from pipeline.forecasting.scoring import TWO_STEP_SPLITS
+
+    files.check_names(list(splits), "backtest split")
+    if TWO_STEP_SPLITS in splits:
+        raise CapcastError(f"params.yaml: backtest.splits.{TWO_STEP_SPLITS}: the name of the metrics' own summary "
+                           f"(reports/metrics/{TWO_STEP_SPLITS}/); rename the split")
+    for name, (fold, train_q, test_q) in jobs:
+        split = splits[name]
+        where = f"params.yaml: backtest.splits.{name}" + (f" (fold {fold})" if fold != name else "")
+        engine.check_heldout(engine.select(table, train_q, f"{fold}: train"), engine.select(table, test_q, f"{fold}: test"),
+                             where, split.get("targets") or (), bool(split.get("allow_overlap")),
+                             bool(split.get("allow_cross_suite")))
 
 
 def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = None, only=None) -> dict:
     t0 = time.perf_counter()
-    table = scores.read(scores_path or cfg.get("scores", "data/scores.parquet"))
+    scores_file = scores_path or cfg.get("scores", "data/scores.parquet")
     out = Path(out_dir or cfg.get("out_dir", "reports"))
+    files.check_into(out, ["backtest.csv", "backtest_predictions.csv", "backtest_errors.csv"], "backtest.out_dir",
+                     [("backtest.scores", scores_file)])
+    table = scores.read(scores_file)
     # (reports/metrics/ is swept by write_metrics)
     scores.clean_stale_temps(out, names=["backtest.csv", "backtest_predictions.csv", "backtest_errors.csv"])
     splits = cfg.get("splits") or {}
@@ -69,6 +102,7 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     source = calibration_source(warn=True)
     # one job per fold (not per split): a leave-one-family-out split of 16 folds is most of the work
     jobs = [(name, fold) for name in names for fold in engine.table_folds(name, splits[name], table)]
+    check_splits(table, {n: splits[n] for n in names}, jobs)
 
     engine.policies(source, cfg, table, jobs, int(cfg.get("processes", 1)))
 
@@ -178,8 +212,14 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
     p.add_argument("--keep-smallest", type=int, default=0, metavar="K",
                    help="with --leave-out: keep the K smallest models of the held-out group in the training rows")
     p.add_argument("--rows", help="with --leave-out: query narrowing both sides, e.g. \"suite == 'obsscaling'\"")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="score test rows that are also training rows (same model, step, task, metric); refused "
+                        "without it")
+    p.add_argument("--allow-cross-suite", action="store_true",
+                   help="score test rows of a suite none of the target's training rows come from; refused without it")
     p.add_argument("--out", help="write model, step, task, metric, actual, predicted, lower, upper here (CSV)")
-    p.add_argument("--bootstrap", type=int, default=cfg.get("n_bootstrap", 200), help="bootstrap resamples (0: none)")
+    p.add_argument("--bootstrap", type=whole, default=cfg.get("n_bootstrap", 200),
+                   help=f"bootstrap resamples (0: none; at most {config.MAX_BOOTSTRAP})")
     p.add_argument("--level", type=float, default=cfg.get("level", 0.9), help="prediction-interval level")
     p.add_argument("--seed", type=int, default=cfg.get("random_state", 0), help="random_state of the bootstrap")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -196,6 +236,7 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
 def _options(args) -> dict:
     import yaml
 
+    from pipeline import params
     from pipeline.laws import METHODS, options_of
 
     accepted = options_of(args.method)
@@ -215,7 +256,7 @@ def _options(args) -> dict:
         if not sep or not key.strip():
             raise FitError(f"--set {item!r} is not KEY=VALUE")
         try:
-            opts[key.strip()] = yaml.safe_load(value)
+            opts[key.strip()] = params.load_yaml(value)
         except yaml.YAMLError:
             raise FitError(f"--set {item!r}: the value is not a number, text or [list]") from None
         flags[key.strip()] = f"--set {key.strip()}"
@@ -224,16 +265,38 @@ def _options(args) -> dict:
     return opts
 
 
-def _leave_out_queries(args, table: pd.DataFrame) -> tuple[str, str]:
-    """--leave-out COLUMN=VALUE [--rows QUERY] [--keep-smallest K] -> (train, test) queries."""
+def _leave_out_queries(args, table: pd.DataFrame) -> tuple:
+    """--leave-out COLUMN=VALUE [--rows QUERY] [--keep-smallest K] -> (train, test) conditions, each
+    part checked on its own (the column, the value's kind, the --rows query), never pasted into text."""
+    import difflib
+
     col, sep, value = args.leave_out.partition("=")
-    if not sep or not col.strip() or not value.strip():
+    col, value = col.strip(), value.strip()
+    if not sep or not col or not value:
         raise FitError(f"--leave-out {args.leave_out!r} is not COLUMN=VALUE (e.g. family=opt)")
     if args.train or args.test:
         raise FitError("--leave-out builds the training and test rows itself; drop --train/--test (narrow with --rows)")
-    split = {"leave_out": col.strip(), "values": [value.strip()], "rows": args.rows or "index == index",
-             "keep_smallest": args.keep_smallest}
-    return engine.table_folds("--leave-out", split, table)[0][1:]
+    if col not in table.columns:
+        close = difflib.get_close_matches(col, [str(c) for c in table.columns], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise FitError(f"--leave-out {args.leave_out!r}: unknown column {col!r}; {hint}columns: "
+                       f"{', '.join(map(str, table.columns))}")
+    held = value
+    if pd.api.types.is_numeric_dtype(table[col].dtype) and not pd.api.types.is_bool_dtype(table[col].dtype):
+        try:
+            held = float(value)
+        except ValueError:
+            raise FitError(f"--leave-out {args.leave_out!r}: column {col!r} holds numbers, and {value!r} is not "
+                           "one") from None
+    present = table[col].dropna()
+    if not (present.astype(str) == value).any() and not (isinstance(held, float) and (present == held).any()):
+        shown = ", ".join(map(str, sorted(map(str, present.unique()))[:8]))
+        raise FitError(f"--leave-out {args.leave_out!r}: no row has {col} {value!r} (values: {shown}"
+                       f"{', ...' if present.nunique() > 8 else ''})")
+    split = {"leave_out": col, "values": [held], "keep_smallest": args.keep_smallest}
+    if args.rows:
+        split["rows"] = args.rows
+    return tuple(engine.table_folds("--leave-out", split, table)[0][1:])
 
 
 def cli(args) -> int:
@@ -244,11 +307,15 @@ def cli(args) -> int:
     from pipeline.laws.data import Metric
 
     target = str(Metric.parse(args.target))
+    files.check_outputs([("--out", args.out)], [("--scores", args.scores)])
     table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
     train_q, test_q = args.train, args.test
     if args.leave_out:
         train_q, test_q = _leave_out_queries(args, table)
     train, test = engine.select(table, train_q, "--train"), engine.select(table, test_q, "--test")
+    engine.check_heldout(train, test, "--train/--test" if not args.leave_out else f"--leave-out {args.leave_out}",
+                         [target], args.allow_overlap, args.allow_cross_suite,
+                         ("--allow-overlap", "--allow-cross-suite"))
     source = calibration_source(args.calibration)
     policy = engine.fold_policy(source, {"level": args.level}, train, test) if source.path.exists() else None
     pred = engine.run_law(args.method, target, _options(args), train, test, policy)

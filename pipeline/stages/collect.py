@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import params, scores
+from pipeline import files, params, scores
 
 
 def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
@@ -40,6 +40,7 @@ def _main(argv) -> int:
     parser.add_argument("--evals-dir", default=cfg.get("evals_dir", "data/evals"))
     parser.add_argument("--out", default=cfg.get("out", "data/scores.parquet"))
     args = parser.parse_args(argv)
+    files.check_outputs([("--out", args.out)], [("--published", args.published)])
     scores.clean_stale_temps(Path(args.out).parent, names=[Path(args.out).name])
     table = collect(args.published, args.evals_dir, cfg.get("lm_eval_dirs"))
     scores.write(table, args.out, origin="collect")

@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline import params
+from pipeline import files, params
 from pipeline.errors import CapcastError
 from pipeline.sources.evaluation import (DEFAULT_TASKS, Checkpoint, Settings, check_batch_size, check_device,
                                          checkpoints_from_entries, describe_folder, log, settings_from_params)
@@ -89,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[list[Checkpoint], Settin
 def _main(argv: list[str]) -> int:
     args = parse_args(argv)
     checkpoints, settings = config_from_args(args)
+    files.check_output(settings.out_dir, "--out" if args.out else "evaluate.out_dir", folder=True)
     checkpoints = shard(checkpoints, args.shard)
     if not checkpoints:
         describe_folder(Path(settings.out_dir))

@@ -29,7 +29,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import params, scores
+from pipeline import files, params, scores
 from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
 from pipeline.forecasting import family_skills
 from pipeline.forecasting.comparison import family_comparison
@@ -49,6 +49,8 @@ def _main(argv) -> int:
     parser.add_argument("--predictions", default="reports/backtest_predictions.csv",
                         help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
     args = parser.parse_args(argv)
+    files.check_into(args.out_dir, ["forecast.csv", "forecast_curves.csv", "family_offsets.csv", "capability.csv",
+                     "family_skills.csv"], "--out-dir", [("--scores", args.scores), ("--predictions", args.predictions)])
     cfg = params.load("forecast", args.params)
     out = Path(args.out_dir)
     table = scores.read(args.scores)
@@ -81,6 +83,7 @@ def main_forecast(argv) -> int:
     add_family_arguments(p)
     p.add_argument("--out", help="write the forecast table here (CSV)")
     args = p.parse_args(argv)
+    files.check_outputs([("--out", args.out)], [("--scores", args.scores)])
     table, req = family_request(args)
     res = run(table, req)
     print(describe(res, req))

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import scores
+from pipeline import files, scores
 from pipeline.cli import run_cli
 from pipeline.sources import lm_eval
 from pipeline.sources.published import ingest
@@ -36,6 +36,7 @@ def _main(argv) -> int:
                         help="local copy of the published files (shared/data/external), or 'github'")
     parser.add_argument("--out", default="data/published/scores.csv")
     args = parser.parse_args(argv)
+    files.check_outputs([("--out", args.out)])
     table, skipped = ingest(args.root)
     scores.write(table, args.out, origin=f"ingest --from {args.root}")
     summary = table.groupby("suite").agg(rows=("value", "size"), models=("model", "nunique"), tasks=("task", "nunique"))
@@ -74,6 +75,7 @@ def lm_eval_main(argv) -> int:
     out = Path(args.out)
     if out.suffix not in (".csv", ".parquet"):
         raise lm_eval.LmEvalError(f"--out {out}: give a .csv or .parquet file")
+    files.check_outputs([("--out", out)], [("PATH", p) for p in args.paths])
     facts = lm_eval.Facts(args.family, args.tokens, args.tokens_per_param, args.tokens_per_step, lm_eval.parse_params(args.params),
                   args.tokenizer, scores.parse_chance(args.chance), args.suite)
     table = lm_eval.import_runs(args.paths, facts)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import params, scores
+from pipeline import files, params, scores
 from pipeline.cli import run_cli
 from pipeline.ladders import calibration, table
 
@@ -39,6 +39,8 @@ def _main(argv) -> int:
     t0 = time.perf_counter()
     forecasts_path = Path(cfg.get("forecasts", calibration.DEFAULT_PATH))
     out_dir = Path(cfg.get("out_dir", "reports/ladders"))
+    files.check_outputs([("ladders.forecasts", None if args.evaluate_only else forecasts_path),
+                         ("ladders.out_dir", out_dir / "lolo.csv")], [("ladders.scores", cfg.get("scores"))])
     candidates, level = list(cfg["candidates"]), float(cfg.get("level", 0.9))
     if args.evaluate_only:
         forecasts = calibration.read(forecasts_path)

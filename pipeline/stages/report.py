@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline import params, scores
+from pipeline import files, params
 from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
 from pipeline.forecasting.family import SPLIT, Request, Result, run
 from pipeline.report.build import write
@@ -30,6 +30,7 @@ def _main(argv) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     out = Path(args.out_dir)
+    files.check_into(out, REPORT_FILES, "--out-dir", [("--scores", args.scores)])
     inp = load_inputs(Path(args.scores), Path(args.in_dir) if args.in_dir else out)
     write(inp, config_from_params(args.params), out)
     print(f"wrote {out}/index.html and {out}/forecast.md")
@@ -38,6 +39,12 @@ def _main(argv) -> int:
 
 def main(argv=None) -> int:
     return run_cli(_main, argv)
+
+
+# what the report writes into its folder (besides plots/), and what the family mode adds
+REPORT_FILES = ["index.html", "forecast.md", "at_a_glance.csv", "method_evidence.csv", "data_summary.csv",
+                "trends_labels.csv"]
+FAMILY_TABLES = ["forecast.csv", "forecast_curves.csv", "backtest.csv", "backtest_predictions.csv"]
 
 
 def _section(path, name: str) -> dict:
@@ -87,13 +94,12 @@ def main_report(argv) -> int:
     add_family_arguments(p)
     p.add_argument("--out", required=True, help="folder for index.html, forecast.md and the plots")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    files.check_into(out, REPORT_FILES + FAMILY_TABLES, "--out", [("--scores", args.scores)])
     table, req = family_request(args)
     res = run(table, req)
-    out = Path(args.out)
-    write(*report_inputs(res, req), out)
-    # the tables the report cites, beside it
-    for name, frame in (("forecast.csv", res.forecast), ("forecast_curves.csv", res.curves),
-                        ("backtest.csv", res.backtest), ("backtest_predictions.csv", res.predictions)):
-        scores.write_csv(frame, out / name)
+    # the tables the report cites, beside it (written with it, or not at all)
+    write(*report_inputs(res, req), out, tables=dict(zip(FAMILY_TABLES, (res.forecast, res.curves, res.backtest,
+                                                                          res.predictions))))
     print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import params, query, scores
+from pipeline import files, params, query, scores
 from pipeline.cli import run_cli
 from pipeline.trends import backtest as trends_backtest
 from pipeline.trends.analysis import analyse_checkpoints, analyse_table, markdown, pct
@@ -63,6 +63,15 @@ def run(args) -> int:
         raise TrendsError("give --out FILE.csv: where to write the table of curves (FILE_emergence.csv and "
                           "FILE_checkpoints.csv go beside it); the pipeline's own reports/trends*.csv are "
                           "written by `dvc repro`")
+    out = Path(args.out)
+    stem = out.with_suffix("")
+    files.check_outputs([("--out", out), ("--emergence-out", args.emergence_out or f"{stem}_emergence.csv"),
+                         ("--checkpoints-out", args.checkpoints_out or f"{stem}_checkpoints.csv"),
+                         ("--out", f"{stem}_heldout.csv" if args.train else None), ("--metrics-out", args.metrics_out),
+                         ("--metrics-out", args.metrics_out and Path(args.metrics_out).with_name(
+                             "trends_backtest_summary.csv")), ("--markdown-out", args.markdown_out),
+                         *(("--backtest-out", p) for p in backtest_paths(args).values())],
+                        [("--scores", args.scores), ("--params", args.params)])
     cfg = load_config(args.params)
     if args.x:
         cfg["x"] = args.x
@@ -72,8 +81,6 @@ def run(args) -> int:
     if args.train:
         table = select(table, args.train, "--train")
         check_scale(table, x_column(cfg["x"]), str(args.scores), " among the --train rows")
-    out = Path(args.out)
-    stem = out.with_suffix("")
     _clean_temps([out, args.emergence_out or f"{stem}_emergence.csv", args.checkpoints_out or f"{stem}_checkpoints.csv",
                   f"{stem}_heldout.csv", args.metrics_out, args.markdown_out, *backtest_paths(args).values()])
     curves, em = analyse_table(table, cfg)
