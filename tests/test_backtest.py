@@ -42,7 +42,7 @@ def test_cli_fits_train_predicts_test_and_writes_out(tiny_csv, tmp_path, capsys)
     lines = out.strip().splitlines()
     assert len(lines) == 4  # 4e9 and 8e9, what the law settled, then the MAE
     assert lines[0].startswith("toy-4e+09@100000") and "90% [" in lines[0]
-    assert lines[2].startswith("chosen form=") and "nested inner error" in lines[2] and "N: total (" in lines[2]
+    assert lines[2].startswith("form as given") and "N: total (" in lines[2]
     assert lines[-1].startswith("MAE ") and "points over 2 predictions" in lines[-1]
     pred = pd.read_csv(out_csv)
     assert list(pred.columns) == ["model", "step", "task", "metric", "actual", "predicted", "lower", "upper"]
@@ -144,7 +144,8 @@ def test_stage_writes_reports_and_is_byte_identical(stage_table, tmp_path, capsy
     preds = pd.read_csv(out / "backtest_predictions.csv")
     assert set(preds["fold"]) == {"size", "lofo/fa", "lofo/fb"}
     metrics = json.loads((out / "metrics/size/two_step.json").read_text())
-    assert set(metrics) == {"n", "mae", "coverage"} and metrics["n"] == 2 and 0 <= metrics["coverage"] <= 1
+    assert set(metrics) == {"n", "failed", "mae", "coverage", "interval_score"} and metrics["n"] == 2
+    assert 0 <= metrics["coverage"] <= 1 and metrics["failed"] == 0
     assert metrics["mae"] == pytest.approx(size.loc["two_step", "mae"], abs=1e-3)
     assert {p.relative_to(out / "metrics").as_posix() for p in (out / "metrics").rglob("*.json")} == {
         f"{split}/{m}.json" for split in summary for m in summary[split]}

@@ -172,13 +172,13 @@ def law_line(pred: pd.DataFrame, unit: str) -> str:
     scale = 100.0 if unit == "points" else 1.0
     inner = first["inner_error"].astype(float) * scale
     if (first["method"] == "auto").all():
-        inner_text = "weights learned on other ladders (docs/ladders.md)"
+        head = f"weights {chosen} (learned on other ladders, docs/ladders.md)"
     elif inner.notna().any():
-        inner_text = f"nested inner error {inner.mean():.2f} {unit}"
+        head = f"chosen {chosen}; nested inner error {inner.mean():.2f} {unit}"
     else:
-        inner_text = "no nested choice (nothing to choose, or too few sizes to hold one out)"
+        head = "form " + ("as given (nothing left to choose)" if chosen == "-" else chosen)
     used = sorted(set(first["params_used"].astype(str)) - {"", "nan"})
-    return f"chosen {chosen}; {inner_text}" + (f"; N: {used[0]}" + (" ..." if len(used) > 1 else "") if used else "")
+    return head + (f"; N: {used[0]}" + (" ..." if len(used) > 1 else "") if used else "")
 
 
 def _print_summary(results: pd.DataFrame) -> None:
