@@ -45,8 +45,7 @@ def plot_accuracy_vs_compute(table: pd.DataFrame, overview: dict, path: Path | N
     rows = scores.final_checkpoints(table[(table["suite"] == overview["suite"]) & (table["metric"] == overview["plot_metric"])
                                    & shots_mask(table, overview.get("num_fewshot"))])
     tasks = [t for t in overview["plot_tasks"] if t in set(rows["task"])]
-    ncol = max((len(tasks) + 1) // 2, 1)
-    fig, axes = plotting.plt.subplots(2, ncol, figsize=(4 * ncol, 7), squeeze=False)
+    fig, axes = plotting.panel_grid(len(tasks), len(tasks) if len(tasks) <= 3 else math.ceil(len(tasks) / 2), 4, 3.3)
     for ax, task in zip(axes.flat, tasks):
         sub = rows[rows["task"] == task]
         for family, g in sub.groupby("family", sort=True):
@@ -56,16 +55,15 @@ def plot_accuracy_vs_compute(table: pd.DataFrame, overview: dict, path: Path | N
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=task, ylabel=plotting.metric_label(overview["plot_metric"]))
     handles = plotting.shared_legend(fig, axes, len(tasks))
-    fig.suptitle(f"{overview['suite']}: {overview['plot_metric']} at the final checkpoint vs compute "
-                 f"({fmt(overview.get('num_fewshot'))}-shot)")
-    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"{overview['suite']}: {overview['plot_metric']} at the final checkpoint vs compute "
+                         f"({fmt(overview.get('num_fewshot'))}-shot)", handles, title_size=11)
     return _save(fig, path)
 
 
 def plot_family_capability(cap: pd.DataFrame, offsets: pd.DataFrame, path: Path | None):
     """Capability (PC1) against compute per family, with the shared-slope lines of the offsets fit."""
     suites = list(dict.fromkeys(offsets["suite"]))
-    fig, axes = plotting.plt.subplots(1, len(suites), figsize=(5.5 * len(suites), 4.2), squeeze=False)
+    fig, axes = plotting.panel_grid(len(suites), 3, 5.5, 4.2)
     for ax, suite in zip(axes.flat, suites):
         off = offsets[offsets["suite"] == suite]
         c = cap[cap["suite"] == suite]
@@ -85,7 +83,7 @@ def plot_family_capability(cap: pd.DataFrame, offsets: pd.DataFrame, path: Path 
         ax.set(title=f"{suite}: capability vs compute (shared slope)",
                ylabel=f"capability: PC1 of {ntask} task accuracies (z-score units)")
         plotting.dedup_legend(ax, title="family")
-    plotting.grid_layout(fig, top=0.35, wspace=0.9)
+    plotting.finish(fig)
     return _save(fig, path)
 
 
@@ -95,7 +93,7 @@ def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], met
     rows = scores.final_checkpoints(table[(table["suite"] == suite) & (table["metric"] == metric)
                                    & shots_mask(table, shots) & table["family"].isin(families)])
     tasks = sorted(rows["task"].unique())
-    fig, axes = plotting.panel_grid(len(tasks), 4, 3.9, 3.3, 0.5)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 3.9, 3.3)
     for ax, task in zip(axes.flat, tasks):
         sub = rows[rows["task"] == task]
         for fam in families:
@@ -107,8 +105,8 @@ def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], met
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=task, ylabel=plotting.metric_label(metric))
     handles = plotting.shared_legend(fig, axes, len(tasks))
-    fig.suptitle(f"{suite}: {metric} vs compute, {', '.join(families)} ({fmt(shots)}-shot)")
-    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"{suite}: {metric} vs compute, {', '.join(families)} ({fmt(shots)}-shot)", handles,
+                    title_size=11)
     return _save(fig, path)
 
 
@@ -126,7 +124,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
     suite, family, metric, shots = first["suite"], first["family"], first["metric"], first["num_fewshot"]
     tasks = list(dict.fromkeys(fc["task"]))
     methods = list(dict.fromkeys(fc["method"]))
-    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.5, 0.8)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.5)
     table = inp.scores
     fam_rows = table[(table["suite"] == suite) & (table["family"] == family) & (table["metric"] == metric)
                      & shots_mask(table, shots) & (table["compute_flops"] > 0)]
@@ -176,16 +174,15 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
         ax.title.set_fontsize(9)
     handles = plotting.shared_legend(fig, axes, len(tasks))
     level = fmt(first["level"]) if "level" in first else "0.9"
-    fig.suptitle(f"{target} — {suite}, {metric}, {fmt(shots)}-shot; diamonds: forecasts at the target compute "
-                 f"(dashed) with {level} intervals", fontsize=10)
-    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"{target} — {suite}, {metric}, {fmt(shots)}-shot; diamonds: forecasts at the target "
+                         f"compute (dashed) with {level} intervals", handles)
     return _save(fig, path)
 
 
 def plot_backtest_mae(bt: pd.DataFrame, path: Path | None):
     """Per split: each method's MAE on each task (points), the all-task MAE as a bar."""
     splits = list(dict.fromkeys(bt["split"]))
-    fig, axes = plotting.panel_grid(len(splits), 3, 5.2, 3.6, 0.5)
+    fig, axes = plotting.panel_grid(len(splits), 3, 5.2, 3.6)
     for ax, split in zip(axes.flat, splits):
         b = bt[bt["split"] == split]
         methods = list(dict.fromkeys(b["method"]))
@@ -203,8 +200,7 @@ def plot_backtest_mae(bt: pd.DataFrame, path: Path | None):
         ax.set(title=split, ylabel="MAE on held-out models (accuracy points)", xlabel="method")
         ax.title.set_fontsize(10)
     plotting.hide_unused(axes, len(splits))
-    fig.suptitle("Backtest MAE per split: bars = all tasks, points = one task each", fontsize=10)
-    plotting.grid_layout(fig, top=0.55, bottom=0.8, hspace=1.0)
+    plotting.finish(fig, "Backtest MAE per split: bars = all tasks, points = one task each")
     return _save(fig, path)
 
 
@@ -214,7 +210,7 @@ def plot_heldout(inp: ReportInput, split: str, path: Path | None):
     pr = inp.predictions[inp.predictions["split"] == split]
     tasks = list(dict.fromkeys(pr["task"]))
     methods = list(dict.fromkeys(pr["method"]))
-    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.4, 0.7)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.4)
     for ax, task in zip(axes.flat, tasks):
         p = pr[pr["task"] == task]
         metric = str(p["metric"].iloc[0])
@@ -235,8 +231,7 @@ def plot_heldout(inp: ReportInput, split: str, path: Path | None):
         ax.set(title=task, ylabel=plotting.metric_label(metric))
         ax.title.set_fontsize(9)
     handles = plotting.shared_legend(fig, axes, len(tasks))
-    fig.suptitle(f"Backtest {split}: held-out models, predictions with intervals", fontsize=10)
-    plotting.grid_layout(fig, top=0.55, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"Backtest {split}: held-out models, predictions with intervals", handles)
     return _save(fig, path)
 
 
@@ -245,7 +240,7 @@ def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, 
     the chance level, and the trends stage's forecasts at the horizons with their intervals."""
     flagged = flagged.head(max_panels)
     n = len(flagged)
-    fig, axes = plotting.panel_grid(n, 4, 3.7, 2.9, 0.9)
+    fig, axes = plotting.panel_grid(n, 4, 3.7, 2.9)
     table = inp.scores
     horizons = [c[len("pred_"):] for c in flagged.columns if c.startswith("pred_")]
     for ax, (_, r) in zip(axes.flat, flagged.iterrows()):
@@ -272,8 +267,6 @@ def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, 
         ax.set_title(f"{r['task']} ({r['suite']}, {fmt(r['num_fewshot'])}-shot)\n{r['family']}: {r['label']}", fontsize=8)
         ax.tick_params(labelsize=7)
     handles = plotting.shared_legend(fig, axes, n)
-    fig.suptitle("Flagged curves: points = final checkpoints; diamonds = forecasts at "
-                 + ", ".join(horizons) + " the largest scale", fontsize=9)
-    plotting.grid_layout(fig, top=0.95, bottom=0.5 + 0.2 * math.ceil(len(handles) / 4), left=0.7, wspace=0.75,
-                         hspace=0.85)
+    plotting.finish(fig, "Flagged curves: points = final checkpoints; diamonds = forecasts at "
+                    + ", ".join(horizons) + " the largest scale", handles, title_size=9)
     return _save(fig, path)
