@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError, FitError
-from pipeline.forecasting import scoring
+from pipeline.forecasting import diagnostics, scoring
 from pipeline.forecasting import targets as forecast
 from pipeline.laws import nested
 from pipeline.laws.data import Metric
@@ -66,6 +66,7 @@ class Result:
     predictions: pd.DataFrame  # PRED_COLUMNS: every candidate's held-out predictions (the nested backtest)
     backtest: pd.DataFrame  # pipeline.forecasting.scoring.score of those predictions
     rows: pd.DataFrame  # the family's rows the laws saw
+    diagnostics: pd.DataFrame | None = None  # pipeline.forecasting.diagnostics of a two-step forecast
 
 
 # ------------------------------------------------------------------------------ the family's rows
@@ -196,8 +197,8 @@ def target_objects(req: Request, suite: str) -> list[forecast.Target]:
 
 
 def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Request, tgts: list, units: pd.DataFrame
-                  ) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame]]:
-    """(forecast rows, curves, held-out predictions) of one task at every target."""
+                  ) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame], list[pd.DataFrame]]:
+    """(forecast rows, curves, held-out predictions, two-step diagnostics) of one task at every target."""
     target = Metric(task, req.metric)
     shots = rows.loc[(rows["task"] == task) & (rows["metric"] == req.metric), "num_fewshot"].iloc[0]
     cfg = {"metric": req.metric, "num_fewshot": None if pd.isna(shots) else int(shots), "seed": req.seed}
@@ -220,9 +221,9 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
     else:
         base = _base(tgts, req, task, cfg, chosen.method)
         return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": "; ".join(notes)}
-                for b in base], [], held
+                for b in base], [], held, []
     summary = ";".join(f"{r.method}={r.stats['mae']:.4g}" if r.stats.get("n") else f"{r.method}=n/a" for r in tried)
-    out, curves = [], []
+    out, curves, diags = [], [], []
     for i, (pred, b) in enumerate(zip(preds, _base(tgts, req, task, cfg, bt.method))):
         mine = units.iloc[i * k:(i + 1) * k]  # the target, then its curve by rising compute
         part = pred.set_index("model").loc[mine["model"]].reset_index()  # a law returns units in its own order
@@ -235,7 +236,8 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
                     "params_used": getattr(law, "params_used_", ""), "candidates": summary,
                     "note": "; ".join(notes + ([f"backtest: {bt.reason}"] if bt.reason else []))})
         curves.append(forecast.curve_frame(part, b))
-    return out, curves, held
+        diags.append(diagnostics.two_step_frame(law, forecast.training_rows(table, tgts[0], bt.method, cfg), mine, b))
+    return out, curves, held, diags
 
 
 def _base(tgts, req: Request, task: str, cfg: dict, method: str) -> list[dict]:
@@ -253,17 +255,18 @@ def run(table: pd.DataFrame, req: Request) -> Result:
     tgts = target_objects(req, suite)
     cfg = {"curve_points": req.curve_points}
     units = pd.concat([forecast.target_units(rows, t, cfg) for t in tgts], ignore_index=True)
-    out, curves, held = [], [], []
+    out, curves, held, diags = [], [], [], []
     for task in tasks:
-        o, c, h = forecast_task(rows, rows, task, req, tgts, units)
+        o, c, h, d = forecast_task(rows, rows, task, req, tgts, units)
         out += o
         curves += c
         held += h
+        diags += d
     fc = pd.DataFrame(out).reindex(columns=forecast.FORECAST_COLUMNS + EXTRA_COLUMNS)
     cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=forecast.CURVE_COLUMNS)
     pr = _predictions(held, suite)
     bt = scoring.score(pr) if len(pr) else pd.DataFrame()
-    return Result(fc, cv, pr, bt, rows)
+    return Result(fc, cv, pr, bt, rows, diagnostics.concat(diags))
 
 
 def _predictions(held: list, suite: str) -> pd.DataFrame:

@@ -270,3 +270,82 @@ def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, 
     plotting.finish(fig, "Flagged curves: points = final checkpoints; diamonds = forecasts at "
                     + ", ".join(horizons) + " the largest scale", handles, title_size=9)
     return _save(fig, path)
+
+
+def loss_label(d: pd.DataFrame) -> str:
+    """The loss axis of the two-step diagnostics: which loss, on the scale the law fitted it."""
+    first = d.iloc[0]
+    task, metric = str(first["loss"]).rsplit(":", 1)
+    if first["loss_scale"] == "log":
+        return f"{task} loss: ln {metric} (nats)"
+    return f"{task} loss: {plotting.metric_label(metric)}"
+
+
+def plot_two_step(diag: pd.DataFrame, path: Path | None):
+    """The two-step forecasts of one target (its rows of two_step_diagnostics.csv), one panel per step:
+    step 1, the loss against N with the fitted loss law along the target's recipe and the target's
+    predicted loss (star), points coloured by D (one panel: every task's forecast goes through the
+    same loss fit; one per distinct fit otherwise); step 2, per task, the accuracy against that loss
+    with the fitted link and the target (star), points coloured by N.  Checkpoints the law left out
+    (a run's first tokens) are faint grey."""
+    first = diag.iloc[0]
+    tasks = list(dict.fromkeys(diag["task"]))
+    step1 = {}  # distinct step-1 fits: their rows -> the tasks that go through them
+    for task in tasks:
+        rows = diag[(diag["task"] == task) & diag["kind"].str.startswith("loss_")]
+        key = rows[["kind", "x", "y"]].to_csv(index=False)
+        step1.setdefault(key, (rows, []))[1].append(task)
+    n1 = len(step1)
+    fig, axes = plotting.panel_grid(n1 + len(tasks), 4, 3.7, 3.1, min_width=7.5)
+    fig.set_layout_engine("constrained")  # colorbars take their room from their panels
+    fitted = diag["fitted"].astype(str).str.lower().isin(["true", "1"])
+    color = plotting.method_color(str(first["method"]))
+    n_kind = "non-embedding parameters" if first["params_kind"] == "non_embedding" else "parameters"
+    loss = loss_label(diag)
+    panels = [(rows, "loss", f"step 1: loss law ({', '.join(ts)})" if n1 > 1 else "step 1: loss law (every task)")
+              for rows, ts in step1.values()]
+    panels += [(diag[(diag["task"] == t) & diag["kind"].str.startswith("link_")], "link", f"step 2: {t}")
+               for t in tasks]
+    scatter = {}
+    for ax, (d, step, title) in zip(axes.flat, panels):
+        pts, fit = d[d["kind"] == f"{step}_points"], d[d["kind"] == f"{step}_fit"].sort_values("x")
+        tgt = d[d["kind"] == f"{step}_target"]
+        kept, left = pts[fitted.loc[pts.index]], pts[~fitted.loc[pts.index]]
+        shown = pd.concat([kept[["x", "y"]], fit[["x", "y"]], tgt[["x", "y"]]])
+        if len(left):
+            ax.plot(left["x"], left["y"], ".", ms=3, color="#bbbbbb", label="checkpoints left out of the fit")
+        by = "tokens" if step == "loss" else "params"
+        scatter.setdefault(step, []).append(
+            ax.scatter(kept["x"], kept["y"], c=np.log10(kept[by].astype(float)), cmap="viridis", s=10, zorder=3,
+                       label="checkpoints in the fit"))
+        ax.plot(fit["x"], fit["y"], "-", lw=1.8, color=color,
+                label="fitted loss law along the target's recipe" if step == "loss" else "fitted link")
+        ax.plot(tgt["x"], tgt["y"], "*", ms=12, color="gold", mec="black", mew=0.7, zorder=5,
+                label="the target: its predicted loss, then the forecast")
+        lo, hi = float(shown["y"].min()), float(shown["y"].max())
+        pad = 0.08 * (hi - lo) if hi > lo else 0.05
+        ax.set_ylim(lo - pad, hi + pad)  # far-off early checkpoints do not squash the fit
+        if step == "loss":
+            ax.set_xscale("log")
+            ax.set_xlim(float(shown["x"].min()) / 1.5, float(shown["x"].max()) * 1.5)
+            ax.set(xlabel=f"{n_kind} N (log scale)", ylabel=loss)
+        else:
+            xlo, xhi = float(shown["x"].min()), float(shown["x"].max())
+            ax.set_xlim(xhi + 0.05 * (xhi - xlo), xlo - 0.05 * (xhi - xlo))  # lower loss to the right
+            plotting.chance_line(ax, str(d["task"].iloc[0]), str(first["metric"]))
+            ax.set(xlabel=f"{loss}, lower to the right", ylabel=plotting.metric_label(str(first["metric"])))
+        ax.set_title(title, fontsize=9)
+        ax.xaxis.label.set_fontsize(7.5)
+        ax.yaxis.label.set_fontsize(7.5)
+        ax.tick_params(labelsize=7)
+    used = n1 + len(tasks)
+    handles = plotting.shared_legend(fig, axes, used)
+    for step, label in (("loss", "training tokens D (log10)"), ("link", "parameters N (log10)")):
+        if scatter.get(step):
+            owners = [sc.axes for sc in scatter[step]]
+            cbar = fig.colorbar(scatter[step][0], ax=owners, pad=0.01, shrink=0.9, aspect=30)
+            cbar.set_label(label, fontsize=7)
+            cbar.ax.tick_params(labelsize=7)
+    plotting.finish(fig, f"{first['target']}: the two-step forecasts' fits ({first['metric']}, {first['method']})",
+                    handles, title_size=10, legend_cols=3)
+    return _save(fig, path)

@@ -115,6 +115,7 @@ def section_targets(page: Page, rep: Report) -> None:
                        f"method's predictions from that split (open squares)." if split else
                        f"; no backtest holds out {first['family']} in {first['suite']}, so no held-out points "
                        "are drawn."))
+        _two_step_figures(page, rep, target)
         with page.details(f"All methods for {target}"):
             sub = fc[fc["target"] == target]
             page.table(display(sub, ["task", "method", "predicted", "lower", "upper"]), "forecast.csv")
@@ -126,6 +127,23 @@ def section_targets(page: Page, rep: Report) -> None:
                            "losses: pairwise comparisons on shared held-out predictions; ★ chosen)")
             for _, r in sub[sub["predicted"].isna()].iterrows():
                 page.note(f"{r['task']} / {r['method']}: not forecast ({r.get('note', '')})")
+
+
+def _two_step_figures(page: Page, rep: Report, target: str) -> None:
+    """The target's two-step forecasts: step-1 loss fit and step-2 links (two_step_diagnostics.csv)."""
+    diag = rep.inp.two_step
+    mine = diag[diag["target"] == target] if diag is not None and len(diag) else None
+    if mine is None or mine.empty:
+        return
+    tasks = ", ".join(dict.fromkeys(mine["task"]))
+    page.figure(rep.plots / f"two_step-{slug(target)}.png", figures.plot_two_step, (mine.reset_index(drop=True),),
+                f"two-step fits for {target}",
+                f"How the two-step forecasts of {target} were made ({tasks}). Step 1: the loss against N, each "
+                "checkpoint coloured by its tokens D (faint grey: checkpoints the law leaves out, a run's first "
+                "tokens), the fitted loss law along the target's recipe and the target's predicted loss (star); "
+                "one panel, since every task's forecast goes through the same loss fit. Step 2, per task: the "
+                "accuracy against that loss (lower loss to the right), coloured by N, the fitted link and the "
+                "target (star: its predicted loss and the forecast). Points and curves: two_step_diagnostics.csv.")
 
 
 # ------------------------------------------------------------------------------------ backtests

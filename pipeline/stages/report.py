@@ -72,7 +72,7 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
 def report_inputs(res: Result, req: Request):
     """(ReportInput, ReportConfig) of a family forecast: the report package's inputs, no params.yaml."""
     rung = next((h for h in res.forecast["heldout"] if isinstance(h, str) and h), "")
-    inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves,
+    inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves, two_step=res.diagnostics,
                       backtest=res.backtest if len(res.backtest) else None,
                       predictions=res.predictions if len(res.predictions) else None)
     cfg = ReportConfig(title=f"capcast: {req.family} forecast", heldout_splits=[SPLIT] if rung else [],
@@ -93,6 +93,7 @@ def main_report(argv) -> int:
     write(*report_inputs(res, req), out)
     # the tables the report cites, beside it
     for name, frame in (("forecast.csv", res.forecast), ("forecast_curves.csv", res.curves),
+                        ("two_step_diagnostics.csv", res.diagnostics),
                         ("backtest.csv", res.backtest), ("backtest_predictions.csv", res.predictions)):
         scores.write_csv(frame, out / name)
     print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
