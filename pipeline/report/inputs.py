@@ -61,6 +61,7 @@ class ReportConfig:
     max_trend_plots: int = 24
     processes: int = 2
     split_descriptions: dict = field(default_factory=dict)  # backtest split -> one line
+    backtest_level: float | None = None  # the backtests' interval level (None: the forecasts')
     report_suites: list = field(default_factory=list)  # suites whose emergence crossings are listed too
     pipeline_outputs: bool = False  # the DVC stage's report: its text may point at params.yaml and reports/metrics/
 

@@ -51,7 +51,8 @@ def _section(path, name: str) -> dict:
 def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
     """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report suites."""
     cfg = params.load("report", path)
-    splits = _section(path, "backtest").get("splits") or {}
+    backtest = _section(path, "backtest")
+    splits = backtest.get("splits") or {}
     emergence = (_section(path, "trends").get("emergence") or {})
     overview = {k: cfg[k] for k in ("suite", "plot_tasks", "plot_metric", "num_fewshot") if k in cfg} or None
     return ReportConfig(
@@ -64,6 +65,7 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
         max_trend_plots=int(cfg.get("max_trend_plots", 24)),
         processes=int(cfg.get("processes", 2)),
         split_descriptions={name: str(sp.get("description", "")) for name, sp in splits.items()},
+        backtest_level=float(backtest.get("level", 0.9)),
         report_suites=list(emergence.get("report_suites") or []),
         pipeline_outputs=True,
     )
