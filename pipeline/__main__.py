@@ -16,6 +16,7 @@ STAGES = {
     "trends": "label each curve's shape (emergent, inverse, U-shaped, ...) and forecast it",
     "forecast": "predict target models from params.yaml",
     "report": "reports/index.html, reports/forecast.md and plots",
+    "ladders": "every ladder held out at its top: what auto and the intervals learn from (not in dvc repro)",
 }
 # the commands that are a mode of a stage, listed after it
 MODES = {

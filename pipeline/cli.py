@@ -42,8 +42,11 @@ def add_family_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="acc", help="the accuracy to forecast (default acc)")
     methods = sorted(m for m in METHODS if m not in ("link", "observational"))
     p.add_argument("--method", default="auto", choices=["auto", *methods],
-                   help="a method, or auto: chosen per task by the nested backtest (default); link and "
-                        "observational need the target model's own scores, which a forecast lacks")
+                   help="a method, or auto (default): the candidates weighted by what other ladders taught, with an "
+                        "interval calibrated on their errors; link and observational need the target model's own "
+                        "scores, which a forecast lacks")
+    p.add_argument("--calibration", metavar="FILE", help="the ladder forecast table auto and the calibrated intervals "
+                   "are learned from (default: the repository's data/calibration/ladder_forecasts.csv.gz)")
     p.add_argument("--loss", help="two_step: TASK:METRIC of the loss it goes through (default: the task's own bpb)")
     p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
                    help="random-guess level of a task the table does not give (repeatable)")
@@ -69,9 +72,15 @@ def family_request(args):
     if args.loss:
         Metric.parse(args.loss, "--loss")
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
+    from pipeline.ladders.calibration import Source
+
+    calibration = Source() if not args.calibration else Source(args.calibration)
+    if args.method == "auto" and not calibration.path.exists():
+        raise CapcastError(f"--method auto: the ladder calibration table {calibration.path} is missing; write it with "
+                           "`python -m pipeline ladders`, pass --calibration FILE, or name a --method")
     req = Request(args.family, family_targets(args.params, args.tokens, args.tokens_per_param), tasks, args.metric,
                   args.method, args.loss, args.suite, args.num_fewshot, args.level, args.bootstrap, args.seed,
-                  source=str(args.scores))
+                  source=str(args.scores), calibration=calibration)
     return table, req
 
 

@@ -311,6 +311,10 @@ _ANNOTATION_CHECKS = {"int": Int(), "float": Number(), "str": Str(), "bool": Boo
 
 def law_options(method: str) -> dict[str, Check]:
     """{option: check} of a method, read from its class's ``__init__`` signature."""
+    from pipeline.laws import AUTO_OPTIONS
+
+    if method == "auto":
+        return {name: OPTION_CHECKS[name] for name in AUTO_OPTIONS}
     params = inspect.signature(methods()[method].__init__).parameters
     out = {}
     for name, p in params.items():
@@ -547,10 +551,16 @@ def _sections() -> dict[str, Check]:
             "random_state": Int(ge=0), "processes": Int(ge=1), "options": OptionsByMethod(),
             "splits": MapOf(Str(), Split())}),
         "trends": _trends_section(),
+        "ladders": Struct({
+            "scores": Str(), "forecasts": Str(), "out_dir": Str(), "suites": ListOf(Str(), min_len=1),
+            "min_sizes": Int(ge=3), "losses": ListOf(TaskMetric()), "lineage": MapOf(Str(), Str()),
+            "factors": ListOf(Number(gt=1), min_len=1), "candidates": ListOf(Method(), min_len=2),
+            "level": Number(gt=0, lt=1), "processes": Int(ge=1),
+            "zoo": Struct({"per_design": Int(ge=0, le=1000), "seed": Int(ge=0), "folds": Int(ge=2)})}),
     }
 
 
-SECTIONS = ("collect", "evaluate", "report", "forecast", "backtest", "trends")
+SECTIONS = ("collect", "evaluate", "report", "forecast", "backtest", "trends", "ladders")
 
 
 def check(params: dict, origin: str = "params.yaml") -> None:

@@ -72,13 +72,32 @@ def law_options(cfg: dict, split: dict, method: str, target: str) -> dict:
     return opts
 
 
-def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+CALIBRATABLE_OPTIONS = {"n_bootstrap", "level", "random_state", "loss"}  # options that leave a candidate as it is
+
+
+def make_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame, policy=None):
+    """The law a backtest or forecast fits: ``auto`` with the policy; a method the policy has an
+    interval for, as the policy's candidate, with that interval, where every unit predicted is of
+    a training family (a forecast up a ladder); else the law with its own interval."""
     from pipeline import laws
 
-    law = laws.make(method, target=target, **options).fit(train)
+    if method == "auto":
+        if policy is None:
+            raise FitError("auto: no ladder calibration table to learn from; write it with `python -m pipeline ladders`")
+        return laws.make("auto", target=target, policy=policy,
+                         **{k: v for k, v in options.items() if k in CALIBRATABLE_OPTIONS})
+    if (policy is not None and method in policy.intervals and set(options) <= CALIBRATABLE_OPTIONS
+            and set(test["family"].astype(str)) <= set(train["family"].astype(str))):
+        return laws.calibrated(method, policy, target=target, **options)
+    return laws.make(method, target=target, **options)
+
+
+def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame,
+            policy=None) -> pd.DataFrame:
+    law = make_law(method, target, options, train, test, policy).fit(train)
     pred = law.predict(test)
     pred["form"] = law.form_label()
-    pred["inner_error"] = law.inner_error_
+    pred["inner_error"] = getattr(law, "inner_error_", float("nan"))
     pred["params_used"] = getattr(law, "params_used_", "")
     task, _, metric = target.rpartition(":")
     rows = test[(test["task"] == task) & (test["metric"] == metric)].drop_duplicates(["model", "step"])
@@ -90,25 +109,29 @@ def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: 
     return pred
 
 
-def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print) -> tuple[pd.DataFrame, list]:
+def run_split(table: pd.DataFrame, name: str, split: dict, cfg: dict, log=print, source=None
+              ) -> tuple[pd.DataFrame, list]:
     """All methods x targets x folds of one split: (predictions, errors)."""
     preds, errors = [], []
     for fold, train_q, test_q in table_folds(name, split, table):
-        p, e = run_fold(table, name, split, cfg, fold, train_q, test_q, log)
+        p, e = run_fold(table, name, split, cfg, fold, train_q, test_q, log, source)
         preds += p
         errors += e
     return (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=PRED_COLUMNS)), errors
 
 
 def run_fold(table: pd.DataFrame, name: str, split: dict, cfg: dict, fold: str, train_q: str, test_q: str,
-             log=print) -> tuple[list, list]:
-    """All methods x targets of one fold: (prediction frames, errors)."""
+             log=print, source=None) -> tuple[list, list]:
+    """All methods x targets of one fold: (prediction frames, errors).  ``source``
+    (:class:`pipeline.ladders.calibration.Source`): where auto and the calibrated intervals come
+    from, learned without the ladder groups of the fold's families."""
     train, test = select(table, train_q, f"{fold}: train"), select(table, test_q, f"{fold}: test")
+    policy = fold_policy(source, cfg, train, test)
     preds, errors = [], []
     for method in split["methods"]:
         for target in split["targets"]:
             try:
-                p = run_law(method, target, law_options(cfg, split, method, target), train, test)
+                p = run_law(method, target, law_options(cfg, split, method, target), train, test, policy)
             except CapcastError as exc:
                 errors.append({"split": name, "fold": fold, "method": method, "target": target, "error": str(exc)})
                 log(f"  {fold} {method} {target}: not fitted: {exc}")
@@ -117,3 +140,30 @@ def run_fold(table: pd.DataFrame, name: str, split: dict, cfg: dict, fold: str, 
             p.insert(0, "split", name)
             preds.append(p)
     return preds, errors
+
+
+def fold_policy(source, cfg: dict, train: pd.DataFrame, test: pd.DataFrame):
+    """The fold's policy: learned without the ladder groups of every family in its rows (None
+    without a source)."""
+    if source is None:
+        return None
+    return source.policy(float(cfg.get("level", 0.9)), fold_families(train, test))
+
+
+def fold_families(train: pd.DataFrame, test: pd.DataFrame) -> set:
+    return set(train["family"].astype(str)) | set(test["family"].astype(str))
+
+
+def policies(source, cfg: dict, table: pd.DataFrame, jobs: list, processes: int = 1) -> None:
+    """Learn, in ``processes`` workers, the policy of every fold of ``jobs`` ((split, (fold, train
+    query, test query)) pairs) into the source's cache, so that forked fold workers find them."""
+    from pipeline.parallel import fork_map
+
+    if source is None:
+        return
+    level = float(cfg.get("level", 0.9))
+    wanted = sorted({frozenset(fold_families(select(table, f[1], f[0]), select(table, f[2], f[0]))) for _, f in jobs},
+                    key=sorted)
+    learned = fork_map(lambda families: source.policy(level, families), wanted, processes)
+    for families, policy in zip(wanted, learned):
+        source.remember(level, families, policy)

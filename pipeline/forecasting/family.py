@@ -3,15 +3,18 @@
     python -m pipeline forecast --scores FILE --family F --params N[,N...] --tokens D[,D...]
         [--tasks t1,t2] [--method auto|two_step|direct|...] [--loss TASK:METRIC] [--chance ...] [--out FILE.csv]
 
-For every task and target it prints the forecast, its interval, the method, and that method's
-backtest on *this family's own ladder*: the nested holdout of :mod:`pipeline.laws.nested` (the
-top rung -- the largest size, or the top decile of compute when the sizes are few -- held out),
-the method with its bootstrap fitted on the smaller rungs and scored on the last checkpoint of
-each held-out model (MAE in points, interval coverage; :func:`pipeline.forecasting.scoring.score_group`).
+For every task and target it prints the forecast, its interval, the method, how far it
+extrapolates, and that method's backtest on *this family's own ladder*: the nested holdout of
+:mod:`pipeline.laws.nested` (the top rung -- the largest size, or the top decile of compute when the
+sizes are few -- held out), the method fitted on the smaller rungs and scored on the last
+checkpoint of each held-out model (MAE in points, interval coverage, median width, interval score;
+:func:`pipeline.forecasting.scoring.score_group`).
 
-``--method auto`` chooses per task by that backtest, as the laws choose their forms: the default
-(two_step where the task has a loss to go through, else direct) is kept unless another candidate
-beats it by more than the noise of the held-out values (:func:`pipeline.laws.nested.choose`).
+``--method auto`` (the default) is the policy learned across ladders (:mod:`pipeline.laws.policy`):
+the candidate methods weighted by the problem's features, with an interval calibrated on other
+ladders' errors.  Nothing is chosen on this ladder's top rung (one to four held-out models are too
+few to choose by); every candidate's backtest on it is reported beside auto's, as evidence.  The
+backtest's policy is learned without this family's ladders where the collection has them.
 
 The forecast and report commands' family mode (``--family``, :mod:`pipeline.stages.forecast`,
 :mod:`pipeline.stages.report`) print it and hand it to the report package.  Nothing here reads
@@ -19,23 +22,21 @@ params.yaml.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from pipeline import scores
-from pipeline.errors import CapcastError, FitError
+from pipeline.errors import CapcastError
 from pipeline.forecasting import diagnostics, scoring
 from pipeline.forecasting import targets as forecast
 from pipeline.laws import nested
 from pipeline.laws.data import Metric
 
-AUTO = ("two_step", "direct", "sigmoid", "loglinear")  # candidates of --method auto, the default first
 SPLIT = "nested"
-EXTRA_COLUMNS = ["backtest_n", "backtest_mae", "backtest_coverage", "heldout", "form", "params_used", "candidates",
-                 "note"]
+EXTRA_COLUMNS = ["backtest_n", "backtest_mae", "backtest_coverage", "backtest_width", "backtest_interval_score",
+                 "heldout", "form", "params_used", "candidates", "note"]
 PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
                 "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
 
@@ -57,6 +58,7 @@ class Request:
     seed: int = 0
     curve_points: int = 40
     source: str = "the scores table"
+    calibration: object = None  # a pipeline.ladders.calibration.Source: where auto and the intervals come from
 
 
 @dataclass
@@ -122,26 +124,29 @@ def check_task(rows: pd.DataFrame, task: str, req: Request) -> None:
             raise CapcastError(f"{req.source}: {exc}") from None
 
 
-def candidates(rows: pd.DataFrame, target: Metric, req: Request) -> list[str]:
-    """The methods to try: the one asked for, or (auto) two_step first where the task has a loss
-    to go through (--loss, or its own bpb), then direct, sigmoid, loglinear."""
-    if req.method != "auto":
+def methods(req: Request, policy) -> list[str]:
+    """The methods backtested on the family's ladder: the one asked for, and with auto every
+    candidate beside it (evidence, not a choice)."""
+    if req.method != "auto" or policy is None:
         return [req.method]
-    from pipeline.laws.link import resolve_loss
-
-    try:
-        resolve_loss(req.loss, target, rows, "two_step")
-        return list(AUTO)
-    except FitError:
-        return list(AUTO[1:])
+    return ["auto"] + list(policy.candidates)
 
 
 def options(method: str, req: Request) -> dict:
     """The law's options (level and seed are given beside them)."""
     opts = {"n_bootstrap": req.n_bootstrap}
-    if req.loss and method in ("two_step", "link"):
+    if req.loss and method in ("two_step", "link", "auto"):
         opts["loss"] = req.loss
     return opts
+
+
+def policies(req: Request, family: str):
+    """(the forecast's policy, the backtest's policy without the family's ladder group), or Nones
+    where there is no calibration table."""
+    src = req.calibration
+    if src is None or not src.path.exists():
+        return None, None
+    return src.policy(req.level), src.policy(req.level, [family])
 
 
 # ----------------------------------------------------------------------------- nested backtest
@@ -152,43 +157,26 @@ class Backtest:
     predictions: pd.DataFrame | None  # the scored held-out units, with predicted, lower, upper
     stats: dict  # backtest.score_group of them
     reason: str = ""
-    error: float = math.inf  # mean absolute error in the metric's own units (nested.choose's scale)
-    residual_se: float = 0.0  # of the inner fit (the noise where the held-out values have no stderr)
 
 
-def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Request) -> Backtest:
-    """The method, with its bootstrap, fitted on the smaller rungs of the family's ladder and
-    scored on the held-out top rung (:func:`pipeline.laws.nested.inner_splits`, one fold)."""
-    from pipeline import laws
+def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Request, policy=None) -> Backtest:
+    """The method fitted on the smaller rungs of the family's ladder and scored on the held-out
+    top rung (:func:`pipeline.laws.nested.inner_splits`, one fold)."""
+    from pipeline.forecasting.backtest import make_law
 
     splits = nested.inner_splits(rows, target, folds=1)
     if not splits:
         return Backtest(method, None, None, {}, "too few sizes or checkpoints to hold the top rung out")
     split = splits[0]
     try:
-        law = laws.make(method, target=str(target), level=req.level, random_state=req.seed,
-                        **options(method, req)).fit(split.train)
+        opts = {**options(method, req), "level": req.level, "random_state": req.seed}
+        law = make_law(method, str(target), opts, split.train, split.test, policy).fit(split.train)
         pred = law.predict(split.test)
     except CapcastError as exc:
         return Backtest(method, split, None, {}, str(exc))
     scored = split.scored[["model", "step"]].merge(pred, on=["model", "step"], how="left")
     scored = scored.assign(task=target.task, metric=target.metric)
-    stats = scoring.score_group(scored)
-    error = float(np.mean(np.abs(scored["predicted"] - scored["actual"]))) if stats["n"] == len(scored) else math.inf
-    return Backtest(method, split, scored, stats, error=error, residual_se=getattr(law, "residual_se_", 0.0))
-
-
-def choose(results: list[Backtest]) -> Backtest:
-    """The first (default) candidate, unless another beats it on the held-out rung by more than
-    the noise of the held-out values (the rule the laws choose their forms by)."""
-    if len(results) == 1:
-        return results[0]
-    split = next((r.split for r in results if r.split is not None), None)
-    marks = [nested.Score({"method": r.method}, r.error, [], residual_se=r.residual_se) for r in results]
-    picked = nested.choose(marks, [split] if split is not None else [])
-    if picked is None:
-        return results[0]
-    return next(r for r in results if r.method == picked.options["method"])
+    return Backtest(method, split, scored, scoring.score_group(scored, req.level))
 
 
 # ------------------------------------------------------------------------------------- forecast
@@ -202,41 +190,38 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
     target = Metric(task, req.metric)
     shots = rows.loc[(rows["task"] == task) & (rows["metric"] == req.metric), "num_fewshot"].iloc[0]
     cfg = {"metric": req.metric, "num_fewshot": None if pd.isna(shots) else int(shots), "seed": req.seed}
-    tried = [nested_backtest(rows, target, m, req) for m in candidates(rows, target, req)]
+    policy, held_out_policy = policies(req, req.family)
+    tried = [nested_backtest(rows, target, m, req, held_out_policy) for m in methods(req, policy)]
     held = [r.predictions.assign(method=r.method) for r in tried if r.predictions is not None]
-    chosen = choose(tried)
-    # fall back along the backtest ranking where the chosen method cannot be fitted on all rows
-    order = [chosen] + sorted((r for r in tried if r is not chosen), key=lambda r: r.error)
-    notes = []
-    for bt in order:
-        try:
-            k = len(units) // len(tgts)
-            law, first = forecast.fit_predict(table, tgts[0], task, bt.method, options(bt.method, req), cfg,
-                                              units.iloc[:k], req.level)
-            # one target at a time: a law's interval draws depend on the batch of units it predicts
-            preds = [first] + [law.predict(units.iloc[i * k:(i + 1) * k]) for i in range(1, len(tgts))]
-            break
-        except CapcastError as exc:
-            notes.append(str(exc) if str(exc).startswith(bt.method) else f"{bt.method}: {exc}")
-    else:
-        base = _base(tgts, req, task, cfg, chosen.method)
-        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": "; ".join(notes)}
-                for b in base], [], held, []
+    bt = tried[0]  # the method asked for: its backtest is printed beside its forecast
+    base = _base(tgts, req, task, cfg, req.method)
+    for b, t in zip(base, tgts):
+        b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy))
+    try:
+        k = len(units) // len(tgts)
+        law, first = forecast.fit_predict(table, tgts[0], task, req.method, options(req.method, req), cfg,
+                                          units.iloc[:k], req.level, policy)
+        # one target at a time: a law's interval draws depend on the batch of units it predicts
+        preds = [first] + [law.predict(units.iloc[i * k:(i + 1) * k]) for i in range(1, len(tgts))]
+    except CapcastError as exc:
+        note = str(exc) if str(exc).startswith(req.method) else f"{req.method}: {exc}"
+        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note} for b in base], [], held, []
     summary = ";".join(f"{r.method}={r.stats['mae']:.4g}" if r.stats.get("n") else f"{r.method}=n/a" for r in tried)
     out, curves, diags = [], [], []
-    for i, (pred, b) in enumerate(zip(preds, _base(tgts, req, task, cfg, bt.method))):
+    for i, (pred, b) in enumerate(zip(preds, base)):
         mine = units.iloc[i * k:(i + 1) * k]  # the target, then its curve by rising compute
         part = pred.set_index("model").loc[mine["model"]].reset_index()  # a law returns units in its own order
         first = part.iloc[0]
         ne = mine["params_non_embedding"].iloc[0] if "params_non_embedding" in units else np.nan
         out.append({**b, "params_non_embedding": ne, "predicted": first["predicted"], "lower": first["lower"],
                     "upper": first["upper"], "backtest_n": bt.stats.get("n", 0), "backtest_mae": bt.stats.get("mae"),
-                    "backtest_coverage": bt.stats.get("coverage"),
+                    "backtest_coverage": bt.stats.get("coverage"), "backtest_width": bt.stats.get("median_width"),
+                    "backtest_interval_score": bt.stats.get("interval_score"),
                     "heldout": bt.split.rung if bt.split is not None else "", "form": law.form_label(),
                     "params_used": getattr(law, "params_used_", ""), "candidates": summary,
-                    "note": "; ".join(notes + ([f"backtest: {bt.reason}"] if bt.reason else []))})
+                    "note": f"backtest: {bt.reason}" if bt.reason else ""})
         curves.append(forecast.curve_frame(part, b))
-        diags.append(diagnostics.two_step_frame(law, forecast.training_rows(table, tgts[0], bt.method, cfg), mine, b))
+        diags.append(diagnostics.two_step_frame(law, forecast.training_rows(table, tgts[0], req.method, cfg), mine, b))
     return out, curves, held, diags
 
 
@@ -265,7 +250,7 @@ def run(table: pd.DataFrame, req: Request) -> Result:
     fc = pd.DataFrame(out).reindex(columns=forecast.FORECAST_COLUMNS + EXTRA_COLUMNS)
     cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=forecast.CURVE_COLUMNS)
     pr = _predictions(held, suite)
-    bt = scoring.score(pr) if len(pr) else pd.DataFrame()
+    bt = scoring.score(pr, level=req.level) if len(pr) else pd.DataFrame()
     return Result(fc, cv, pr, bt, rows, diagnostics.concat(diags))
 
 
@@ -300,8 +285,10 @@ def line(r, level: float) -> str:
         bt = f"backtest n/a ({r['note'].removeprefix('backtest: ') or 'no held-out rung'})"
     used = r.get("params_used", "")
     n_used = f"  N: {used}" if isinstance(used, str) and used else ""
+    far = r.get("extrapolation", "")
+    far = f"  ({far})" if isinstance(far, str) and far else ""
     return (f"{head}  predicted {r['predicted']:.4f}  {pct}% [{r['lower']:.4f}, {r['upper']:.4f}]  "
-            f"{r['method']}  {bt}{n_used}")
+            f"{r['method']}  {bt}{n_used}{far}")
 
 
 __all__ = ["Request", "Result", "run", "describe", "line"]

@@ -1,6 +1,8 @@
-"""Scoring held-out predictions: n, MAE and max error (in points for accuracies), interval coverage,
-Spearman rank correlation and the noise floor of a group (:func:`score_group`); the table of every
-(split, method, target) (:func:`score`) and the small DVC metrics (:func:`metrics`).
+"""Scoring held-out predictions as forecasts (../shared/docs/forecast-scoring.md): n, MAE and max
+error (in points for accuracies), interval coverage, median width and interval score (Gneiting &
+Raftery 2007), Spearman rank correlation and the noise floor of a group (:func:`score_group`);
+the table of every (split, method, target) with its failures counted and its scores on the
+predictions every method of the split made (:func:`score`); the small DVC metrics (:func:`metrics`).
 """
 from __future__ import annotations
 
@@ -8,14 +10,18 @@ import numpy as np
 import pandas as pd
 
 from pipeline import scores
+from pipeline.laws.conformal import interval_score
+
+UNIT = ["fold", "model", "step", "task", "metric"]  # one held-out value of a split
 
 
 def _points(task_metric_kind: str) -> float:
     return 100.0 if task_metric_kind == "accuracy" else 1.0
 
 
-def score_group(g: pd.DataFrame) -> dict:
-    """n, MAE, max error (points), coverage, Spearman, noise floor of one group of predictions.
+def score_group(g: pd.DataFrame, level: float = 0.9) -> dict:
+    """n, MAE, max error, coverage, median width, interval score (points), Spearman, noise floor
+    of one group of predictions.
 
     ``n`` counts the predictions scored; ``skipped`` those with an actual value but no finite
     prediction (e.g. a family the law has no line for), so an MAE never covers fewer models
@@ -26,9 +32,14 @@ def score_group(g: pd.DataFrame) -> dict:
     scale = np.array([_points(scores.metric_kind(m)) for m in g["metric"]]) if len(g) else np.array([])
     err = np.abs(g["predicted"].to_numpy(float) - g["actual"].to_numpy(float)) * scale
     inside = (g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])
+    lo, hi, y = (g[c].to_numpy(float) for c in ("lower", "upper", "actual"))
+    width = (hi - lo) * scale
+    iscore = interval_score(lo, hi, y, 1 - level) * scale
     return {"n": int(len(g)), "mae": float(err.mean()) if len(g) else np.nan,
             "max_error": float(err.max()) if len(g) else np.nan,
             "coverage": float(inside.mean()) if len(g) else np.nan,
+            "median_width": float(np.median(width)) if len(g) else np.nan,
+            "interval_score": float(np.mean(iscore)) if len(g) else np.nan,
             "spearman": _spearman(g),
             "noise": float(np.nanmean(g["stderr"].to_numpy(float) * scale)) if g["stderr"].notna().any() else np.nan,
             "skipped": skipped}
@@ -56,18 +67,55 @@ def choices(t: pd.DataFrame) -> dict:
             "inner_error": float(inner.mean()) if inner.notna().any() else np.nan}
 
 
-def score(preds: pd.DataFrame) -> pd.DataFrame:
+def score(preds: pd.DataFrame, errors: pd.DataFrame | None = None, level: float = 0.9) -> pd.DataFrame:
+    """One row per (split, method, target) and per (split, method) over all targets ("ALL"):
+    :func:`score_group`, ``failed_fits`` (fits of that method that failed, one per fold and target:
+    ``errors``), and ``shared_*``: the same scores on the held-out values every method of the split
+    predicted (``shared_n`` of them), so that methods compare on the same predictions."""
+    failed = _failed_fits(errors)
     rows = []
-    for (split, method), g in preds.groupby(["split", "method"], sort=False):
-        for (task, metric), t in g.groupby(["task", "metric"], sort=False):
-            extra = {"n_components": int(t["n_components"].iloc[0])} if "n_components" in t and t["n_components"].notna().any() else {}
-            extra.update(choices(t))
-            rows.append({"split": split, "method": method, "task": task, "metric": metric, **score_group(t), **extra})
-        rows.append({"split": split, "method": method, "task": "ALL", "metric": "", **score_group(g)})
+    for split, s in preds.groupby("split", sort=False):
+        common = shared(s)
+        for method, g in s.groupby("method", sort=False):
+            mine = common.loc[common["method"] == method]
+            for (task, metric), t in g.groupby(["task", "metric"], sort=False):
+                extra = {"n_components": int(t["n_components"].iloc[0])} if "n_components" in t and t["n_components"].notna().any() else {}
+                extra.update(choices(t))
+                own = mine.loc[(mine["task"] == task) & (mine["metric"] == metric)]
+                rows.append({"split": split, "method": method, "task": task, "metric": metric,
+                             **score_group(t, level), "failed_fits": failed.get((split, method, f"{task}:{metric}"), 0),
+                             **_shared_scores(own, level), **extra})
+            total = sum(v for (sp, m, _), v in failed.items() if sp == split and m == method)
+            rows.append({"split": split, "method": method, "task": "ALL", "metric": "", **score_group(g, level),
+                         "failed_fits": total, **_shared_scores(mine, level)})
     out = pd.DataFrame(rows)
     if "n_components" in out:
         out["n_components"] = out["n_components"].astype("Int64")
     return out
+
+
+def shared(split_preds: pd.DataFrame) -> pd.DataFrame:
+    """The predictions of a split at the held-out values every one of its methods predicted."""
+    ok = split_preds.loc[np.isfinite(split_preds["predicted"].astype(float))
+                         & np.isfinite(split_preds["actual"].astype(float))]
+    if not len(ok):
+        return ok
+    methods = split_preds["method"].nunique()
+    count = ok.groupby(UNIT, dropna=False, sort=False)["method"].transform("nunique")
+    return ok.loc[count.to_numpy() == methods]
+
+
+def _shared_scores(g: pd.DataFrame, level: float) -> dict:
+    s = score_group(g, level) if len(g) else {"n": 0, "mae": np.nan, "coverage": np.nan, "interval_score": np.nan}
+    return {"shared_n": s["n"], "shared_mae": s["mae"], "shared_coverage": s["coverage"],
+            "shared_interval_score": s["interval_score"]}
+
+
+def _failed_fits(errors: pd.DataFrame | None) -> dict:
+    """(split, method, target) -> number of failed fits (one per fold)."""
+    if errors is None or not len(errors):
+        return {}
+    return {k: int(v) for k, v in errors.groupby(["split", "method", "target"]).size().items()}
 
 
 def metrics(table: pd.DataFrame) -> dict:
@@ -81,8 +129,8 @@ def metrics(table: pd.DataFrame) -> dict:
     totals = table[table["task"] == "ALL"]
     for _, r in totals.iterrows():
         out.setdefault(r["split"], {})[r["method"]] = {
-            "n": int(r["n"]), "mae": None if pd.isna(r["mae"]) else round(float(r["mae"]), 3),
-            "coverage": None if pd.isna(r["coverage"]) else round(float(r["coverage"]), 3)}
+            "n": int(r["n"]), "failed": int(r["failed_fits"]) + int(r["skipped"]), **{
+                k: None if pd.isna(r[k]) else round(float(r[k]), 3) for k in ("mae", "coverage", "interval_score")}}
     out.update(two_step_summary(totals))
     return out
 

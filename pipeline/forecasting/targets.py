@@ -20,7 +20,8 @@ from pipeline.forecasting import diagnostics
 from pipeline.parallel import fork_map
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
-                    "task", "metric", "num_fewshot", "method", "level", "predicted", "lower", "upper"]
+                    "task", "metric", "num_fewshot", "method", "level", "predicted", "lower", "upper", "distance",
+                    "extrapolation"]
 CURVE_COLUMNS = ["target", "family", "suite", "task", "metric", "num_fewshot", "method",
                  "compute_flops", "params", "tokens", "predicted", "lower", "upper"]
 
@@ -174,15 +175,29 @@ def _known_non_embedding(rows: pd.DataFrame) -> list | None:
 
 
 def fit_predict(table: pd.DataFrame, target: Target, task: str, method: str, options: dict, cfg: dict,
-                units: pd.DataFrame, interval: float):
+                units: pd.DataFrame, interval: float, policy=None):
     """One law fitted on the target's training rows (:func:`training_rows`), and its predictions
-    of ``units``; FitError where it cannot be fitted."""
-    from pipeline import laws
+    of ``units``; FitError where it cannot be fitted.  ``policy``: auto's, and the calibrated
+    interval of a candidate method (:func:`pipeline.forecasting.backtest.make_law`)."""
+    from pipeline.forecasting.backtest import make_law
 
-    law = laws.make(method, target=f"{task}:{cfg.get('metric', 'acc')}", level=interval,
-                    random_state=int(cfg.get("seed", 0)), **options)
-    law.fit(training_rows(table, target, method, cfg))
+    rows = training_rows(table, target, method, cfg)
+    options = {**options, "level": interval, "random_state": int(cfg.get("seed", 0))}
+    law = make_law(method, f"{task}:{cfg.get('metric', 'acc')}", options, rows, units, policy).fit(rows)
     return law, law.predict(units)
+
+
+def extrapolation(rows: pd.DataFrame, target: str, compute: float, policy=None) -> dict:
+    """``distance`` (decades of compute beyond the largest training run) and ``extrapolation``,
+    the same in words (:func:`pipeline.laws.policy.extrapolation`), of a forecast at ``compute``."""
+    from pipeline.laws.policy import extrapolation as words, training_range
+
+    try:
+        top, span = training_range(rows, target)
+    except CapcastError:
+        return {"distance": np.nan, "extrapolation": ""}
+    d = float(np.log10(compute) - top)
+    return {"distance": d, "extrapolation": words([d], [span], policy.support if policy is not None else {})[0]}
 
 
 def method_options(target: Target, method: str, cfg: dict) -> dict:
@@ -202,8 +217,8 @@ def curve_frame(pred: pd.DataFrame, base: dict) -> pd.DataFrame:
     return curve[CURVE_COLUMNS]
 
 
-def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: float
-                    ) -> tuple[list[dict], list[pd.DataFrame]]:
+def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: float, policy=None
+                    ) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame]]:
     """Fit every method on every task of one target; (forecast rows, curve frames, two-step diagnostics)."""
     from pipeline.errors import FitError
 
@@ -217,9 +232,11 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             base = {"target": target.name, "family": target.family, "suite": target.suite,
                     "params": target.params, "params_non_embedding": ne, "tokens": target.tokens, "compute_flops": target.compute_flops,
                     "task": task, "metric": metric, "num_fewshot": shots, "method": method, "level": interval}
+            base.update(extrapolation(training_rows(table, target, "carry", cfg), f"{task}:{metric}",
+                                      target.compute_flops, policy))
             try:
                 law, pred = fit_predict(table, target, task, method, method_options(target, method, cfg), cfg, units,
-                                        interval)
+                                        interval, policy)
             except FitError as exc:
                 rows.append({**base, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": str(exc)})
                 print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
@@ -232,15 +249,16 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
     return rows, curves, diags
 
 
-def forecast_all(table: pd.DataFrame, cfg: dict, extra=None) -> tuple:
+def forecast_all(table: pd.DataFrame, cfg: dict, extra=None, policy=None) -> tuple:
     """Every target's forecast rows, curves and two-step diagnostics; ``extra`` (a function of no
-    arguments) runs as one more job of the same worker pool, its result returned fourth."""
+    arguments) runs as one more job of the same worker pool, its result returned fourth.  ``policy``:
+    learned from every ladder (a forecast is no backtest: its own family's ladders are evidence too)."""
     interval = float(cfg.get("interval", 0.9))
     targets = parse_targets(cfg)
     jobs = list(range(len(targets))) + ([None] if extra else [])
 
     def job(i):
-        return extra() if i is None else forecast_target(table, targets[i], cfg, interval)
+        return extra() if i is None else forecast_target(table, targets[i], cfg, interval, policy)
 
     results = fork_map(job, jobs, int(cfg.get("processes", 1)))
     rows, curves, diags = [], [], []

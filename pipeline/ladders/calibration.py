@@ -93,7 +93,7 @@ def policy(path: str | Path, candidates: list[str], level: float, exclude=()) ->
     if unknown:
         raise CapcastError(f"{path}: has no forecasts of {', '.join(unknown)}; add them to ladders.candidates and "
                            "run `python -m pipeline ladders`")
-    key = (id(table), tuple(candidates), float(level), tuple(sorted(set(exclude))))
+    key = _key(path, candidates, level, exclude)
     if key not in _POLICIES:
         if len(_POLICIES) > 32:
             _POLICIES.clear()
@@ -101,8 +101,39 @@ def policy(path: str | Path, candidates: list[str], level: float, exclude=()) ->
     return _POLICIES[key]
 
 
+def _key(path, candidates, level, exclude) -> tuple:
+    return (str(Path(path).resolve()), tuple(candidates), float(level), tuple(sorted(set(exclude))))
+
+
 def exclusions(families, lineages: dict | None = None) -> list[str]:
     """The ladder groups to leave out when scoring forecasts of ``families``: their lineages."""
     from pipeline.ladders.collection import lineage
 
     return sorted({lineage(str(f), lineages) for f in families})
+
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "calibration" / "ladder_forecasts.csv.gz"
+DEFAULT_CANDIDATES = ("line_final", "line_frontier", "loglinear", "sigmoid_final", "sigmoid", "direct", "two_step",
+                      "carry")
+
+
+class Source:
+    """Where the stages' policies come from: the forecast table, its candidates and the lineages
+    that group families (params.yaml ``ladders:``; the defaults without one)."""
+
+    def __init__(self, path=DEFAULT_PATH, candidates=DEFAULT_CANDIDATES, lineages: dict | None = None):
+        self.path, self.candidates, self.lineages = Path(path), tuple(candidates), dict(lineages or {})
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "Source":
+        cfg = cfg or {}
+        return cls(cfg.get("forecasts", DEFAULT_PATH), cfg.get("candidates", DEFAULT_CANDIDATES), cfg.get("lineage"))
+
+    def policy(self, level: float, families=()) -> Policy:
+        """The policy learned without the ladder groups of ``families`` (the families a backtest scores)."""
+        return policy(self.path, list(self.candidates), level, exclusions(families, self.lineages))
+
+    def remember(self, level: float, families, learned: Policy) -> None:
+        """Put a policy learned elsewhere (a worker process) into this process's cache."""
+        read(self.path)  # the table too, so that forked workers share it
+        _POLICIES[_key(self.path, self.candidates, level, exclusions(families, self.lineages))] = learned

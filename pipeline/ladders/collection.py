@@ -9,7 +9,8 @@ ladder's own top rung alone.
 Real ladders come from the scores table: every (suite, family, shots, task) with an accuracy on
 at least ``min_sizes`` distinct model sizes.  ``group`` is the family's lineage (pythia-deduped is
 Pythia's recipe on deduplicated data), so that the ladders of one recipe, in whatever suite, are
-left out together.
+left out together (the families registry names Pythia-deduped's lineage; params.yaml
+``ladders.lineage`` can add others).
 """
 from __future__ import annotations
 
@@ -38,8 +39,14 @@ class Ladder:
 
 
 def lineage(family: str, lineages: dict | None = None) -> str:
-    """The recipe a family belongs to: ``lineages`` (params.yaml ``ladders.lineage``) or itself."""
-    return str((lineages or {}).get(family, family))
+    """The recipe a family belongs to: ``lineages`` (params.yaml ``ladders.lineage``), else the
+    families registry's (:mod:`pipeline.sources.families`), else the family itself."""
+    from pipeline.sources.families import FAMILIES
+
+    if family in (lineages or {}):
+        return str(lineages[family])
+    known = FAMILIES.get(family)
+    return str(known.lineage) if known is not None and known.lineage else str(family)
 
 
 def _sizes(rows: pd.DataFrame) -> int:

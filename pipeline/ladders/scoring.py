@@ -38,17 +38,23 @@ def shared(rows: pd.DataFrame, methods: list[str], key=("ladder", "factor", "mod
     return sub.loc[index.isin(units)]
 
 
-def table(rows: pd.DataFrame, methods: list[str], by: list[str], level: float = 0.9) -> pd.DataFrame:
-    """One row per ``by`` group x method: its failures among all its forecasts, and its scores on
-    the forecasts every method in ``methods`` made (``shared_n`` of them)."""
+def table(rows: pd.DataFrame, methods: list[str], by: list[str], level: float = 0.9, reference: str = "auto"
+          ) -> pd.DataFrame:
+    """One row per ``by`` group x method: its failures among all its forecasts; its scores on the
+    forecasts it and ``reference`` both made (``shared_n``), beside the reference's scores on the
+    same forecasts (``ref_mae``, ``ref_coverage``, ``ref_interval_score``).  The reference's own row
+    scores every forecast it made."""
     out = []
     for keys, g in rows.groupby(by, sort=True):
-        common = shared(g, methods)
+        ident = dict(zip(by, keys if isinstance(keys, tuple) else (keys,)))
         for method in methods:
             mine = g.loc[g["candidate"] == method]
+            pair = [method] if method == reference else [method, reference]
+            common = shared(g, pair)
             s = score(common.loc[common["candidate"] == method], level)
+            ref = score(common.loc[common["candidate"] == reference], level)
             s["failed"] = int(mine["status"].astype(str).str.startswith("failed").sum())
             s["not_applicable"] = int(mine["status"].astype(str).str.startswith("n/a").sum())
-            out.append({**dict(zip(by, keys if isinstance(keys, tuple) else (keys,))), "method": method, **s})
-    frame = pd.DataFrame(out)
-    return frame.rename(columns={"n": "shared_n"})
+            out.append({**ident, "method": method, **s, "ref_mae": ref["mae"], "ref_coverage": ref["coverage"],
+                        "ref_interval_score": ref["interval_score"]})
+    return pd.DataFrame(out).rename(columns={"n": "shared_n"})

@@ -50,6 +50,16 @@ PRESETS = {"observational_compute": {"mode": "compute"}, "line_final": {"rows": 
 
 
 LOSS_METHODS = ("two_step", "link")  # methods that go through a loss (the loss option)
+AUTO_OPTIONS = ("loss", "level", "random_state", "n_bootstrap")  # what make("auto", ...) takes besides the policy
+
+
+def options_of(method: str) -> list[str]:
+    """The options ``make(method, ...)`` accepts besides ``target`` (and ``policy`` for auto)."""
+    import inspect
+
+    if method == "auto":
+        return list(AUTO_OPTIONS)
+    return [p for p in inspect.signature(METHODS[method].__init__).parameters if p not in ("self", "target")]
 
 
 def make(method: str, **options):
@@ -88,7 +98,7 @@ def candidate_laws(names, target, loss=None) -> list[tuple[str, object]]:
 def _auto(target, policy=None, loss=None, level: float = 0.9, random_state: int = 0, n_bootstrap=None, **rest):
     """Auto over the policy's candidates (``n_bootstrap`` is accepted and unused: every law takes it)."""
     if rest:
-        raise FitError(f"auto: unknown option(s) {', '.join(sorted(rest))}; valid: policy, loss, level, random_state")
+        raise FitError(f"auto: unknown option(s) {', '.join(sorted(rest))}; valid: {', '.join(AUTO_OPTIONS)}")
     names = list(policy.candidates) if policy is not None else []
     return Auto(target, candidate_laws(names, target, loss), policy, level, random_state)
 

@@ -42,19 +42,32 @@ def fit_candidate(estimator, rows: pd.DataFrame):
     return _FITS.get((rows,), settings, fit)
 
 
-def predictions(fits: dict, rows: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:
-    """(n_units, n_fits) predictions of each fitted candidate (NaN where it failed)."""
-    out = np.full((len(units), len(fits)), np.nan)
-    key = units[data.UNIT].astype({"model": str})
-    for j, law in enumerate(fits.values()):
-        if isinstance(law, Exception):
-            continue
+_PREDICTED = data.IdentityCache(1024)  # a fitted candidate's predictions of a rows frame, by identity of both
+
+
+def predicted(law, rows: pd.DataFrame) -> pd.Series | None:
+    """``law``'s predictions of ``rows`` indexed by (model, step), or None where it cannot predict
+    them; cached, since auto and every calibrated law of a fold ask for the same ones."""
+    def compute():
         try:
             pred = law.predict(rows)
         except CapcastError:
+            return None
+        return pred.set_index([pred["model"].astype(str), pred["step"]])["predicted"]
+
+    return _PREDICTED.get((law, rows), "", compute)
+
+
+def predictions(fits: dict, rows: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:
+    """(n_units, n_fits) predictions of each fitted candidate (NaN where it failed)."""
+    out = np.full((len(units), len(fits)), np.nan)
+    index = pd.MultiIndex.from_arrays([units["model"].astype(str), units["step"]])
+    for j, law in enumerate(fits.values()):
+        if isinstance(law, Exception):
             continue
-        merged = key.merge(pred[data.UNIT + ["predicted"]].astype({"model": str}), on=data.UNIT, how="left")
-        out[:, j] = merged["predicted"].to_numpy(float)
+        pred = predicted(law, rows)
+        if pred is not None:
+            out[:, j] = pred.reindex(index).to_numpy(float)
     return out
 
 

@@ -33,7 +33,7 @@ EPS = 1e-3  # link-space clip: an accuracy within 0.1% of its floor or ceiling
 MIN_FRACTION = 0.02  # the link's slope is taken no steeper than at 2% from a bound (noise through it)
 BELOW_CHANCE = 2.0  # stderr: training values this far below chance put the floor at 0
 PHI = ("one", "distance", "relative", "log_noise", "level", "slope", "abs_slope", "top_slope", "curvature",
-       "checkpointed", "log_runs_per_budget", "log_spread")
+       "checkpointed", "log_runs_per_budget", "log_spread", "log_misfit", "log_rung_error")
 MIN_SPREAD = 0.02
 LOG_FLOOR = 0.01  # link units added to |e| before its log: errors below it are all "none"
 SMOOTH = 0.05  # width of the pinball loss's smoothing, in log units
@@ -95,7 +95,9 @@ def design(feats: pd.DataFrame) -> np.ndarray:
                             np.clip(np.nan_to_num(feats["curvature"].to_numpy(float)), -1, 1),
                             (feats["checkpoints"].to_numpy(float) >= 3).astype(float),
                             np.log(np.maximum(np.nan_to_num(feats["runs_per_budget"].to_numpy(float), nan=1.0), 1.0)),
-                            np.log(np.maximum(spread, MIN_SPREAD))])
+                            np.log(np.maximum(spread, MIN_SPREAD)),
+                            np.log(np.clip(np.nan_to_num(feats["misfit"].to_numpy(float), nan=1.0), 0.1, 100)),
+                            np.log(np.clip(np.nan_to_num(feats["rung_error"].to_numpy(float), nan=1.0), 0.1, 100))])
 
 
 @dataclass

@@ -216,7 +216,7 @@ class Link(Law):
 
     method = "link"
 
-    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "auto", floor: Literal["auto", "chance", "free"] = "auto",
+    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "log_logistic", floor: Literal["auto", "chance", "free"] = "auto",
                  chance: float | None = None, unidentified: Literal["line", "keep"] = "line",
                  huber_delta: float = 0.01, skip_fraction: float = 0.1, rows: Literal["all", "final", "frontier"] = "all",
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):

@@ -34,7 +34,7 @@ GATE_SMOOTH = 0.005  # accuracy units: the absolute error is smoothed below half
 
 
 FEATURES = ["distance", "span", "n_runs", "n_sizes", "checkpoints", "runs_per_budget", "noise", "level", "slope",
-            "top_slope", "curvature", "floor"]
+            "top_slope", "curvature", "misfit", "rung_error", "floor"]
 
 
 def ladder_features(train: pd.DataFrame, target: str, chance: float) -> dict:
@@ -47,7 +47,12 @@ def ladder_features(train: pd.DataFrame, target: str, chance: float) -> dict:
     run's final value is from chance to 1 (0 at chance, 1 at the ceiling); slope, top_slope: the
     least-squares slope of the final values per decade of compute, over every run and over the
     top half; curvature: twice the quadratic coefficient of the same fit (> 0: taking off, < 0:
-    saturating); floor: the link's lower bound (:func:`pipeline.laws.conformal.floor_of`).
+    saturating); misfit: the root-mean-square residual of that quadratic fit over the noise (a
+    ladder whose runs scatter beyond their noise is one whose shape is not settled); rung_error:
+    how far a line through the other runs' final values misses the largest run's, over the noise
+    (the ladder's own top rung, as one feature among many: it adjusts the interval only as far as
+    the calibration ladders show it to be informative); floor: the link's lower bound
+    (:func:`pipeline.laws.conformal.floor_of`).
     """
     units = data.values(train, Metric.parse(target), "ladder")
     units = units.loc[units["compute_flops"] > 0]
@@ -66,11 +71,32 @@ def ladder_features(train: pd.DataFrame, target: str, chance: float) -> dict:
             "noise": float(np.nanmedian(se)) if np.isfinite(se).any() else np.nan,
             "level": float((top - chance) / (1 - chance)) if chance < 1 else np.nan,
             "slope": _slope(log_c, y), "top_slope": _slope(log_c[upper], y[upper]),
-            "curvature": _curvature(log_c, y)}
+            "curvature": _curvature(log_c, y), "misfit": _misfit(log_c, y, se), "rung_error": _rung_error(log_c, y, se)}
 
 
 def _slope(x, y) -> float:
     return float(np.polyfit(x, y, 1)[0]) if len(y) >= 2 and np.ptp(x) > 0 else 0.0
+
+
+def _misfit(x, y, se) -> float:
+    """RMS residual of a quadratic in log compute over the median stderr (1 where unknown)."""
+    if len(y) < 4 or np.unique(np.round(x, 3)).size < 3:
+        return 1.0
+    resid = y - np.polyval(np.polyfit(x, y, 2), x)
+    noise = float(np.nanmedian(se)) if np.isfinite(se).any() else 0.0
+    return float(np.sqrt(np.mean(resid**2)) / max(noise, 0.002))
+
+
+def _rung_error(x, y, se) -> float:
+    """|line through the runs below the top rung, at the top rung - its value| over the median stderr."""
+    top = x >= x.max() - 0.05
+    below = ~top
+    if below.sum() < 2 or np.ptp(x[below]) <= 0:
+        return 1.0
+    line = np.polyfit(x[below], y[below], 1)
+    miss = float(np.mean(np.abs(np.polyval(line, x[top]) - y[top])))
+    noise = float(np.nanmedian(se)) if np.isfinite(se).any() else 0.0
+    return miss / max(noise, 0.002)
 
 
 def _curvature(x, y) -> float:
@@ -261,6 +287,14 @@ def learn_gate(data: pd.DataFrame, candidates: list[str]) -> Gate:
     return Gate.fit(P, units["actual"].to_numpy(float), phi, wu)
 
 
+def training_range(train: pd.DataFrame, target: str) -> tuple[float, float]:
+    """(log10 of the largest training run's compute, decades its runs span) of ``target``'s rows."""
+    units = data.values(train, Metric.parse(target), "forecast")
+    final = data.final_units(units.loc[units["compute_flops"] > 0])
+    log_c = np.log10(final["compute_flops"].to_numpy(float))
+    return float(log_c.max()), float(np.ptp(log_c))
+
+
 def extrapolation(distance, span, support: dict) -> list[str]:
     """What each forecast extrapolates, in words: "interpolation" inside the training runs' compute,
     else the multiple of the largest training run's compute and that distance relative to the
@@ -274,7 +308,8 @@ def extrapolation(distance, span, support: dict) -> list[str]:
             out.append("interpolation: inside the training runs' compute")
             continue
         rel = d / max(w, 0.1)
-        text = f"{10 ** d:.3g}x the largest training run's compute ({rel:.2g}x the training range's width)"
+        text = (f"{10 ** d:.3g}x the largest training run's compute: {d:.2g} decades beyond it, "
+                f"{rel:.2g}x the width of the training range")
         far = [f"{what} {v:.2g} > {support[k]:.2g}" for k, v, what in (("distance", d, "decades"),
                                                                          ("relative", rel, "relative distance"))
                if k in support and v > support[k]]

@@ -7,12 +7,14 @@ every training checkpoint.  A prediction chains them: L = step1(N, D), Acc = ste
 
 Options (docs/laws.md, "Choices", says why):
 
-* ``form``: the step-2 link, one of :data:`pipeline.laws.link.LINK_FORMS`, or "auto";
+* ``form``: the step-2 link, one of :data:`pipeline.laws.link.LINK_FORMS` (``log_logistic`` by
+  default), or "auto";
 * ``step1_rows`` ("all" checkpoints or one "final" point per run) and ``loss_floor`` ("free"
   irreducible loss or "zero"): the step-1 loss law's options (:class:`pipeline.laws.loss.LossLaw`),
   "auto" choosing them by the loss law's own nested extrapolation of the *loss* (a less noisy
   signal than accuracy, and one shared by every target of the same loss);
-* "auto" link forms are chosen by nested extrapolation of the chained accuracy
+* an "auto" link form is chosen by nested extrapolation of the chained accuracy (not the default:
+  one ladder's top rung is too little to choose a form by, docs/ladders.md)
   (:mod:`pipeline.laws.nested`): hold out the top rung, fit each form on the rest, keep the
   default (``log_logistic``) unless another predicts the rung better by more than the noise
   of the held-out scores, refit on everything;
@@ -57,7 +59,7 @@ class TwoStep(Law):
 
     method = "two_step"
 
-    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "auto", step1_rows: Literal["auto", "all", "final"] = "auto",
+    def __init__(self, target, loss=None, form: Literal["auto", "log_logistic", "hill", "bhagia", "gadre", "logistic", "log_linear"] = "log_logistic", step1_rows: Literal["auto", "all", "final"] = "auto",
                  loss_floor: Literal["auto", "free", "zero"] = "auto", loss_form: Literal["auto", "NxD", "C"] = "auto",
                  params: Literal["auto", "total", "non_embedding"] = "auto", skip_fraction: float = 0.1,
                  floor: Literal["auto", "chance", "free"] = "auto", unidentified: Literal["line", "keep"] = "line",

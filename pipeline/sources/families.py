@@ -55,6 +55,7 @@ class Family:
     tokens_per_step: float | None = None  # fixed batch size in tokens, when checkpoints are by step
     tokens_per_param: float | None = None  # fixed D/N recipe (Cerebras-GPT), else None
     aliases: dict = field(default_factory=dict)  # other names of a model -> hf_id
+    lineage: str | None = None  # the recipe this family is a variant of (its ladders are left out with it)
 
     def tokens_at(self, model: Model, step: int | None) -> float:
         """Tokens seen at ``step`` (the final checkpoint when step is None)."""
@@ -92,7 +93,8 @@ def _pythia(deduped: bool) -> Family:
         aliases["EleutherAI/pythia-1b-bf16"] = "EleutherAI/pythia-1b"
         aliases["EleutherAI/pythia-v1.1-1b-bf16"] = "EleutherAI/pythia-1b"
     return Family("pythia-deduped" if deduped else "pythia", PYTHIA_SOURCE, models,
-                  tokens_per_step=PYTHIA_TOKENS_PER_STEP, aliases=aliases)
+                  tokens_per_step=PYTHIA_TOKENS_PER_STEP, aliases=aliases,
+                  lineage="pythia" if deduped else None)  # the same recipe on the deduplicated Pile
 
 
 _OPT_SIZES = (  # nominal, total, layers, d_model

@@ -66,13 +66,16 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     if not splits:
         raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
     names = [n for n in splits if not only or n in only]
+    source = calibration_source(warn=True)
     # one job per fold (not per split): a leave-one-family-out split of 16 folds is most of the work
     jobs = [(name, fold) for name in names for fold in engine.table_folds(name, splits[name], table)]
+
+    engine.policies(source, cfg, table, jobs, int(cfg.get("processes", 1)))
 
     def job(item):
         name, fold = item
         t, lines = time.perf_counter(), []
-        preds, errors = engine.run_fold(table, name, splits[name], cfg, *fold, log=lines.append)
+        preds, errors = engine.run_fold(table, name, splits[name], cfg, *fold, log=lines.append, source=source)
         return preds, errors, lines, time.perf_counter() - t
 
     all_preds, all_errors, took = [], [], {}
@@ -89,8 +92,8 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
             print(f"  {name} {method}: {law_line(g, 'points')}")
         print(f"{name}: {len(split_preds)} predictions, {e} not fitted ({t:.1f}s of fitting)")
     preds = pd.concat(all_preds, ignore_index=True) if all_preds else pd.DataFrame(columns=PRED_COLUMNS)
-    results = score(preds)
     errors = pd.DataFrame(all_errors, columns=["split", "fold", "method", "target", "error"])
+    results = score(preds, errors, float(cfg.get("level", 0.9)))
     scores.write_csv(results, out / "backtest.csv")
     scores.write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
                                                                  "params_used") if c in preds]),
@@ -99,10 +102,31 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     summary = metrics(results)
     write_metrics(summary, out / "metrics")
     _print_summary(results)
-    overall = score_group(preds)
+    overall = score_group(preds, float(cfg.get("level", 0.9)))
     print(f"overall {cfg.get('level', 0.9):.0%} interval coverage {overall['coverage']:.3f} over {overall['n']} "
           f"predictions; wrote {out}/backtest.csv and {out}/metrics/ ({time.perf_counter() - t0:.1f}s)")
     return summary
+
+
+def calibration_source(path=None, warn: bool = False):
+    """Where auto and the calibrated intervals come from: params.yaml's ``ladders:`` section where
+    there is one, else the repository's committed table; with ``warn``, say when the table no
+    longer matches the law code or the settings."""
+    from pipeline import params
+    from pipeline.ladders import calibration
+
+    try:
+        cfg = params.load("ladders")
+    except CapcastError:
+        cfg = {}
+    source = calibration.Source.from_config(cfg)
+    if path:
+        source.path = Path(path)
+    if warn and cfg:
+        why = calibration.stale(source.path, cfg)
+        if why:
+            print(f"warning: {source.path} may be stale ({why}); rebuild it with `python -m pipeline ladders`")
+    return source
 
 
 def law_line(pred: pd.DataFrame, unit: str) -> str:
@@ -113,8 +137,12 @@ def law_line(pred: pd.DataFrame, unit: str) -> str:
     chosen = ", ".join(f"{f} x{n}" if len(forms) > 1 or n > 1 else f for f, n in forms.items())
     scale = 100.0 if unit == "points" else 1.0
     inner = first["inner_error"].astype(float) * scale
-    inner_text = f"nested inner error {inner.mean():.2f} {unit}" if inner.notna().any() else \
-        "no nested check (too few sizes to hold one out)"
+    if (first["method"] == "auto").all():
+        inner_text = "weights learned on other ladders (docs/ladders.md)"
+    elif inner.notna().any():
+        inner_text = f"nested inner error {inner.mean():.2f} {unit}"
+    else:
+        inner_text = "no nested choice (nothing to choose, or too few sizes to hold one out)"
     used = sorted(set(first["params_used"].astype(str)) - {"", "nan"})
     return f"chosen {chosen}; {inner_text}" + (f"; N: {used[0]}" + (" ..." if len(used) > 1 else "") if used else "")
 
@@ -159,25 +187,25 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
     p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
                    help="random-guess level of a task the table does not give (its chance column, else the "
                         "built-in table), e.g. --chance my_task=0.25 (repeatable)")
+    p.add_argument("--calibration", metavar="FILE", help="the ladder forecast table auto and the calibrated intervals "
+                   "are learned from (default: params.yaml ladders.forecasts, else the repository's)")
     p.add_argument("--only", action="append", help="stage mode: run only this split (repeatable)")
     return p
 
 
 def _options(args) -> dict:
-    import inspect
-
     import yaml
 
-    from pipeline.laws import METHODS
+    from pipeline.laws import METHODS, options_of
 
-    accepted = inspect.signature(METHODS[args.method].__init__).parameters
+    accepted = options_of(args.method)
     opts = {"n_bootstrap": args.bootstrap, "level": args.level, "random_state": args.seed}
     for flag, key, value in (("--loss", "loss", args.loss), ("--mode", "mode", args.mode),
                              ("--features", "features", args.features)):
         if value is None:
             continue
         if key not in accepted:
-            users = ", ".join(m for m, c in METHODS.items() if key in inspect.signature(c.__init__).parameters)
+            users = ", ".join(m for m in METHODS if key in options_of(m))
             raise FitError(f"{flag} is used by --method {users} only; drop it for --method {args.method}")
         opts[key] = [f.strip() for f in value.split(",") if f.strip()] if key == "features" else value
     flags = {"n_bootstrap": "--bootstrap", "level": "--level", "random_state": "--seed", "loss": "--loss",
@@ -221,7 +249,9 @@ def cli(args) -> int:
     if args.leave_out:
         train_q, test_q = _leave_out_queries(args, table)
     train, test = engine.select(table, train_q, "--train"), engine.select(table, test_q, "--test")
-    pred = engine.run_law(args.method, target, _options(args), train, test)
+    source = calibration_source(args.calibration)
+    policy = engine.fold_policy(source, {"level": args.level}, train, test) if source.path.exists() else None
+    pred = engine.run_law(args.method, target, _options(args), train, test, policy)
     width = max(len(str(m)) for m in pred["model"])
     pct = int(round(args.level * 100))
     for _, r in pred.iterrows():

@@ -56,8 +56,11 @@ def _main(argv) -> int:
     table = scores.read(args.scores)
     interval = float(cfg.get("interval", 0.9))
     predictions = family_skills.read_predictions(args.predictions)
+    from pipeline.stages.backtest import calibration_source
+
+    policy = calibration_source(warn=True).policy(interval)
     fc, curves, diags, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
-        table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)), predictions))
+        table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)), predictions), policy=policy)
     scores.write_csv(fc, out / "forecast.csv")
     scores.write_csv(curves, out / "forecast_curves.csv")
     scores.write_csv(diags, out / "two_step_diagnostics.csv")
