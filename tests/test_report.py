@@ -220,7 +220,7 @@ def test_glance_is_first_and_has_every_target_and_task(built):
     for r in rows:  # the flags say what the numbers show
         r["flags"] = r["flags"].replace(report.DASH, "")
         assert ("interval reaches 1" in r["flags"]) == (r["upper"] == "1"), r
-        assert ("x the largest" in r["flags"]) == (float(r["extrapolation"].removesuffix("×")) > 10), r
+        assert ("× the largest" in r["flags"]) == (float(r["extrapolation"].removesuffix("×")) > 10), r
 
 
 UNITS = {"predicted", "lower", "upper", "mae", "max_error", "coverage", "extrapolation", "k", "k_lower", "k_upper",
@@ -561,7 +561,7 @@ def test_method_choice_counts_only_the_targets_own_family():
     assert row["method"] == "x" and row["n"] == 2 and row["mae"] == pytest.approx(1.5) and row["coverage"] == 1
     assert evidence.set_index("method").loc["y", "n"] == 1 and set(evidence["family"]) == {"f"}
     glance = report.glance_table(inp, chosen, report.ReportConfig())
-    assert glance["flags"].iloc[0] == "interval reaches 1; 100x the largest f model's compute; thin evidence: " \
+    assert glance["flags"].iloc[0] == "interval reaches 1; 100× the largest f model's compute; thin evidence: " \
                                       "2 held-out predictions"
 
 

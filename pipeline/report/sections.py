@@ -113,8 +113,8 @@ def section_glance(page: Page, rep: Report) -> None:
               "points) and coverage (share of held-out values inside the interval) are the chosen method's over its "
               "n held-out predictions of the family. extrapolation: the target's compute over the family's largest "
               f"model's. Flagged (highlighted): an interval that reaches 0 or 1, extrapolation beyond "
-              f"{fmt(rep.cfg.max_extrapolation)}x, no same-family backtest in the target's suite, fewer than "
-              f"{rep.cfg.min_evidence} held-out predictions behind the choice.", cls="lead")
+              f"{fmt(rep.cfg.max_extrapolation)}× the family's largest compute, no same-family backtest in the "
+              f"target's suite, fewer than {rep.cfg.min_evidence} held-out predictions behind the choice.", cls="lead")
     shown = ["target", "task", "predicted", "lower", "upper", "method", "mae", "coverage", "n", "extrapolation",
              "flags", "evidence"]  # key columns first, long text last; the CSV also has metric and level
     value = value_unit(glance["metric"])
