@@ -132,7 +132,7 @@ def test_forecast_table_and_curves(tmp_path):
                                                                      "sigmoid": {"n_bootstrap": 20}},
            "curve_points": 5,
            "targets": [{"name": "big", "family": "pythia", "suite": "s", "params": 1e11, "tokens": 3e11}]}
-    fc, curves = forecast.forecast_all(table, cfg)
+    fc, curves, _ = forecast.forecast_all(table, cfg)
     assert list(fc.columns) == forecast.FORECAST_COLUMNS + ["note"]
     assert sorted(fc["task"].unique()) == ["arc_easy", "piqa"]  # sciq: no rows, not forecast
     assert len(fc) == 4 and fc["predicted"].notna().all()
@@ -142,7 +142,7 @@ def test_forecast_table_and_curves(tmp_path):
     last = curves.groupby(["task", "method"])["compute_flops"].max()
     assert np.allclose(last, 6 * 1e11 * 3e11)
     assert np.allclose(curves["compute_flops"], 6 * curves["params"] * curves["tokens"])
-    again, _ = forecast.forecast_all(table, cfg)
+    again, _, _ = forecast.forecast_all(table, cfg)
     pd.testing.assert_frame_equal(fc, again)  # seeded: the same numbers twice
 
 
@@ -150,7 +150,7 @@ def test_forecast_records_a_failed_method_instead_of_stopping():
     table = _table(families=("pythia",))
     cfg = {"metric": "acc", "tasks": ["piqa"], "methods": ["two_step"], "curve_points": 3,
            "targets": [{"name": "big", "family": "pythia", "suite": "s", "params": 1e11, "tokens": 3e11}]}
-    fc, curves = forecast.forecast_all(table, cfg)
+    fc, curves, _ = forecast.forecast_all(table, cfg)
     assert fc["predicted"].isna().all() and "loss" in fc["note"].iloc[0]
     assert curves.empty
 

@@ -138,13 +138,20 @@ def md_tables(text: str) -> list[dict]:
     return tables
 
 
+def column(header: str) -> str:
+    """The CSV column a printed header names: "mae (points)" -> "mae" (headers carry their unit)."""
+    return header.split(" (", 1)[0]
+
+
 def _matches(cell: str, value) -> bool:
     """A printed cell equals a CSV value: same text through the report's format, or (for numbers)
-    the same number to 3 significant digits, read back independently of that format."""
+    the same number to 3 significant digits, read back independently of that format.  A multiple
+    prints with "×" after it (an extrapolation of 15.6 as "15.6×")."""
     if isinstance(value, str):
         return cell == value
     if pd.isna(value):
         return cell == report.DASH
+    cell = cell.removesuffix("×")
     if cell == report.fmt(value.item() if isinstance(value, np.generic) else value):
         return True
     if isinstance(value, (int, np.integer)) or float(value).is_integer():
@@ -160,9 +167,10 @@ def _matches(cell: str, value) -> bool:
 
 def check_table(t: dict, csv: pd.DataFrame, where: str) -> int:
     """Every row of a printed table is a row of the CSV (for the columns the CSV has)."""
-    cols = [c for c in t["head"] if c in csv.columns]
+    head = [column(h) for h in t["head"]]
+    cols = [c for c in head if c in csv.columns]
     assert len(cols) >= 2, f"{where} ({t['source']}): columns {t['head']} are not the CSV's {list(csv.columns)}"
-    idx = [t["head"].index(c) for c in cols]
+    idx = [head.index(c) for c in cols]
     records = csv[cols].to_dict("records")
     numbers = 0
     for row in t["rows"]:
@@ -199,7 +207,7 @@ def _glance(built) -> list[dict]:
     """The printed at-a-glance table (the first table of the page), as one dict per row."""
     t = html_tables((built[1] / "index.html").read_text())[0]
     assert t["source"] == "at_a_glance.csv"
-    return [dict(zip(t["head"], row)) for row in t["rows"]]
+    return [dict(zip(map(column, t["head"]), row)) for row in t["rows"]]
 
 
 def test_glance_is_first_and_has_every_target_and_task(built):
@@ -212,7 +220,54 @@ def test_glance_is_first_and_has_every_target_and_task(built):
     for r in rows:  # the flags say what the numbers show
         r["flags"] = r["flags"].replace(report.DASH, "")
         assert ("interval reaches 1" in r["flags"]) == (r["upper"] == "1"), r
-        assert ("x the largest" in r["flags"]) == (float(r["extrapolation"]) > 10), r
+        assert ("× the largest" in r["flags"]) == (float(r["extrapolation"].removesuffix("×")) > 10), r
+
+
+UNITS = {"predicted", "lower", "upper", "mae", "max_error", "coverage", "extrapolation", "k", "k_lower", "k_upper",
+         "compute_flops", "params", "tokens", "lofo_mae", "baseline_mae", "noise"}
+
+
+def test_headers_carry_units_and_multiples_their_sign(built):
+    """Every header of a column with a unit names it ("mae (points)"); fractions and points are told
+    apart; an extrapolation prints as a multiple ("2.53×") of the family's largest compute."""
+    tables = html_tables((built[1] / "index.html").read_text())
+    glance = tables[0]["head"]
+    for want in ("predicted (accuracy, 0–1)", "mae (points)", "n (held-out predictions)",
+                 "coverage (share of held-out values in the 90% interval)",
+                 "extrapolation (× the family's largest compute)"):
+        assert want in glance, glance
+    assert glance[:5] == ["target", "task"] + [f"{c} (accuracy, 0–1)" for c in ("predicted", "lower", "upper")]
+    for r in _glance(built):
+        assert r["extrapolation"].endswith("×") and float(r["extrapolation"][:-1]) > 0, r
+    for t in tables:
+        for h in t["head"]:
+            if column(h) in UNITS:
+                assert h != column(h), f"{t['source']}: header {h!r} names no unit"
+
+
+def test_the_answer_per_target_matches_the_glance_csv(built):
+    """One sentence per target before "At a glance": each task's forecast, interval, method and that
+    method's held-out error, every number a cell of at_a_glance.csv."""
+    md = (built[1] / "forecast.md").read_text()
+    assert md.index("## The answer") < md.index("## At a glance")
+    block = md[md.index("## The answer"):md.index("## At a glance")]
+    bullets = [line[2:] for line in block.splitlines() if line.startswith("- ")]
+    glance = _source(built, "at_a_glance.csv")
+    assert len(bullets) == glance["target"].nunique()
+    clause = re.compile(r"(\S+) (\S+) \((\d+)%: (\S+)–(\S+)\) by (\S+), which (?:erred (\S+) points on "
+                        r"(?:this family's held-out models|them) \(n=(\d+)\)|no backtest has scored)")
+    seen = 0
+    for b, (target, g) in zip(bullets, glance.groupby("target", sort=False)):
+        assert b.startswith(f"{target}: ") and b.endswith("."), b
+        found = clause.findall(b)
+        assert [f[0] for f in found] == g["task"].tolist(), b
+        for (task, pred, pct, lo, hi, method, mae, n), (_, r) in zip(found, g.iterrows()):
+            assert _matches(pred, r["predicted"]) and _matches(lo, r["lower"]) and _matches(hi, r["upper"]), b
+            assert method == r["method"] and int(pct) == round(100 * r["level"]), b
+            assert (_matches(mae, r["mae"]) and n == str(int(r["n"]))) if mae else r["n"] == 0, b
+            seen += 1
+    assert seen == len(glance)
+    assert "by two_step, which erred" in block
 
 
 def _pairwise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -444,6 +499,33 @@ def test_page_renders_in_headless_chromium_without_network(built, tmp_path):
         shutil.copy(shot, keep)
 
 
+WIDTH = """<script>
+window.addEventListener('load', function () {
+  var t = document.querySelector('table[data-source="at_a_glance.csv"]'), box = t.parentElement;
+  document.body.setAttribute('data-table', t.scrollWidth + ' ' + t.clientWidth);
+  document.body.setAttribute('data-box', box.scrollWidth + ' ' + box.clientWidth);
+  document.body.setAttribute('data-page', document.documentElement.scrollWidth + ' '
+                             + document.documentElement.clientWidth);
+});
+</script>"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (tests/setup_browser.sh installs it "
+                                                "with apt where it may; `make test` runs it)")
+def test_glance_reads_at_1400_pixels_without_horizontal_scroll(built, tmp_path):
+    """At a window 1400 px wide, "At a glance" fits: neither the table, nor the box it scrolls in,
+    nor the page is wider than what shows."""
+    page = tmp_path / "index.html"
+    page.write_text((built[1] / "index.html").read_text().replace("</body>", WIDTH + "</body>"))
+    res = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    attrs = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', re.search(r"<body([^>]*)>", res.stdout).group(1)))
+    for key in ("data-table", "data-box", "data-page"):
+        scroll, client = map(int, attrs[key].split())
+        assert client > 0 and scroll <= client, f"{key}: scrollWidth {scroll} > clientWidth {client} at 1400 px"
+
+
 # ------------------------------------------------------------------------------- method choice
 def _tiny_inputs():
     """Family f in suite A: method x is better on f's held-out models, y on g's (g has more of them)."""
@@ -479,7 +561,7 @@ def test_method_choice_counts_only_the_targets_own_family():
     assert row["method"] == "x" and row["n"] == 2 and row["mae"] == pytest.approx(1.5) and row["coverage"] == 1
     assert evidence.set_index("method").loc["y", "n"] == 1 and set(evidence["family"]) == {"f"}
     glance = report.glance_table(inp, chosen, report.ReportConfig())
-    assert glance["flags"].iloc[0] == "interval reaches 1; 100x the largest f model's compute; thin evidence: " \
+    assert glance["flags"].iloc[0] == "interval reaches 1; 100× the largest f model's compute; thin evidence: " \
                                       "2 held-out predictions"
 
 

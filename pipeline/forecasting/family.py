@@ -29,7 +29,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError
-from pipeline.forecasting import scoring
+from pipeline.forecasting import diagnostics, scoring
 from pipeline.forecasting import targets as forecast
 from pipeline.laws import nested
 from pipeline.laws.data import Metric
@@ -68,6 +68,7 @@ class Result:
     predictions: pd.DataFrame  # PRED_COLUMNS: every candidate's held-out predictions (the nested backtest)
     backtest: pd.DataFrame  # pipeline.forecasting.scoring.score of those predictions
     rows: pd.DataFrame  # the family's rows the laws saw
+    diagnostics: pd.DataFrame | None = None  # pipeline.forecasting.diagnostics of a two-step forecast
 
 
 # ------------------------------------------------------------------------------ the family's rows
@@ -184,8 +185,8 @@ def target_objects(req: Request, suite: str) -> list[forecast.Target]:
 
 
 def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Request, tgts: list, units: pd.DataFrame
-                  ) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame]]:
-    """(forecast rows, curves, held-out predictions) of one task at every target."""
+                  ) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame], list[pd.DataFrame]]:
+    """(forecast rows, curves, held-out predictions, two-step diagnostics) of one task at every target."""
     target = Metric(task, req.metric)
     shots = rows.loc[(rows["task"] == task) & (rows["metric"] == req.metric), "num_fewshot"].iloc[0]
     cfg = {"metric": req.metric, "num_fewshot": None if pd.isna(shots) else int(shots), "seed": req.seed}
@@ -204,9 +205,9 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         preds = [first] + [law.predict(units.iloc[i * k:(i + 1) * k]) for i in range(1, len(tgts))]
     except CapcastError as exc:
         note = str(exc) if str(exc).startswith(req.method) else f"{req.method}: {exc}"
-        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note} for b in base], [], held
+        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note} for b in base], [], held, []
     summary = ";".join(f"{r.method}={r.stats['mae']:.4g}" if r.stats.get("n") else f"{r.method}=n/a" for r in tried)
-    out, curves = [], []
+    out, curves, diags = [], [], []
     for i, (pred, b) in enumerate(zip(preds, base)):
         mine = units.iloc[i * k:(i + 1) * k]  # the target, then its curve by rising compute
         part = pred.set_index("model").loc[mine["model"]].reset_index()  # a law returns units in its own order
@@ -220,7 +221,8 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
                     "params_used": getattr(law, "params_used_", ""), "candidates": summary,
                     "note": f"backtest: {bt.reason}" if bt.reason else ""})
         curves.append(forecast.curve_frame(part, b))
-    return out, curves, held
+        diags.append(diagnostics.two_step_frame(law, forecast.training_rows(table, tgts[0], req.method, cfg), mine, b))
+    return out, curves, held, diags
 
 
 def _base(tgts, req: Request, task: str, cfg: dict, method: str) -> list[dict]:
@@ -238,17 +240,18 @@ def run(table: pd.DataFrame, req: Request) -> Result:
     tgts = target_objects(req, suite)
     cfg = {"curve_points": req.curve_points}
     units = pd.concat([forecast.target_units(rows, t, cfg) for t in tgts], ignore_index=True)
-    out, curves, held = [], [], []
+    out, curves, held, diags = [], [], [], []
     for task in tasks:
-        o, c, h = forecast_task(rows, rows, task, req, tgts, units)
+        o, c, h, d = forecast_task(rows, rows, task, req, tgts, units)
         out += o
         curves += c
         held += h
+        diags += d
     fc = pd.DataFrame(out).reindex(columns=forecast.FORECAST_COLUMNS + EXTRA_COLUMNS)
     cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=forecast.CURVE_COLUMNS)
     pr = _predictions(held, suite)
     bt = scoring.score(pr, level=req.level) if len(pr) else pd.DataFrame()
-    return Result(fc, cv, pr, bt, rows)
+    return Result(fc, cv, pr, bt, rows, diagnostics.concat(diags))
 
 
 def _predictions(held: list, suite: str) -> pd.DataFrame:

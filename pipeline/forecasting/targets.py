@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError
+from pipeline.forecasting import diagnostics
 from pipeline.parallel import fork_map
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
@@ -217,15 +218,15 @@ def curve_frame(pred: pd.DataFrame, base: dict) -> pd.DataFrame:
 
 
 def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: float, policy=None
-                    ) -> tuple[list[dict], list[pd.DataFrame]]:
-    """Fit every method on every task of one target; (forecast rows, curve frames)."""
+                    ) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame]]:
+    """Fit every method on every task of one target; (forecast rows, curve frames, two-step diagnostics)."""
     from pipeline.errors import FitError
 
     metric = cfg.get("metric", "acc")
     shots = cfg.get("num_fewshot", 0)
     units = target_units(table, target, cfg)
     ne = units["params_non_embedding"].iloc[0] if "params_non_embedding" in units else np.nan
-    rows, curves = [], []
+    rows, curves, diags = [], [], []
     for task in target_tasks(table, target, cfg):
         for method in target.methods or cfg["methods"]:
             base = {"target": target.name, "family": target.family, "suite": target.suite,
@@ -234,8 +235,8 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             base.update(extrapolation(training_rows(table, target, "carry", cfg), f"{task}:{metric}",
                                       target.compute_flops, policy))
             try:
-                _, pred = fit_predict(table, target, task, method, method_options(target, method, cfg), cfg, units,
-                                      interval, policy)
+                law, pred = fit_predict(table, target, task, method, method_options(target, method, cfg), cfg, units,
+                                        interval, policy)
             except FitError as exc:
                 rows.append({**base, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": str(exc)})
                 print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
@@ -244,13 +245,14 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
                          "upper": first["upper"], "note": ""})
             curves.append(curve_frame(pred, base))
-    return rows, curves
+            diags.append(diagnostics.two_step_frame(law, training_rows(table, target, method, cfg), units, base))
+    return rows, curves, diags
 
 
 def forecast_all(table: pd.DataFrame, cfg: dict, extra=None, policy=None) -> tuple:
-    """Every target's forecast rows and curves; ``extra`` (a function of no arguments) runs as
-    one more job of the same worker pool, its result returned third.  ``policy``: learned from
-    every ladder (a forecast is no backtest: its own family's ladders are evidence too)."""
+    """Every target's forecast rows, curves and two-step diagnostics; ``extra`` (a function of no
+    arguments) runs as one more job of the same worker pool, its result returned fourth.  ``policy``:
+    learned from every ladder (a forecast is no backtest: its own family's ladders are evidence too)."""
     interval = float(cfg.get("interval", 0.9))
     targets = parse_targets(cfg)
     jobs = list(range(len(targets))) + ([None] if extra else [])
@@ -259,10 +261,12 @@ def forecast_all(table: pd.DataFrame, cfg: dict, extra=None, policy=None) -> tup
         return extra() if i is None else forecast_target(table, targets[i], cfg, interval, policy)
 
     results = fork_map(job, jobs, int(cfg.get("processes", 1)))
-    rows, curves = [], []
-    for r, c in results[:len(targets)]:
+    rows, curves, diags = [], [], []
+    for r, c, d in results[:len(targets)]:
         rows += r
         curves += c
+        diags += d
     fc = pd.DataFrame(rows, columns=FORECAST_COLUMNS + ["note"])
     cv = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
-    return (fc, cv, results[-1]) if extra else (fc, cv)
+    dg = diagnostics.concat(diags)
+    return (fc, cv, dg, results[-1]) if extra else (fc, cv, dg)

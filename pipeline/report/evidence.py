@@ -176,7 +176,7 @@ def flags(row, ratio: float, cfg: ReportConfig) -> str | None:
     if row["lower"] <= BOUND_TOL:
         out.append("interval reaches 0")
     if np.isfinite(ratio) and ratio > cfg.max_extrapolation:
-        out.append(f"{ratio:.3g}x the largest {row['family']} model's compute")
+        out.append(f"{ratio:.3g}× the largest {row['family']} model's compute")
     if row["caveat"]:
         out.append("no same-family backtest in this suite")
     elif 0 < row["n"] < cfg.min_evidence:

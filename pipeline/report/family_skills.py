@@ -12,6 +12,11 @@ COLUMNS = ["family", "models", "skill", "anchor", "shift", "shift_lower", "shift
            "lofo_n", "lofo_mae", "lofo_coverage", "baseline", "baseline_mae"]
 
 
+UNITS = {"shift": "logits of the anchor", "shift_lower": "logits of the anchor", "shift_upper": "logits of the anchor",
+         **{k: "× the reference's compute" for k in ("k", "k_lower", "k_upper")}, "lofo_n": "held-out predictions",
+         "lofo_mae": "points", "lofo_coverage": "share of held-out values in the interval", "baseline_mae": "points"}
+
+
 def statement(r) -> str:
     """'opt needs 1.3x the compute of pythia for skill 1 (anchored on winogrande:acc; 90% interval
     0.9 to 1.8); held out but for its smallest model: 2.03 points MAE over 35 predictions (sigmoid 2.17).'"""
@@ -56,5 +61,6 @@ def section_family_skills(page: Page, rep) -> None:
                         f"MAE over {fmt(r['lofo_n'])} predictions ({r['baseline']} {fmt(r['baseline_mae'])})."
                         for _, r in ref.iterrows()])
         with page.details(f"{name}: every family and skill"):
-            page.table(display(g, COLUMNS), "family_skills.csv", f"{name}: shifts, compute multipliers and held-out errors")
+            page.table(display(g, COLUMNS), "family_skills.csv", f"{name}: shifts, compute multipliers and held-out errors",
+                       units=UNITS)
 

@@ -45,8 +45,7 @@ def plot_accuracy_vs_compute(table: pd.DataFrame, overview: dict, path: Path | N
     rows = scores.final_checkpoints(table[(table["suite"] == overview["suite"]) & (table["metric"] == overview["plot_metric"])
                                    & shots_mask(table, overview.get("num_fewshot"))])
     tasks = [t for t in overview["plot_tasks"] if t in set(rows["task"])]
-    ncol = max((len(tasks) + 1) // 2, 1)
-    fig, axes = plotting.plt.subplots(2, ncol, figsize=(4 * ncol, 7), squeeze=False)
+    fig, axes = plotting.panel_grid(len(tasks), len(tasks) if len(tasks) <= 3 else math.ceil(len(tasks) / 2), 4, 3.3)
     for ax, task in zip(axes.flat, tasks):
         sub = rows[rows["task"] == task]
         for family, g in sub.groupby("family", sort=True):
@@ -56,16 +55,15 @@ def plot_accuracy_vs_compute(table: pd.DataFrame, overview: dict, path: Path | N
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=task, ylabel=plotting.metric_label(overview["plot_metric"]))
     handles = plotting.shared_legend(fig, axes, len(tasks))
-    fig.suptitle(f"{overview['suite']}: {overview['plot_metric']} at the final checkpoint vs compute "
-                 f"({fmt(overview.get('num_fewshot'))}-shot)")
-    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"{overview['suite']}: {overview['plot_metric']} at the final checkpoint vs compute "
+                         f"({fmt(overview.get('num_fewshot'))}-shot)", handles, title_size=11)
     return _save(fig, path)
 
 
 def plot_family_capability(cap: pd.DataFrame, offsets: pd.DataFrame, path: Path | None):
     """Capability (PC1) against compute per family, with the shared-slope lines of the offsets fit."""
     suites = list(dict.fromkeys(offsets["suite"]))
-    fig, axes = plotting.plt.subplots(1, len(suites), figsize=(5.5 * len(suites), 4.2), squeeze=False)
+    fig, axes = plotting.panel_grid(len(suites), 3, 5.5, 4.2)
     for ax, suite in zip(axes.flat, suites):
         off = offsets[offsets["suite"] == suite]
         c = cap[cap["suite"] == suite]
@@ -85,7 +83,7 @@ def plot_family_capability(cap: pd.DataFrame, offsets: pd.DataFrame, path: Path 
         ax.set(title=f"{suite}: capability vs compute (shared slope)",
                ylabel=f"capability: PC1 of {ntask} task accuracies (z-score units)")
         plotting.dedup_legend(ax, title="family")
-    plotting.grid_layout(fig, top=0.35, wspace=0.9)
+    plotting.finish(fig)
     return _save(fig, path)
 
 
@@ -95,7 +93,7 @@ def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], met
     rows = scores.final_checkpoints(table[(table["suite"] == suite) & (table["metric"] == metric)
                                    & shots_mask(table, shots) & table["family"].isin(families)])
     tasks = sorted(rows["task"].unique())
-    fig, axes = plotting.panel_grid(len(tasks), 4, 3.9, 3.3, 0.5)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 3.9, 3.3)
     for ax, task in zip(axes.flat, tasks):
         sub = rows[rows["task"] == task]
         for fam in families:
@@ -107,8 +105,8 @@ def plot_family_curves(table: pd.DataFrame, suite: str, families: list[str], met
         plotting.scale_axis(ax, "compute_flops")
         ax.set(title=task, ylabel=plotting.metric_label(metric))
     handles = plotting.shared_legend(fig, axes, len(tasks))
-    fig.suptitle(f"{suite}: {metric} vs compute, {', '.join(families)} ({fmt(shots)}-shot)")
-    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"{suite}: {metric} vs compute, {', '.join(families)} ({fmt(shots)}-shot)", handles,
+                    title_size=11)
     return _save(fig, path)
 
 
@@ -126,7 +124,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
     suite, family, metric, shots = first["suite"], first["family"], first["metric"], first["num_fewshot"]
     tasks = list(dict.fromkeys(fc["task"]))
     methods = list(dict.fromkeys(fc["method"]))
-    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.5, 0.8)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.5)
     table = inp.scores
     fam_rows = table[(table["suite"] == suite) & (table["family"] == family) & (table["metric"] == metric)
                      & shots_mask(table, shots) & (table["compute_flops"] > 0)]
@@ -176,16 +174,15 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
         ax.title.set_fontsize(9)
     handles = plotting.shared_legend(fig, axes, len(tasks))
     level = fmt(first["level"]) if "level" in first else "0.9"
-    fig.suptitle(f"{target} — {suite}, {metric}, {fmt(shots)}-shot; diamonds: forecasts at the target compute "
-                 f"(dashed) with {level} intervals", fontsize=10)
-    plotting.grid_layout(fig, top=0.6, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"{target} — {suite}, {metric}, {fmt(shots)}-shot; diamonds: forecasts at the target "
+                         f"compute (dashed) with {level} intervals", handles)
     return _save(fig, path)
 
 
 def plot_backtest_mae(bt: pd.DataFrame, path: Path | None):
     """Per split: each method's MAE on each task (points), the all-task MAE as a bar."""
     splits = list(dict.fromkeys(bt["split"]))
-    fig, axes = plotting.panel_grid(len(splits), 3, 5.2, 3.6, 0.5)
+    fig, axes = plotting.panel_grid(len(splits), 3, 5.2, 3.6)
     for ax, split in zip(axes.flat, splits):
         b = bt[bt["split"] == split]
         methods = list(dict.fromkeys(b["method"]))
@@ -203,8 +200,7 @@ def plot_backtest_mae(bt: pd.DataFrame, path: Path | None):
         ax.set(title=split, ylabel="MAE on held-out models (accuracy points)", xlabel="method")
         ax.title.set_fontsize(10)
     plotting.hide_unused(axes, len(splits))
-    fig.suptitle("Backtest MAE per split: bars = all tasks, points = one task each", fontsize=10)
-    plotting.grid_layout(fig, top=0.55, bottom=0.8, hspace=1.0)
+    plotting.finish(fig, "Backtest MAE per split: bars = all tasks, points = one task each")
     return _save(fig, path)
 
 
@@ -214,7 +210,7 @@ def plot_heldout(inp: ReportInput, split: str, path: Path | None):
     pr = inp.predictions[inp.predictions["split"] == split]
     tasks = list(dict.fromkeys(pr["task"]))
     methods = list(dict.fromkeys(pr["method"]))
-    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.4, 0.7)
+    fig, axes = plotting.panel_grid(len(tasks), 4, 4.1, 3.4)
     for ax, task in zip(axes.flat, tasks):
         p = pr[pr["task"] == task]
         metric = str(p["metric"].iloc[0])
@@ -235,8 +231,7 @@ def plot_heldout(inp: ReportInput, split: str, path: Path | None):
         ax.set(title=task, ylabel=plotting.metric_label(metric))
         ax.title.set_fontsize(9)
     handles = plotting.shared_legend(fig, axes, len(tasks))
-    fig.suptitle(f"Backtest {split}: held-out models, predictions with intervals", fontsize=10)
-    plotting.grid_layout(fig, top=0.55, bottom=0.6 + 0.2 * math.ceil(len(handles) / 4))
+    plotting.finish(fig, f"Backtest {split}: held-out models, predictions with intervals", handles)
     return _save(fig, path)
 
 
@@ -245,7 +240,7 @@ def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, 
     the chance level, and the trends stage's forecasts at the horizons with their intervals."""
     flagged = flagged.head(max_panels)
     n = len(flagged)
-    fig, axes = plotting.panel_grid(n, 4, 3.7, 2.9, 0.9)
+    fig, axes = plotting.panel_grid(n, 4, 3.7, 2.9)
     table = inp.scores
     horizons = [c[len("pred_"):] for c in flagged.columns if c.startswith("pred_")]
     for ax, (_, r) in zip(axes.flat, flagged.iterrows()):
@@ -272,8 +267,85 @@ def plot_trend_curves(inp: ReportInput, flagged: pd.DataFrame, max_panels: int, 
         ax.set_title(f"{r['task']} ({r['suite']}, {fmt(r['num_fewshot'])}-shot)\n{r['family']}: {r['label']}", fontsize=8)
         ax.tick_params(labelsize=7)
     handles = plotting.shared_legend(fig, axes, n)
-    fig.suptitle("Flagged curves: points = final checkpoints; diamonds = forecasts at "
-                 + ", ".join(horizons) + " the largest scale", fontsize=9)
-    plotting.grid_layout(fig, top=0.95, bottom=0.5 + 0.2 * math.ceil(len(handles) / 4), left=0.7, wspace=0.75,
-                         hspace=0.85)
+    plotting.finish(fig, "Flagged curves: points = final checkpoints; diamonds = forecasts at "
+                    + ", ".join(horizons) + " the largest scale", handles, title_size=9)
+    return _save(fig, path)
+
+
+def loss_label(d: pd.DataFrame) -> str:
+    """The loss axis of the two-step diagnostics: which loss, on the scale the law fitted it."""
+    first = d.iloc[0]
+    task, metric = str(first["loss"]).rsplit(":", 1)
+    if first["loss_scale"] == "log":
+        return f"{task} loss: ln {metric} (nats)"
+    return f"{task} loss: {plotting.metric_label(metric)}"
+
+
+def plot_two_step(diag: pd.DataFrame, path: Path | None):
+    """The two-step forecasts of one target (its rows of two_step_diagnostics.csv), one panel per step:
+    step 1, the loss against N with the fitted loss law along the target's recipe and the target's
+    predicted loss (star), points coloured by D (one panel: every task's forecast goes through the
+    same loss fit; one per distinct fit otherwise); step 2, per task, the accuracy against that loss
+    with the fitted link and the target (star), points coloured by N.  Checkpoints the law left out
+    (a run's first tokens) are faint grey."""
+    first = diag.iloc[0]
+    tasks = list(dict.fromkeys(diag["task"]))
+    step1 = {}  # distinct step-1 fits: their rows -> the tasks that go through them
+    for task in tasks:
+        rows = diag[(diag["task"] == task) & diag["kind"].str.startswith("loss_")]
+        key = rows[["kind", "x", "y"]].to_csv(index=False)
+        step1.setdefault(key, (rows, []))[1].append(task)
+    n1 = len(step1)
+    fig, axes = plotting.panel_grid(n1 + len(tasks), 4, 3.7, 3.1, min_width=7.5)
+    fig.set_layout_engine("constrained")  # colorbars take their room from their panels
+    fitted = diag["fitted"].astype(str).str.lower().isin(["true", "1"])
+    color = plotting.method_color(str(first["method"]))
+    n_kind = "non-embedding parameters" if first["params_kind"] == "non_embedding" else "parameters"
+    loss = loss_label(diag)
+    panels = [(rows, "loss", f"step 1: loss law ({', '.join(ts)})" if n1 > 1 else "step 1: loss law (every task)")
+              for rows, ts in step1.values()]
+    panels += [(diag[(diag["task"] == t) & diag["kind"].str.startswith("link_")], "link", f"step 2: {t}")
+               for t in tasks]
+    scatter = {}
+    for ax, (d, step, title) in zip(axes.flat, panels):
+        pts, fit = d[d["kind"] == f"{step}_points"], d[d["kind"] == f"{step}_fit"].sort_values("x")
+        tgt = d[d["kind"] == f"{step}_target"]
+        kept, left = pts[fitted.loc[pts.index]], pts[~fitted.loc[pts.index]]
+        shown = pd.concat([kept[["x", "y"]], fit[["x", "y"]], tgt[["x", "y"]]])
+        if len(left):
+            ax.plot(left["x"], left["y"], ".", ms=3, color="#bbbbbb", label="checkpoints left out of the fit")
+        by = "tokens" if step == "loss" else "params"
+        scatter.setdefault(step, []).append(
+            ax.scatter(kept["x"], kept["y"], c=np.log10(kept[by].astype(float)), cmap="viridis", s=10, zorder=3,
+                       label="checkpoints in the fit"))
+        ax.plot(fit["x"], fit["y"], "-", lw=1.8, color=color,
+                label="fitted loss law along the target's recipe" if step == "loss" else "fitted link")
+        ax.plot(tgt["x"], tgt["y"], "*", ms=12, color="gold", mec="black", mew=0.7, zorder=5,
+                label="the target: its predicted loss, then the forecast")
+        lo, hi = float(shown["y"].min()), float(shown["y"].max())
+        pad = 0.08 * (hi - lo) if hi > lo else 0.05
+        ax.set_ylim(lo - pad, hi + pad)  # far-off early checkpoints do not squash the fit
+        if step == "loss":
+            ax.set_xscale("log")
+            ax.set_xlim(float(shown["x"].min()) / 1.5, float(shown["x"].max()) * 1.5)
+            ax.set(xlabel=f"{n_kind} N (log scale)", ylabel=loss)
+        else:
+            xlo, xhi = float(shown["x"].min()), float(shown["x"].max())
+            ax.set_xlim(xhi + 0.05 * (xhi - xlo), xlo - 0.05 * (xhi - xlo))  # lower loss to the right
+            plotting.chance_line(ax, str(d["task"].iloc[0]), str(first["metric"]))
+            ax.set(xlabel=f"{loss}, lower to the right", ylabel=plotting.metric_label(str(first["metric"])))
+        ax.set_title(title, fontsize=9)
+        ax.xaxis.label.set_fontsize(7.5)
+        ax.yaxis.label.set_fontsize(7.5)
+        ax.tick_params(labelsize=7)
+    used = n1 + len(tasks)
+    handles = plotting.shared_legend(fig, axes, used)
+    for step, label in (("loss", "training tokens D (log10)"), ("link", "parameters N (log10)")):
+        if scatter.get(step):
+            owners = [sc.axes for sc in scatter[step]]
+            cbar = fig.colorbar(scatter[step][0], ax=owners, pad=0.01, shrink=0.9, aspect=30)
+            cbar.set_label(label, fontsize=7)
+            cbar.ax.tick_params(labelsize=7)
+    plotting.finish(fig, f"{first['target']}: the two-step forecasts' fits ({first['metric']}, {first['method']})",
+                    handles, title_size=10, legend_cols=3)
     return _save(fig, path)

@@ -40,6 +40,7 @@ class ReportInput:
     crossing: pd.DataFrame | None = None  # reports/trends_backtest_emergence.csv: crossing backtest, case x route
     crossing_summary: pd.DataFrame | None = None  # reports/trends_backtest_crossing.csv
     confusion: pd.DataFrame | None = None  # reports/trends_backtest_confusion.csv: label small x label all
+    two_step: pd.DataFrame | None = None  # reports/two_step_diagnostics.csv (pipeline.forecasting.diagnostics)
     pred_suites: pd.DataFrame | None = None  # (row, suite) of predictions, filled on demand (evidence.py)
 
 
@@ -60,6 +61,7 @@ class ReportConfig:
     max_trend_plots: int = 24
     processes: int = 2
     split_descriptions: dict = field(default_factory=dict)  # backtest split -> one line
+    backtest_level: float | None = None  # the backtests' interval level (None: the forecasts')
     report_suites: list = field(default_factory=list)  # suites whose emergence crossings are listed too
     pipeline_outputs: bool = False  # the DVC stage's report: its text may point at params.yaml and reports/metrics/
 
@@ -73,6 +75,7 @@ def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
         scores=scores.read(scores_path),
         forecast=read_csv(reports / "forecast.csv"),
         curves=read_csv(reports / "forecast_curves.csv"),
+        two_step=read_csv(reports / "two_step_diagnostics.csv"),
         offsets=read_csv(reports / "family_offsets.csv"),
         capability=read_csv(reports / "capability.csv"),
         family_skills=read_csv(reports / "family_skills.csv"),

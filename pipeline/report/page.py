@@ -19,6 +19,14 @@ import pandas as pd
 from pipeline.errors import CapcastError
 
 DASH = "–"  # printed for an empty cell
+TIMES = "×"  # after a multiple (MULTIPLES): "15.6×"
+MULTIPLES = {"extrapolation", "k", "k_lower", "k_upper"}  # columns that are multiples of a compute
+# Units of the columns whose unit never changes; a table adds its own (Page.table's ``units``).
+UNITS = {"params": "parameters", "params_non_embedding": "parameters", "cross_params": "parameters",
+         "tokens": "tokens", **{c: "FLOPs" for c in (
+             "compute_flops", "min_compute_flops", "max_compute_flops", "cross_compute", "cross_compute_lo",
+             "cross_compute_hi", "observed_compute", "pred_compute", "lo_compute", "hi_compute")},
+         "log10_error": "decades of compute", "median_abs_log10_error": "decades of compute"}
 LONG_TABLE = 30  # a table with more rows is split into one collapsed block per group (no script to filter with)
 
 
@@ -38,7 +46,8 @@ def fmt(x) -> str:
 
 
 def display(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Cells as the report prints them: only ``columns`` that exist, each cell through :func:`fmt`."""
+    """Cells as the report prints them: only ``columns`` that exist, each cell through :func:`fmt`;
+    a multiple (MULTIPLES) with "×" after it."""
     cols = [c for c in columns if c in df.columns]
     out = pd.DataFrame(index=range(len(df)))
     for c in cols:
@@ -47,7 +56,15 @@ def display(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             out[c] = [DASH if pd.isna(v) else str(int(v)) for v in s]
         else:
             out[c] = [fmt(v) if not (isinstance(v, float) and math.isnan(v)) else DASH for v in s.tolist()]
+        if c in MULTIPLES:
+            out[c] = [v if v == DASH or not _looks_numeric(v) else v + TIMES for v in out[c]]
     return out
+
+
+def heading(column: str, units: dict | None = None) -> str:
+    """A table's column header: the CSV's column name and its unit, "mae (points)"."""
+    unit = (units or {}).get(column, UNITS.get(column))
+    return f"{column} ({unit})" if unit else column
 
 
 def read_csv(path: Path) -> pd.DataFrame | None:
@@ -94,35 +111,42 @@ class Page:
         self.para(text, cls="note")
 
     def table(self, cells: pd.DataFrame, source: str, caption: str | None = None, group: str | None = None,
-              flag: str | None = None) -> None:
+              flag: str | None = None, units: dict | None = None, wrap: bool = False) -> None:
         """``cells`` are strings (see :func:`display`); ``source`` names the CSV they came from.
 
         ``group``: a column to split a table longer than LONG_TABLE rows by, one collapsed block per
         value (the page has no script, so "filtering" is opening the block you want).
         ``flag``: a column whose non-empty cells mark their row (highlighted in the HTML).
+        ``units``: column -> unit for this table's headers (beside :data:`UNITS`).
+        ``wrap``: the table fits the page's width, its text cells wrapped (no horizontal scroll).
         """
         if group and group in cells.columns and len(cells) > LONG_TABLE and cells[group].nunique() > 1:
             for value, sub in cells.groupby(group, sort=False):
                 with self.details(f"{caption or source}: {group} = {value} ({len(sub)} rows)"):
-                    self.table(sub.reset_index(drop=True), source, caption, flag=flag)
+                    self.table(sub.reset_index(drop=True), source, caption, flag=flag, units=units, wrap=wrap)
             return
         cols = list(cells.columns)
         numeric = {c for c in cols if cells[c].map(_looks_numeric).all() and len(cells)}
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        heads = [heading(c, units) for c in cols]
+        head = "".join(f"<th>{html.escape(c)}" + (f' <span class="unit">{html.escape(h[len(c) + 1:])}</span>'
+                                                   if h != c else "") + "</th>" for c, h in zip(cols, heads))
         body = []
         for row in cells.itertuples(index=False):
+            # in a table that wraps, a long name (a task of a benchmark suite) may break after its underscores
+            text = [html.escape(v).replace("_", "_<wbr>") if wrap and len(v) > 16 else html.escape(v) for v in row]
             tds = "".join(f'<td class="num">{html.escape(v)}</td>' if c in numeric else
-                          f'<td class="long">{html.escape(v)}</td>' if len(v) > 60 else f"<td>{html.escape(v)}</td>"
-                          for c, v in zip(cols, row))
+                          f'<td class="long">{t}</td>' if len(v) > 60 else f"<td>{t}</td>"
+                          for c, v, t in zip(cols, row, text))
             marked = flag in cols and row[cols.index(flag)] not in ("", DASH)
             body.append(f'<tr class="flag">{tds}</tr>' if marked else f"<tr>{tds}</tr>")
         cap = f"<caption>{html.escape(caption)} <span class=src>source: {html.escape(source)}</span></caption>" \
             if caption else f"<caption><span class=src>source: {html.escape(source)}</span></caption>"
-        self.html.append(f'<div class="tbl"><table data-source="{html.escape(source)}">{cap}'
+        klass = ' class="wrap"' if wrap else ""
+        self.html.append(f'<div class="tbl"><table{klass} data-source="{html.escape(source)}">{cap}'
                          f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
         lines = [f"<!-- table source={source} -->"]
         lines.append(f"*{caption}* (source: `{source}`)\n" if caption else f"(source: `{source}`)\n")
-        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("| " + " | ".join(heads) + " |")
         lines.append("|" + "|".join("---:" if c in numeric else "---" for c in cols) + "|")
         for row in cells.itertuples(index=False):
             lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
@@ -206,7 +230,7 @@ def _looks_numeric(v: str) -> bool:
     if v == DASH:
         return True
     try:
-        float(v)
+        float(v.removesuffix(TIMES))
         return True
     except ValueError:
         return False
@@ -225,6 +249,9 @@ table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0 1rem} caption{tex
 th{background:#eee} td{white-space:nowrap} td.long{white-space:normal;min-width:20rem;font-size:.76rem}
 td.num{text-align:right;font-variant-numeric:tabular-nums} tbody tr:nth-child(even){background:#f4f4f4}
 tbody tr.flag td{background:#fcf3dc}
+.unit{font-weight:normal;font-size:.7rem;color:#555}
+table.wrap{width:100%;font-size:.78rem} table.wrap td{white-space:normal} table.wrap td.long{min-width:0}
+table.wrap td.num{white-space:nowrap}
 .tbl{overflow-x:auto} .src{font-family:ui-monospace,monospace;color:#777}
 figure{margin:1rem 0} img{max-width:100%;height:auto;border:1px solid #e3e3e3;background:#fff}
 figcaption{font-size:.8rem;color:#555} .note{color:#8a6d3b;background:#fcf8e3;padding:.3rem .6rem;border-radius:3px}

@@ -7,10 +7,13 @@ random-guess level as a dotted grey line labelled "chance".
 """
 from __future__ import annotations
 
+import io
 import math
+import re
 
 import matplotlib
 import matplotlib.ticker
+from PIL import Image
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -44,6 +47,7 @@ METRIC_LABELS = {
     "bpb": "bits per byte",
 }
 CHANCE_STYLE = dict(ls=":", color="grey", lw=1.2, label="chance")
+DPI = 110  # of every PNG
 
 
 # Families and methods share figures (a family's data beside the methods' curves), so their colours
@@ -110,17 +114,68 @@ def chance_line(ax, task: str, metric: str):
     return ax.axhline(level, **CHANCE_STYLE)
 
 
-def grid_layout(fig, top: float = 0.45, bottom: float = 0.55, left: float = 0.8, right: float = 0.15,
-                wspace: float = 0.95, hspace: float = 0.75) -> None:
-    """Fixed margins in inches around a grid of panels: as tidy as ``tight_layout`` for the
-    report's uniform panels, without its extra measuring pass over every tick label."""
-    w, h = fig.get_size_inches()
-    gs = fig.axes[0].get_gridspec() if fig.axes and fig.axes[0].get_subplotspec() else None
-    nrow, ncol = gs.get_geometry() if gs else (1, 1)
-    panel_w = (w - left - right - wspace * (ncol - 1)) / ncol
-    panel_h = (h - top - bottom - hspace * (nrow - 1)) / nrow
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=wspace / max(panel_w, 0.1), hspace=hspace / max(panel_h, 0.1))
+def wrap_text(text, width_px: float, renderer) -> None:
+    """Re-break ``text`` (a Text artist) so that every line fits ``width_px`` pixels: at spaces, and
+    a name too long for a line of its own after its ``_``, ``-`` or ``/``; explicit breaks stay."""
+    def width(s: str) -> float:
+        text.set_text(s)
+        return text.get_window_extent(renderer).width
+
+    out = []
+    for line in text.get_text().split("\n"):
+        pieces = []
+        for word in line.split(" "):
+            pieces += re.split(r"(?<=[_/-])", word) if width(word) > width_px else [word]
+            pieces[-1] += " "
+        cur = ""
+        for piece in pieces:
+            if cur.strip() and width((cur + piece).rstrip()) > width_px:
+                out.append(cur.rstrip())
+                cur = ""
+            cur += piece
+        out.append(cur.rstrip())
+    text.set_text("\n".join(out))
+
+
+def finish(fig, title: str | None = None, handles: dict | None = None, title_size: float = 10,
+           legend_cols: int = 4, legend_title: str | None = None) -> None:
+    """Lay a figure out so that no text leaves the canvas, at any number of panels.
+
+    Axes titles are wrapped to their panel's width and ``title`` (the suptitle) to the figure's;
+    the figure legend of ``handles`` (label -> handle) goes below the panels in as many columns
+    (at most ``legend_cols``) as fit the figure's width; the figure grows by the height of the
+    title and the legend, so the panels keep their size; matplotlib's constrained layout then
+    places panels, labels, title and legend without overlaps.
+    """
+    fig.set_dpi(DPI)  # measured at the resolution it is saved at
+    renderer = fig.canvas.get_renderer()
+    w_in, h_in = fig.get_size_inches()
+    dpi = fig.dpi
+    gs = next((ax.get_subplotspec().get_gridspec() for ax in fig.axes if ax.get_subplotspec()), None)
+    ncol = gs.ncols if gs else 1
+    for ax in fig.axes:
+        if ax.get_visible() and ax.get_title():
+            wrap_text(ax.title, (w_in / ncol - 0.8) * dpi, renderer)  # about the axes' width (less its labels)
+    extra = 0.0
+    if title:
+        sup = fig.suptitle(title, fontsize=title_size)
+        wrap_text(sup, (w_in - 0.3) * dpi, renderer)
+        extra += sup.get_window_extent(renderer).height / dpi + 0.1
+    if handles:
+        k = min(legend_cols, len(handles))
+        while True:
+            leg = fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=k, fontsize=7,
+                             frameon=False, title=legend_title, title_fontsize=7)
+            width = leg.get_window_extent(renderer).width
+            if width <= (w_in - 0.2) * dpi or k == 1:
+                break
+            leg.remove()
+            k -= 1
+        extra += leg.get_window_extent(renderer).height / dpi + 0.1
+    fig.set_size_inches(w_in, h_in + extra)
+    fig.set_layout_engine("constrained", w_pad=0.06, h_pad=0.06, wspace=0.04, hspace=0.04)
+    fig.get_layout_engine().execute(fig)
+    fig.set_layout_engine(None)  # positions fixed: saving draws once, without laying out twice more
 
 
 def dedup_legend(ax, **kwargs) -> None:
@@ -135,34 +190,39 @@ def dedup_legend(ax, **kwargs) -> None:
 
 
 def save(fig, path, tight: bool = True) -> None:
-    """Write a PNG atomically, without the metadata that would make bytes differ between runs.
+    """Write a PNG atomically, byte-identical between runs (no metadata), in 256 colours.
 
-    ``tight=False`` skips the tight bounding box (a second layout pass, about half the time of a
-    many-panel figure) for figures already laid out with ``fig.tight_layout()``.
+    A plot has a few hundred distinct colours (antialiased edges of a dozen or so), so a palette of
+    256 (octree, no dithering) looks the same at a third of the bytes of matplotlib's RGBA file: the
+    page embeds every figure.  ``tight=False`` skips the tight bounding box (a second layout pass,
+    about half the time of a many-panel figure) for figures already laid out by :func:`finish`.
     """
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None},
-                                               bbox_inches="tight" if tight else None))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(fig)
+    buf.seek(0)
+    image = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    atomic_write(path, lambda tmp: image.save(tmp, format="png"))
 
 
-def panel_grid(n: int, max_cols: int, panel_w: float, panel_h: float, extra_h: float = 0.0):
-    """(fig, axes) with one panel per item: at most ``max_cols`` columns, as many rows as needed."""
+def panel_grid(n: int, max_cols: int, panel_w: float, panel_h: float, min_width: float = 5.5):
+    """(fig, axes) with one panel per item: at most ``max_cols`` columns, as many rows as needed; at
+    least ``min_width`` inches wide (room for a title and legend above and below one panel).
+    :func:`finish` adds the height of the title and the legend."""
     ncol = min(max_cols, max(n, 1))
     nrow = max(math.ceil(n / ncol), 1)
-    return plt.subplots(nrow, ncol, figsize=(panel_w * ncol, panel_h * nrow + extra_h), squeeze=False)
+    return plt.subplots(nrow, ncol, figsize=(max(panel_w * ncol, min_width), panel_h * nrow), squeeze=False)
 
 
-def shared_legend(fig, axes, n_used: int, ncol: int = 4) -> dict:
-    """Hide unused panels and draw one legend below the grid, each label once (in first-drawn order)."""
+def shared_legend(fig, axes, n_used: int) -> dict:
+    """Hide unused panels; the panels' legend entries, each label once (in first-drawn order), for
+    :func:`finish` to draw as one legend below the grid."""
     hide_unused(axes, n_used)
     handles = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab and not lab.startswith("_"):
                 handles.setdefault(lab, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(ncol, len(handles)),
-                   fontsize=7, frameon=False)
     return handles
 
 

@@ -38,8 +38,62 @@ class Report:
         return self.out / "plots"
 
 
+def value_unit(metrics) -> str:
+    """The unit of predicted values (and interval ends) of these metrics: accuracies as fractions."""
+    kinds = {scores.metric_kind(str(m)) for m in metrics if isinstance(m, str) and m}
+    return "accuracy, 0–1" if kinds <= {"accuracy"} else "the metric's units; accuracy 0–1"
+
+
+def error_unit(metrics) -> str:
+    """The unit of errors of predictions of these metrics: accuracy points (x100)."""
+    kinds = {scores.metric_kind(str(m)) for m in metrics if isinstance(m, str) and m}
+    return "points" if kinds <= {"accuracy"} else "accuracy points, else the metric's units"
+
+
+def coverage_unit(level=None) -> str:
+    pct = f" {100 * float(level):.3g}%" if level is not None and np.isfinite(float(level)) else ""
+    return f"share of held-out values in the{pct} interval"
+
+
+def _backtest_level(rep: Report):
+    """The level of the backtests' intervals (their coverage's): configured, else the forecasts'."""
+    if rep.cfg.backtest_level is not None:
+        return rep.cfg.backtest_level
+    fc = rep.inp.forecast
+    return fc["level"].iloc[0] if fc is not None and "level" in fc.columns and len(fc) else None
+
+
 def _bars(rows: pd.DataFrame) -> str:
     return "±1 stderr bars" if has_stderr(rows) else "no error bars (this suite publishes no standard errors)"
+
+
+# ------------------------------------------------------------------------------------ answers
+def answer(rows: pd.DataFrame) -> str:
+    """One target's forecasts in one sentence, from its at_a_glance.csv rows: 'T: arc_easy 0.72 (90%:
+    0.68–0.75) by two_step, which erred 2.0 points on this family's held-out models (n=14); ...'."""
+    parts, where = [], "on this family's held-out models"
+    for _, r in rows.iterrows():
+        level = f"{100 * float(r['level']):.3g}%" if pd.notna(r["level"]) else "interval"
+        head = f"{r['task']} {fmt(r['predicted'])} ({level}: {fmt(r['lower'])}–{fmt(r['upper'])}) by {r['method']}"
+        if pd.notna(r["mae"]) and r["n"] > 0:
+            err = "points" if error_unit([r["metric"]]) == "points" else "(metric units)"
+            parts.append(f"{head}, which erred {fmt(r['mae'])} {err} {where} (n={fmt(r['n'])})")
+        else:
+            parts.append(f"{head}, which no backtest has scored {where}")
+        where = "on them"  # said once per sentence
+    return f"{rows['target'].iloc[0]}: " + "; ".join(parts) + "."
+
+
+def section_answers(page: Page, rep: Report) -> None:
+    """The answer per target, before the evidence: forecast, interval, method and its held-out error."""
+    if rep.inp.forecast is None or rep.chosen.empty:
+        return
+    glance = ev.glance_table(rep.inp, rep.chosen, rep.cfg)
+    page.heading(2, "The answer", "answer")
+    page.bullets([answer(g) for _, g in glance.groupby("target", sort=False)])
+    page.para("Per target and task: the forecast, its prediction interval, the method the backtests favour for the "
+              "family and that method's mean absolute error on the family's held-out models (accuracy points = "
+              "accuracy x 100). The numbers are cells of at_a_glance.csv; the table below has the evidence and flags.")
 
 
 # ------------------------------------------------------------------------------------ at a glance
@@ -59,12 +113,16 @@ def section_glance(page: Page, rep: Report) -> None:
               "points) and coverage (share of held-out values inside the interval) are the chosen method's over its "
               "n held-out predictions of the family. extrapolation: the target's compute over the family's largest "
               f"model's. Flagged (highlighted): an interval that reaches 0 or 1, extrapolation beyond "
-              f"{fmt(rep.cfg.max_extrapolation)}x, no same-family backtest in the target's suite, fewer than "
-              f"{rep.cfg.min_evidence} held-out predictions behind the choice.", cls="lead")
-    shown = ["target", "task", "predicted", "lower", "upper", "method", "mae", "coverage", "n", "flags",
-             "extrapolation", "evidence"]  # the CSV also has metric and level
+              f"{fmt(rep.cfg.max_extrapolation)}× the family's largest compute, no same-family backtest in the "
+              f"target's suite, fewer than {rep.cfg.min_evidence} held-out predictions behind the choice.", cls="lead")
+    shown = ["target", "task", "predicted", "lower", "upper", "method", "mae", "coverage", "n", "extrapolation",
+             "flags", "evidence"]  # key columns first, long text last; the CSV also has metric and level
+    value = value_unit(glance["metric"])
+    units = {"predicted": value, "lower": value, "upper": value, "mae": error_unit(glance["metric"]),
+             "coverage": coverage_unit(_backtest_level(rep)), "n": "held-out predictions",
+             "extrapolation": "× the family's largest compute"}
     page.table(display(glance, shown), "at_a_glance.csv", "Forecasts by the chosen method, with its "
-               "same-family backtest error", flag="flags")
+               "same-family backtest error", flag="flags", units=units, wrap=True)
 
 
 # ------------------------------------------------------------------------------------ targets
@@ -115,17 +173,39 @@ def section_targets(page: Page, rep: Report) -> None:
                        f"method's predictions from that split (open squares)." if split else
                        f"; no backtest holds out {first['family']} in {first['suite']}, so no held-out points "
                        "are drawn."))
+        _two_step_figures(page, rep, target)
         with page.details(f"All methods for {target}"):
             sub = fc[fc["target"] == target]
-            page.table(display(sub, ["task", "method", "predicted", "lower", "upper"]), "forecast.csv")
+            value = value_unit(sub["metric"])
+            page.table(display(sub, ["task", "method", "predicted", "lower", "upper"]), "forecast.csv",
+                       units={"predicted": value, "lower": value, "upper": value})
             evd = rep.evidence[rep.evidence["target"] == target]
             if len(evd):
                 page.table(display(evd, ["task", "method", "evidence_suites", "splits", "n", "mae", "coverage", "wins",
                                          "losses", "chosen"]), "method_evidence.csv",
-                           f"Held-out {first['family']} predictions per task and method (mae in points; wins and "
-                           "losses: pairwise comparisons on shared held-out predictions; ★ chosen)")
+                           f"Held-out {first['family']} predictions per task and method (wins and "
+                           "losses: pairwise comparisons on shared held-out predictions; ★ chosen)",
+                           units={"n": "held-out predictions", "mae": error_unit(evd["metric"]),
+                                  "coverage": coverage_unit(_backtest_level(rep))})
             for _, r in sub[sub["predicted"].isna()].iterrows():
                 page.note(f"{r['task']} / {r['method']}: not forecast ({r.get('note', '')})")
+
+
+def _two_step_figures(page: Page, rep: Report, target: str) -> None:
+    """The target's two-step forecasts: step-1 loss fit and step-2 links (two_step_diagnostics.csv)."""
+    diag = rep.inp.two_step
+    mine = diag[diag["target"] == target] if diag is not None and len(diag) else None
+    if mine is None or mine.empty:
+        return
+    tasks = ", ".join(dict.fromkeys(mine["task"]))
+    page.figure(rep.plots / f"two_step-{slug(target)}.png", figures.plot_two_step, (mine.reset_index(drop=True),),
+                f"two-step fits for {target}",
+                f"How the two-step forecasts of {target} were made ({tasks}). Step 1: the loss against N, each "
+                "checkpoint coloured by its tokens D (faint grey: checkpoints the law leaves out, a run's first "
+                "tokens), the fitted loss law along the target's recipe and the target's predicted loss (star); "
+                "one panel, since every task's forecast goes through the same loss fit. Step 2, per task: the "
+                "accuracy against that loss (lower loss to the right), coloured by N, the fitted link and the "
+                "target (star: its predicted loss and the forecast). Points and curves: two_step_diagnostics.csv.")
 
 
 # ------------------------------------------------------------------------------------ backtests
@@ -159,7 +239,10 @@ def section_methods(page: Page, rep: Report) -> None:
     allrows = bt[bt["task"] == "ALL"].reset_index(drop=True)
     cells = display(allrows, ["split", "task", "method", "n", "mae", "max_error", "coverage", "spearman", "noise"])
     cells["best"] = best_marks(allrows, ["split"])
-    page.table(cells, "backtest.csv", "All tasks of each split (task = ALL)")
+    err = error_unit(bt["metric"]) if "metric" in bt.columns else "points"
+    units = {"n": "held-out predictions", "mae": err, "max_error": err, "noise": err,
+             "coverage": coverage_unit(_backtest_level(rep)), "spearman": "rank correlation, -1 to 1"}
+    page.table(cells, "backtest.csv", "All tasks of each split (task = ALL)", units=units)
     page.figure(rep.plots / "backtest_mae.png", figures.plot_backtest_mae, (bt,), "backtest MAE per split and method",
                 "Backtest MAE per split and method: bars over all tasks, points one per task.")
     per = bt[bt["task"] != "ALL"].reset_index(drop=True)
@@ -168,7 +251,7 @@ def section_methods(page: Page, rep: Report) -> None:
         with page.details(f"{split}: per task"):
             cells = display(sub, ["split", "task", "metric", "method", "n", "mae", "max_error", "coverage", "spearman"])
             cells["best"] = best_marks(sub, ["task", "metric"])
-            page.table(cells, "backtest.csv", f"{split}: per task")
+            page.table(cells, "backtest.csv", f"{split}: per task", units=units)
     if pr is None:
         return
     for split in rep.cfg.heldout_splits:
@@ -205,8 +288,11 @@ def section_families(page: Page, rep: Report) -> None:
     page.table(display(off, ["suite", "family", "reference", "models", "min_compute_flops", "max_compute_flops",
                              "slope", "own_slope", "intercept", "log10_k", "k", "level", "k_lower", "k_upper", "r2"]),
                "family_offsets.csv",
-               "Shared-slope fit per suite: slope in capability units per decade of FLOPs; own_slope: the family "
-               "fitted alone (a check on sharing one slope); models: those in the compute range all families cover")
+               "Shared-slope fit per suite: own_slope: the family fitted alone (a check on sharing one slope); "
+               "models: those in the compute range all families cover",
+               units={"slope": "capability per decade of compute", "own_slope": "capability per decade of compute",
+                      "intercept": "capability", "log10_k": "decades of compute", "level": "interval level, 0–1",
+                      **{k: "× the reference family's compute" for k in ("k", "k_lower", "k_upper")}})
     for suite, g in off.groupby("suite", sort=False):
         page.para(f"{suite}: tasks in the capability score: {g['tasks'].iloc[0]}.")
     page.figure(rep.plots / "family_capability.png", figures.plot_family_capability, (cap, off),
@@ -251,17 +337,19 @@ def section_trends(page: Page, rep: Report) -> None:
         page.para("No curve is flagged emergent, inverse or U-shaped.")
     else:
         page.table(display(flagged, TREND_KEY + ["label", "n_points", "form", "evidence"]), "trends.csv",
-                   "Flagged curves: label and evidence", group="suite")
+                   "Flagged curves: label and evidence", group="suite", units={"n_points": "scales"})
         fc_cols = TREND_KEY + ["label"] + [f"{k}_{h}" for h in horizons for k in ("pred", "lo", "hi")]
+        value = value_unit(flagged["metric"])
         page.table(display(flagged, fc_cols), "trends.csv",
-                   "Forecasts of the flagged curves (pred with lo-hi interval at each horizon)", group="suite")
+                   "Forecasts of the flagged curves (pred with lo-hi interval at each horizon)", group="suite",
+                   units={c: value for c in fc_cols[len(TREND_KEY) + 1:]})
         extra = flagged[flagged["cross_compute"].notna() | flagged["turn"].notna()] \
             if {"cross_compute", "turn"} <= set(flagged.columns) else flagged.iloc[:0]
         if len(extra):
             page.table(display(extra, TREND_KEY + ["label", "cross_level", "cross_compute", "cross_compute_lo",
                                                    "cross_compute_hi", "cross_method", "turn", "turn_x"]),
                        "trends.csv", "Where flagged curves cross chance + margin (compute, FLOPs), or turn",
-                       group="suite")
+                       group="suite", units={"cross_level": value_unit(extra["metric"])})
         maxp = rep.cfg.max_trend_plots
         page.figure(rep.plots / "trends_flagged.png", figures.plot_trend_curves, (rep.inp, flagged, maxp),
                     "flagged curves", "One panel per flagged curve: data (±1 stderr where the suite publishes it), "
@@ -281,7 +369,7 @@ def _trend_details(page: Page, rep: Report, horizons: list[str]) -> None:
                 page.table(display(show, TREND_KEY + ["label", "method", "level", "cross_compute", "cross_compute_lo",
                                                       "cross_compute_hi", "cross_params", "detail"]),
                            "trends_emergence.csv", "Crossing of chance + margin by each route (inf: beyond 1000x "
-                           "the family's largest compute)", group="suite")
+                           "the family's largest compute)", group="suite", units={"level": value_unit(show["metric"])})
     labelled = tr[tr["label"].isin(("positive", "flat", "noisy"))].reset_index(drop=True)
     if len(labelled):
         with page.details(f"Other labelled curves ({len(labelled)})"):
@@ -289,7 +377,8 @@ def _trend_details(page: Page, rep: Report, horizons: list[str]) -> None:
             if horizons:
                 h = horizons[min(1, len(horizons) - 1)]
                 cols += [f"pred_{h}", f"lo_{h}", f"hi_{h}"]
-            page.table(display(labelled, cols), "trends.csv", "Other labelled curves", group="suite")
+            page.table(display(labelled, cols), "trends.csv", "Other labelled curves", group="suite",
+                       units={"n_points": "scales", **{c: value_unit(labelled["metric"]) for c in cols[len(TREND_KEY) + 3:]}})
     tm = rep.inp.trends_summary
     if tm is not None and len(tm):
         where = " (trends.backtest in params.yaml)" if rep.cfg.pipeline_outputs else ""
@@ -299,7 +388,9 @@ def _trend_details(page: Page, rep: Report, horizons: list[str]) -> None:
                   "reports/trends_backtest.csv; the trends stage's own summary is reports/trends.md.")
         cols = ["split", "label_agreement", "label_agreement_curves", "curves", "coverage", "heldout_points", "mae",
                 "max_error", "accuracy_points"]
-        page.table(display(tm, cols), "trends_backtest_summary.csv", "Trends backtest (split ALL = every split together)")
+        page.table(display(tm, cols), "trends_backtest_summary.csv", "Trends backtest (split ALL = every split together)",
+                   units={"label_agreement": "share of curves", "coverage": coverage_unit(), "mae": "points",
+                          "max_error": "points"})
     _trend_backtests(page, rep)
 
 
@@ -315,7 +406,8 @@ def _trend_backtests(page: Page, rep: Report) -> None:
                   "where the curve crossed. 'primary' is the route the trends table reports first; coverage counts "
                   "the forecasts whose 90% interval holds the observed crossing.")
         page.table(display(cs, ["cases", "method", "n", "forecast", "finite", "coverage", "median_abs_log10_error"]),
-                   "trends_backtest_crossing.csv", "Crossing-point backtest: error in decades of compute")
+                   "trends_backtest_crossing.csv", "Crossing-point backtest: error in decades of compute",
+                   units={"coverage": "share of crossings in the 90% interval"})
         if cx is not None and len(cx):
             prim = cx[cx["primary"].astype(str).str.lower() == "true"].reset_index(drop=True)
             with page.details(f"Every case, its first route ({len(prim)} rows; every route in "
@@ -333,7 +425,8 @@ def _trend_backtests(page: Page, rep: Report) -> None:
         labels = [c for c in cf.columns if c not in ("split", "label_small", "curves", "agreement")]
         allrows = cf[(cf["split"] == "ALL") & (cf["curves"] > 0)].reset_index(drop=True)
         page.table(display(allrows, ["label_small"] + labels + ["curves", "agreement"]),
-                   "trends_backtest_confusion.csv", "Label confusion, every split together (rows with curves)")
+                   "trends_backtest_confusion.csv", "Label confusion, every split together (rows with curves)",
+                   units={"agreement": "share of the row"})
 
 
 # ------------------------------------------------------------------------------------ data
@@ -378,5 +471,5 @@ def section_data(page: Page, rep: Report) -> None:
 # The page, top to bottom.  A new section (e.g. a family comparison of skills) is a function
 # ``section_x(page, rep)`` inserted here; it reads its CSV from ``rep.inp`` (add a field there and a
 # line in inputs.load_inputs) and says so in one note when that CSV is absent.
-SECTIONS = [section_glance, section_targets, section_methods, section_families, section_family_skills, section_trends,
+SECTIONS = [section_answers, section_glance, section_targets, section_methods, section_families, section_family_skills, section_trends,
             section_data]

@@ -6,6 +6,8 @@ Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
   interval (``forecast.interval``, 90% by default), at the target's N, D and C = 6ND;
 * ``reports/forecast_curves.csv`` — the same laws, fitted on the same rows, evaluated on a grid of
   compute from the family's smallest model to the target: the fitted curves the report draws;
+* ``reports/two_step_diagnostics.csv`` — per two-step forecast, its step-1 loss fit and step-2 link
+  with their points and the target (:mod:`pipeline.forecasting.diagnostics`);
 * ``reports/family_offsets.csv`` and ``reports/capability.csv`` — the family comparison: a
   capability score per model (first principal component of the suite's benchmark accuracies,
   the "observational" view of Ruan et al. 2024) regressed on log10 compute with one shared slope
@@ -59,16 +61,17 @@ def _main(argv) -> int:
     from pipeline.stages.backtest import calibration_source
 
     policy = calibration_source(warn=True).policy(interval)
-    fc, curves, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
+    fc, curves, diags, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
         table, cfg.get("family_skills"), interval, int(cfg.get("seed", 0)), predictions), policy=policy)
     scores.write_csv(fc, out / "forecast.csv")
     scores.write_csv(curves, out / "forecast_curves.csv")
+    scores.write_csv(diags, out / "two_step_diagnostics.csv")
     offsets, caps = family_comparison(table, cfg, interval)
     scores.write_csv(offsets, out / "family_offsets.csv")
     scores.write_csv(caps, out / "capability.csv")
     scores.write_csv(skills, out / "family_skills.csv")
     print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
-          f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
+          f"forecast_curves.csv, two_step_diagnostics.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
           f"family_skills.csv ({len(skills)} rows)")
     return 0
 

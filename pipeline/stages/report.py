@@ -44,7 +44,8 @@ def main(argv=None) -> int:
 # what the report writes into its folder (besides plots/), and what the family mode adds
 REPORT_FILES = ["index.html", "forecast.md", "at_a_glance.csv", "method_evidence.csv", "data_summary.csv",
                 "trends_labels.csv"]
-FAMILY_TABLES = ["forecast.csv", "forecast_curves.csv", "backtest.csv", "backtest_predictions.csv"]
+FAMILY_TABLES = ["forecast.csv", "forecast_curves.csv", "backtest.csv", "backtest_predictions.csv",
+                 "two_step_diagnostics.csv"]
 
 
 def _section(path, name: str) -> dict:
@@ -58,7 +59,8 @@ def _section(path, name: str) -> dict:
 def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
     """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report suites."""
     cfg = params.load("report", path)
-    splits = _section(path, "backtest").get("splits") or {}
+    backtest = _section(path, "backtest")
+    splits = backtest.get("splits") or {}
     emergence = (_section(path, "trends").get("emergence") or {})
     overview = {k: cfg[k] for k in ("suite", "plot_tasks", "plot_metric", "num_fewshot") if k in cfg} or None
     return ReportConfig(
@@ -71,6 +73,7 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
         max_trend_plots=int(cfg.get("max_trend_plots", 24)),
         processes=int(cfg.get("processes", 2)),
         split_descriptions={name: str(sp.get("description", "")) for name, sp in splits.items()},
+        backtest_level=float(backtest.get("level", 0.9)),
         report_suites=list(emergence.get("report_suites") or []),
         pipeline_outputs=True,
     )
@@ -79,7 +82,7 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
 def report_inputs(res: Result, req: Request):
     """(ReportInput, ReportConfig) of a family forecast: the report package's inputs, no params.yaml."""
     rung = next((h for h in res.forecast["heldout"] if isinstance(h, str) and h), "")
-    inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves,
+    inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves, two_step=res.diagnostics,
                       backtest=res.backtest if len(res.backtest) else None,
                       predictions=res.predictions if len(res.predictions) else None)
     cfg = ReportConfig(title=f"capcast: {req.family} forecast", heldout_splits=[SPLIT] if rung else [],
@@ -100,6 +103,6 @@ def main_report(argv) -> int:
     res = run(table, req)
     # the tables the report cites, beside it (written with it, or not at all)
     write(*report_inputs(res, req), out, tables=dict(zip(FAMILY_TABLES, (res.forecast, res.curves, res.backtest,
-                                                                          res.predictions))))
+                                                                          res.predictions, res.diagnostics))))
     print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
     return 0
