@@ -260,7 +260,10 @@ class Objective:
         M = D @ (Lam[:, :, :, None] * Lam[:, :, None, :]).reshape(B, J, k * k)  # (B, n, k*k)
         A[:, :o_lam, :o_lam] = (self.ZZ.T[None] @ M).reshape(B, 3, 3, k, k).transpose(0, 1, 3, 2, 4).reshape(
             B, 3 * k, 3 * k)
-        DT = (D[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, J * k)
+        DT = np.empty((B, n, J, k))  # D_ij theta_it
+        for t in range(k):
+            np.multiply(D, Th[:, :, t, None], out=DT[..., t])
+        DT = DT.reshape(B, n, J * k)
         LamT1 = Lam.transpose(0, 2, 1)[:, None]  # (B, 1, k, J)
         ZDT = (Z.T[None] @ DT).reshape(B, 3, 1, J, k)
         np.multiply(ZDT[:, :, :, jf, :], LamT1[:, :, :, jf, None], out=_view(A[:, :o_lam, o_lam:o_b], (B, 3, k, nf, k)))
@@ -286,10 +289,13 @@ class Objective:
         OD = O.T[None] @ D  # (B, F, J)
         ODT = (O.T[None] @ DT).reshape(B, F, 1, J, k)  # sum over the family's units of D_ij theta_it
         LamT = Lam.transpose(0, 2, 1)  # (B, k, J)
-        C = np.empty((Ps, B, F, k)).transpose(1, 2, 3, 0)
-        C[..., :o_lam] = (self.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(0, 2, 4, 1, 3).reshape(B, F, k, 3 * k)
-        np.multiply(ODT[:, :, :, jf, :], LamT[:, None, :, jf, None], out=_view(C[..., o_lam:o_b], (B, F, k, nf, k)))
-        np.multiply(OD[:, :, None, :], LamT[:, None], out=C[..., o_b:o_phi])
+        Cm = np.empty((Ps, B, F, k))  # C's memory: Cm[i, b, f, s] = C[b, f, s, i]
+        C = Cm.transpose(1, 2, 3, 0)
+        _view(Cm[:o_lam], (3, k, B, F, k))[...] = (self.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(1, 3, 0, 2, 4)
+        LamJ = LamT.transpose(2, 0, 1)  # (J, B, k)
+        np.multiply(ODT.reshape(B, F, J, k)[:, :, jf, :].transpose(2, 3, 0, 1)[..., None], LamJ[jf][:, None, :, None, :],
+                    out=_view(Cm[o_lam:o_b], (nf, k, B, F, k)))
+        np.multiply(OD.transpose(2, 0, 1)[..., None], LamJ[:, :, None, :], out=Cm[o_b:o_phi])
         Aaa = (O.T[None] @ M).reshape(B, F, k, k) + rho[:, 1, None, None, None] * np.eye(k)
         # gradients (data, then priors: weights 1)
         gs = np.empty((Ps, B)).T
@@ -298,7 +304,7 @@ class Objective:
         gs[:, o_b:o_phi] = Rg.sum(1)
         if len(pf):
             OH = O.T[None] @ Hgp
-            C[..., o_phi:] = (OH[:, :, None, :] * LamT[:, None])[..., pf]
+            np.multiply(OH.transpose(2, 0, 1)[pf][..., None], LamJ[pf][:, :, None, :], out=Cm[o_phi:])
             gs[:, o_phi:] = (hc * rc * Dphi).sum(1)[:, pf]
         S_pen = r[:, nc: nc + len(self.P)] * h[:, nc: nc + len(self.P)]
         gs += ((np.sqrt(rho[:, :1]) * S_pen) @ self.P)[:, self.free]
