@@ -124,6 +124,7 @@ def fit_batch(residuals, theta0, weights=None, delta=None, max_iter=200, tol=1e-
     r, J = residuals(theta, a)
     w = np.ones_like(r) if weights is None else np.array(np.broadcast_to(np.asarray(weights, float), r.shape))
     f = _objective(r, w, delta)
+    r, w = np.ascontiguousarray(r), np.ascontiguousarray(w)  # (as selections of their rows are)
     lam = np.full(B, 1e-3)
     flat = np.zeros(B, bool)  # gradient vanished
     rel = np.full(B, np.inf)  # relative decrease of the last accepted step
@@ -143,10 +144,14 @@ def fit_batch(residuals, theta0, weights=None, delta=None, max_iter=200, tol=1e-
         with np.errstate(all="ignore"):
             r_new, J_new = residuals(cand, a)
         f_new = _objective(r_new, wa, delta)
+        r_new = np.ascontiguousarray(r_new)
         accept = (f_new < f) & ~is_flat
         rel_a = np.where(accept, (f - f_new) / scale, rel_a)
-        th, r, f = _pick(accept, cand, th), _pick(accept, r_new, r), np.where(accept, f_new, f)
-        J = _pick(accept, J_new, J)
+        if accept.all():
+            th, r, f, J = cand, r_new, f_new, J_new
+        elif accept.any():
+            th, r, f = _pick(accept, cand, th), _pick(accept, r_new, r), np.where(accept, f_new, f)
+            J = _pick(accept, J_new, J)
         lam_a = np.where(accept, np.maximum(lam_a / 3.0, 1e-12), lam_a * 4.0)
         flat_a = flat_a | is_flat
         stuck = ~accept & (rel_a <= 1e-6)

@@ -19,6 +19,7 @@ before the dense solve: the solve is over ~4k + J(k + 2) parameters, not F k mor
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,19 +89,12 @@ class Layout:
         return g, lam, lam + self.J * self.k, lam + self.J * self.k + self.J
 
     def shared_template(self) -> np.ndarray:
-        S = np.zeros(self.shared_size)
-        o = self.offsets()[1]
-        for s, j in enumerate(self.anchors):
-            S[o + j * self.k + s] = 1.0
-        return S
+        """S with every free entry 0 and the anchor loadings set (read-only, made once per layout)."""
+        return _template(self)
 
     def shared_free(self) -> np.ndarray:
-        fixed = np.zeros(self.shared_size, bool)
-        _, o_lam, _, o_phi = self.offsets()
-        for j in self.anchors:
-            fixed[o_lam + j * self.k: o_lam + (j + 1) * self.k] = True
-        fixed[o_phi: o_phi + self.J] = ~np.asarray(self.free_floor, bool)
-        return np.flatnonzero(~fixed)
+        """Positions in S of the fitted entries (read-only, made once per layout)."""
+        return _free(self)
 
     @property
     def n_shared(self) -> int:
@@ -133,6 +127,28 @@ class Layout:
             P[2 * s, s], P[2 * s, self.k + s] = 1.0, -1.0
             P[2 * s + 1, 2 * self.k + s] = 1.0
         return P
+
+
+@functools.lru_cache(maxsize=256)
+def _template(layout: Layout) -> np.ndarray:
+    S = np.zeros(layout.shared_size)
+    o = layout.offsets()[1]
+    for s, j in enumerate(layout.anchors):
+        S[o + j * layout.k + s] = 1.0
+    S.flags.writeable = False
+    return S
+
+
+@functools.lru_cache(maxsize=256)
+def _free(layout: Layout) -> np.ndarray:
+    fixed = np.zeros(layout.shared_size, bool)
+    _, o_lam, _, o_phi = layout.offsets()
+    for j in layout.anchors:
+        fixed[o_lam + j * layout.k: o_lam + (j + 1) * layout.k] = True
+    fixed[o_phi: o_phi + layout.J] = ~np.asarray(layout.free_floor, bool)
+    out = np.flatnonzero(~fixed)
+    out.flags.writeable = False
+    return out
 
 
 def skills(layout: Layout, S, alpha, Z, fam) -> np.ndarray:
