@@ -62,6 +62,33 @@ def test_fit_batch_solves_many_problems_at_once():
     np.testing.assert_allclose(res.theta, [[2, 3]] * 3, atol=1e-6)
 
 
+def test_each_problem_of_a_batch_fits_as_it_would_alone_bit_for_bit():
+    """fit_batch keeps the unfinished problems apart and drops the finished ones: a problem's
+    arithmetic must not depend on the others (nor on when they finish), or outputs would move."""
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 3, 25)
+    Y = 1.5 * np.exp(-np.array([[0.7], [1.3], [0.2], [2.0], [0.9]]) * x) + 0.05 * rng.standard_normal((5, 25))
+    Y[3, 4] = 5.0  # an outlier (Huber)
+
+    def residuals(theta, idx):
+        e = np.exp(-theta[:, 1:2] * x)
+        f = theta[:, :1] * e
+        J = np.stack([e, -theta[:, :1] * x * e], axis=-1)
+        return f - Y[idx], J
+
+    starts = np.array([[1.0, 1.0], [0.1, 5.0], [1.5, 0.2], [3.0, 0.1], [-1.0, 2.0]])
+    W = rng.poisson(1.0, (5, 25)).astype(float)
+    for delta in (None, 0.1):
+        with np.errstate(over="ignore", invalid="ignore"):  # (diverging trial steps are rejected)
+            together = fit_batch(residuals, starts, W, delta, max_iter=60, tol=1e-12)
+            alone = [fit_batch(lambda theta, idx, i=i: residuals(theta, idx + i), starts[i:i + 1], W[i:i + 1], delta,
+                               max_iter=60, tol=1e-12) for i in range(5)]
+        assert len(set(np.round(together.loss, 12))) > 1
+        for i, one in enumerate(alone):
+            assert np.array_equal(one.theta[0], together.theta[i])
+            assert one.loss[0] == together.loss[i] and one.converged[0] == together.converged[i]
+
+
 def test_chinchilla_recovers_known_parameters_exactly():
     N, D = np.meshgrid(SIZES, np.array([2e9, 1e10, 5e10, 2e11, 1e12]))
     L = chinchilla(N.ravel(), D.ravel())

@@ -209,3 +209,90 @@ def test_observational_compute_mode_may_use_the_target_as_a_feature():
     assert "b1:acc" in [str(f) for f in default.features_]
     with pytest.raises(FitError, match="cannot also be a feature in features mode"):
         make("observational", target="b1:acc", features=feats, n_bootstrap=0).fit(rows)
+
+
+def _full_layout_step(obj, Jt, h, r, lam, ridge):
+    """The structured step as first written: J^T H J over every shared parameter (the fixed ones
+    included), then the free ones selected; the reference the compact solve must match bit for bit."""
+    G_, Dphi, Th, Lam, alpha, rho = Jt
+    p, L = obj.p, obj.L
+    B, n, J, k, F = len(G_), p.n, p.J, L.k, L.F
+    nc = n * J
+    hc, rc = h[:, :nc].reshape(B, n, J), r[:, :nc].reshape(B, n, J)
+    D, Hgp, Dpp = hc * G_ * G_, hc * G_ * Dphi, hc * Dphi * Dphi
+    Rg, Rp = hc * rc * G_, hc * rc * Dphi
+    Z, O = p.Z, obj.O
+    o_g, o_lam, o_b, o_phi = L.offsets()
+    A = np.zeros((B, L.shared_size, L.shared_size))
+    M = D @ (Lam[:, :, :, None] * Lam[:, :, None, :]).reshape(B, J, k * k)
+    A[:, :o_lam, :o_lam] = (obj.ZZ.T[None] @ M).reshape(B, 3, 3, k, k).transpose(0, 1, 3, 2, 4).reshape(B, 3 * k, 3 * k)
+    DT = (D[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, J * k)
+    LamT1 = Lam.transpose(0, 2, 1)[:, None]
+    A[:, :o_lam, o_lam:o_b] = ((Z.T[None] @ DT).reshape(B, 3, 1, J, k) * LamT1[..., None]).reshape(B, 3 * k, J * k)
+    A[:, :o_lam, o_b:o_phi] = ((Z.T[None] @ D)[:, :, None, :] * LamT1).reshape(B, 3 * k, J)
+    A[:, :o_lam, o_phi:] = ((Z.T[None] @ Hgp)[:, :, None, :] * LamT1).reshape(B, 3 * k, J)
+    Tht = Th.transpose(0, 2, 1)
+    LL = D.transpose(0, 2, 1) @ (Th[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, k * k)
+    Lb, Lp = (Tht @ D).transpose(0, 2, 1), (Tht @ Hgp).transpose(0, 2, 1)
+    j, t, u = np.meshgrid(np.arange(J), np.arange(k), np.arange(k), indexing="ij")
+    ll = (o_lam + j * k + t).ravel(), (o_lam + j * k + u).ravel()
+    j2, t2 = np.meshgrid(np.arange(J), np.arange(k), indexing="ij")
+    lb = (o_lam + j2 * k + t2).ravel(), (o_b + j2).ravel()
+    lp = (o_lam + j2 * k + t2).ravel(), (o_phi + j2).ravel()
+    js = np.arange(J)
+    bb, bp, pp = (o_b + js, o_b + js), (o_b + js, o_phi + js), (o_phi + js, o_phi + js)
+    A[:, ll[0], ll[1]], A[:, lb[0], lb[1]], A[:, lp[0], lp[1]] = LL.reshape(B, -1), Lb.reshape(B, -1), Lp.reshape(B, -1)
+    A[:, bb[0], bb[1]], A[:, bp[0], bp[1]], A[:, pp[0], pp[1]] = D.sum(1), Hgp.sum(1), Dpp.sum(1)
+    A[:, o_lam:, :o_lam] = A[:, :o_lam, o_lam:].transpose(0, 2, 1)
+    for idx in (lb, lp, bp):
+        A[:, idx[1], idx[0]] = A[:, idx[0], idx[1]]
+    A[:, :o_lam, :o_lam] += rho[:, 0, None, None] * obj.PtP[None, :o_lam, :o_lam]
+    OD, OH = O.T[None] @ D, O.T[None] @ Hgp
+    ODT = (O.T[None] @ DT).reshape(B, F, 1, J, k)
+    LamT = Lam.transpose(0, 2, 1)
+    C = np.empty((B, F, k, L.shared_size))
+    C[..., :o_lam] = (obj.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(0, 2, 4, 1, 3).reshape(B, F, k, 3 * k)
+    C[..., o_lam:o_b] = (ODT * LamT[:, None, :, :, None]).reshape(B, F, k, J * k)
+    C[..., o_b:o_phi] = OD[:, :, None, :] * LamT[:, None]
+    C[..., o_phi:] = OH[:, :, None, :] * LamT[:, None]
+    Aaa = (O.T[None] @ M).reshape(B, F, k, k) + rho[:, 1, None, None, None] * np.eye(k)
+    gs = np.zeros((B, L.shared_size))
+    gs[:, :o_lam] = ((Z.T[None] @ Rg) @ Lam).reshape(B, 3 * k)
+    gs[:, o_lam:o_b] = (Rg.transpose(0, 2, 1) @ Th).reshape(B, J * k)
+    gs[:, o_b:o_phi], gs[:, o_phi:] = Rg.sum(1), Rp.sum(1)
+    gs += (np.sqrt(rho[:, :1]) * r[:, nc: nc + len(obj.P)] * h[:, nc: nc + len(obj.P)]) @ obj.P
+    ga = (O.T[None] @ Rg) @ Lam + rho[:, 1, None, None] * alpha
+    i = L.shared_free()
+    A, C, gs = A[:, i[:, None], i[None, :]], C[..., i], gs[:, i]
+    Ps = len(i)
+    eye_s, eye_k = np.eye(Ps), np.eye(k)
+    A = A + lam[:, None, None] * (np.einsum("bii->bi", A)[:, :, None] * eye_s + ridge * eye_s)
+    Aaa = Aaa + lam[:, None, None, None] * (np.einsum("bfii->bfi", Aaa)[..., None] * eye_k + ridge * eye_k)
+    KT = (np.linalg.inv(Aaa) @ C).reshape(B, F * k, Ps)
+    Sc = A - C.reshape(B, F * k, Ps).transpose(0, 2, 1) @ KT
+    rhs = -gs + (KT.transpose(0, 2, 1) @ ga.reshape(B, F * k, 1))[..., 0]
+    ds = np.linalg.solve(Sc, rhs[..., None])[..., 0]
+    da = np.linalg.solve(Aaa, (-ga - (C @ ds[:, None, :, None])[..., 0])[..., None])[..., 0]
+    step = np.concatenate([ds, da.reshape(B, -1)], axis=1)
+    return np.where(np.isfinite(step), step, 0.0), np.concatenate([gs, ga.reshape(B, -1)], axis=1)
+
+
+@pytest.mark.parametrize("floor", ["auto", "free"])
+def test_compact_step_is_the_full_layout_step_bit_for_bit(floor):
+    """The solve builds J^T H J over the free parameters only; the step and gradient are the
+    same numbers, to the last bit, as selecting them from the full layout (outputs stay byte-identical)."""
+    rows = skill_rows()
+    law = make("skills", target="b1:acc", n_bootstrap=0, n_skills=2, shift_penalty=0.1, floor=floor).fit(rows)
+    p, L = law._joint.problem, law._joint.layout
+    assert any(L.free_floor) == (floor == "free")
+    rng = np.random.default_rng(1)
+    W = rng.poisson(1.0, (7, p.n)).astype(float)
+    obj = Objective(p, L, [(1e-4, 0.1)] * 7)
+    theta = start(p, L, W) + 0.01 * rng.standard_normal((7, L.size))
+    r, Jt = obj.residuals(theta, np.arange(7))
+    h = obj.weights(W)
+    lam = np.full(7, 1e-3)
+    for got, want in zip(obj.solve(Jt, h, r, lam, 1e-9), _full_layout_step(obj, Jt, h, r, lam, 1e-9)):
+        assert np.array_equal(got, want)
+    _, _, Aaa, _, _ = obj._blocks(Jt, h, r)
+    assert np.array_equal(obj.shift_precision(Jt, h), Aaa)

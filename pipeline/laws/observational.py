@@ -46,6 +46,7 @@ from pipeline.laws.data import Metric
 
 _CAPS_CACHE = data.KeyCache(64)  # imputation, PCA and family lines per rows and weights
 _WIDE = data.IdentityCache(128)
+_MATRIX = data.IdentityCache(128)  # feature matrices of unit frames
 FEATURE = "feature::"  # prefix of the feature-value columns carried on unit frames
 
 
@@ -144,8 +145,29 @@ def family_lines(S: np.ndarray, log_c: np.ndarray, family: np.ndarray, W: np.nda
     return coef[:, 0], coef[:, 1:]
 
 
-def _unit_key(units) -> pd.Series:
-    return units["model"].astype(str) + "@" + units["step"].astype("string").fillna("")
+def _unit_keys(units, rows=None) -> list:
+    """MODEL@STEP of each unit (of the positions ``rows``; STEP empty for a final checkpoint): the key
+    that matches a unit's rows across frames."""
+    model, step = units["model"].to_numpy(object), units["step"]
+    if pd.api.types.is_integer_dtype(step.dtype):
+        step = step.to_numpy(object, na_value=None)
+        step = ["" if v is None else str(int(v)) for v in (step if rows is None else step[rows])]
+    else:
+        step = step.astype("string").fillna("").to_numpy(object)
+        step = step if rows is None else step[rows]
+    return [f"{m}@{s}" for m, s in zip(model if rows is None else model[rows], step)]
+
+
+def _strings(column: pd.Series) -> np.ndarray:
+    """A text column's values as Python strings (object array)."""
+    if isinstance(column.dtype, pd.StringDtype) and not column.isna().any():
+        return column.to_numpy(object)
+    return column.astype(str).to_numpy(object)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 def _bounds(features: list[Metric]):
@@ -181,7 +203,10 @@ class Observational(Law):
         tgt = data.values(rows, target, self.method)
         self.features_ = self._features(rows, target)
         units = self._with_features(rows, None)
-        units = units.merge(tgt[data.UNIT + ["value", "stderr"]], on=data.UNIT, how="left")
+        at = {k: i for i, k in enumerate(_unit_keys(tgt))}  # (a left merge on model and step)
+        at = np.array([at.get(k, len(at)) for k in _unit_keys(units)], dtype=int)
+        pad = lambda c: np.append(tgt[c].to_numpy(float), np.nan)[at]  # noqa: E731
+        units = units.assign(value=pad("value"), stderr=pad("stderr")).reset_index(drop=True)
         if self.matrix == "target":
             units = units.loc[units["value"].notna()].reset_index(drop=True)
         link = units["value"].notna().to_numpy()
@@ -250,10 +275,14 @@ class Observational(Law):
                 raise FitError(f"observational: the target {target} cannot also be a feature in features mode; "
                                f"drop it from --features (or use --mode compute)")
             return feats
-        unit = rows["model"].astype(str) + "@" + rows["step"].astype("string").fillna("")
-        counts = unit.groupby([rows["task"], rows["metric"]], observed=True).nunique()
-        feats = [Metric(t, m) for (t, m), n in counts.items()
-                 if (own_task_ok or t != target.task) and n == unit.nunique() and scores.metric_kind(m) != "loss"]
+        keys = _unit_keys(rows)
+        have = {}  # (task, metric) -> the units it has rows for
+        for t, m, u in zip(rows["task"].to_numpy(object), rows["metric"].to_numpy(object), keys):
+            if not (pd.isna(t) or pd.isna(m)):
+                have.setdefault((t, m), set()).add(u)
+        every = len(set(keys))
+        feats = [Metric(t, m) for (t, m) in sorted(have)
+                 if (own_task_ok or t != target.task) and len(have[t, m]) == every and scores.metric_kind(m) != "loss"]
         if not feats:
             raise FitError(f"observational: no task:metric other than {target.task}'s is present for every training "
                            f"model; name the features with --features TASK:METRIC,...")
@@ -266,40 +295,55 @@ class Observational(Law):
 
     def _widen(self, rows, units):
         cols = [FEATURE + str(f) for f in self.features_]
+        names = list(dict.fromkeys(cols))  # a feature named twice is one column (the last match wins below)
         task, metric = rows["task"].to_numpy(object), rows["metric"].to_numpy(object)
-        label = np.full(len(rows), None, dtype=object)
+        which = np.full(len(rows), -1)
         for f, c in zip(self.features_, cols):
-            label[(task == f.task) & (metric == f.metric)] = c
-        sel = rows.loc[label != None].assign(feature=label[label != None])  # noqa: E711
+            which[(task == f.task) & (metric == f.metric)] = names.index(c)
+        pick = np.flatnonzero(which >= 0)
+        which = which[pick]
+        keys = _unit_keys(rows, pick)
+        index = {}  # unit key -> row of the wide matrix, in order of first appearance
+        unit = np.array([index.setdefault(k, len(index)) for k in keys], dtype=int)
         if units is None:
-            if sel.empty:
+            if not pick.size:
                 raise FitError(f"observational: none of the features {', '.join(map(str, self.features_))} "
                                f"has training rows")
-            units = data._sorted(sel.drop_duplicates(data.UNIT)[data.UNIT + data.SCALE])
+            first = np.unique(unit, return_index=True)[1]  # drop_duplicates on (model, step): first rows
+            units = data._sorted(rows.iloc[pick[first]][data.UNIT + data.SCALE])
         out = units.drop(columns=[c for c in cols if c in units]).copy()
-        if sel.empty:
+        if not pick.size:
             for c in cols:
                 out[c] = np.nan
             return out
-        key = _unit_key(sel)
-        dup = pd.Series(key.to_numpy() + "|" + sel["feature"].to_numpy(object)).duplicated()
-        if dup.any():
-            i = int(np.flatnonzero(dup.to_numpy())[0])
-            raise FitError(f"observational: {sel['feature'].iloc[i][len(FEATURE):]} has several rows for "
-                           f"{key.iloc[i]} (different suites or num_fewshot); narrow the query")
-        wide = pd.DataFrame({"key": key.to_numpy(), "feature": sel["feature"].to_numpy(object),
-                             "value": sel["value"].to_numpy(float)}).pivot(index="key", columns="feature", values="value")
-        where = _unit_key(out)
-        for c in cols:
-            out[c] = wide[c].reindex(where).to_numpy(float) if c in wide else np.nan
+        cell = unit * len(names) + which
+        if len(np.unique(cell)) < len(cell):
+            seen, i = set(), 0
+            for i, c in enumerate(cell.tolist()):
+                if c in seen:
+                    break
+                seen.add(c)
+            raise FitError(f"observational: {names[which[i]][len(FEATURE):]} has several rows for "
+                           f"{keys[i]} (different suites or num_fewshot); narrow the query")
+        wide = np.full((len(index) + 1, len(names)), np.nan)  # last row: units without any feature row
+        wide[unit, which] = rows["value"].to_numpy(float)[pick]
+        at = np.array([index.get(k, len(index)) for k in _unit_keys(out)], dtype=int)
+        grid = wide[at]
+        if out.index.is_unique and not set(names) & set(out.columns):
+            return pd.concat([out, pd.DataFrame(grid, columns=names, index=out.index)], axis=1)
+        for j, c in enumerate(names):
+            out[c] = grid[:, j]
         return out
 
     def _F(self, units) -> np.ndarray:
-        return units[[FEATURE + str(f) for f in self.features_]].to_numpy(float)
+        """The feature matrix of ``units`` (cached by the frame's identity: read-only)."""
+        cols = [FEATURE + str(f) for f in self.features_]
+        return _MATRIX.get((units,), tuple(cols), lambda: _readonly(units[cols].to_numpy(float)))
 
     def _caps_key(self, units, F) -> str:
         h = hashlib.sha1(np.ascontiguousarray(F).tobytes())
-        h.update(units[data.UNIT + data.SCALE].to_csv(index=False).encode())
+        h.update("\0".join(_unit_keys(units) + units["family"].astype(str).tolist()).encode())
+        h.update(units[["params", "tokens", "compute_flops"]].to_numpy(float).tobytes())
         h.update(repr((self.impute_rank, list(map(str, self.features_)))).encode())
         return h.hexdigest()
 
@@ -315,7 +359,7 @@ class Observational(Law):
 
     def _fit_capabilities(self, units, F, W) -> dict:
         lower, upper = _bounds(self.features_)
-        fam = units["family"].astype(str).to_numpy()
+        fam = _strings(units["family"])
         families = sorted(set(fam))
         log_c = np.log10(np.where(units["compute_flops"] > 0, units["compute_flops"], np.nan).astype(float))
         caps = fit_capabilities(F, W, lower, upper, self.impute_rank)
@@ -349,8 +393,8 @@ class Observational(Law):
         k = self.n_components_ if hasattr(self, "n_components_") else None
         if self.mode == "features":
             return state["caps"].transform(self._F(units))[..., :k]
-        fam = units["family"].astype(str).to_numpy()
-        idx = np.array([self.families_.index(f) if f in self.families_ else -1 for f in fam], dtype=int)
+        where = {f: i for i, f in enumerate(self.families_)}
+        idx = np.array([where.get(f, -1) for f in _strings(units["family"])], dtype=int)
         log_c = np.log10(units["compute_flops"].to_numpy(float))
         S = state["slope"][:, None, :k] * log_c[None, :, None] + state["intercepts"][:, np.maximum(idx, 0), :k]
         S[:, idx < 0, :] = np.nan

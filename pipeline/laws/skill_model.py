@@ -19,6 +19,7 @@ before the dense solve: the solve is over ~4k + J(k + 2) parameters, not F k mor
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,19 +89,12 @@ class Layout:
         return g, lam, lam + self.J * self.k, lam + self.J * self.k + self.J
 
     def shared_template(self) -> np.ndarray:
-        S = np.zeros(self.shared_size)
-        o = self.offsets()[1]
-        for s, j in enumerate(self.anchors):
-            S[o + j * self.k + s] = 1.0
-        return S
+        """S with every free entry 0 and the anchor loadings set (read-only, made once per layout)."""
+        return _template(self)
 
     def shared_free(self) -> np.ndarray:
-        fixed = np.zeros(self.shared_size, bool)
-        _, o_lam, _, o_phi = self.offsets()
-        for j in self.anchors:
-            fixed[o_lam + j * self.k: o_lam + (j + 1) * self.k] = True
-        fixed[o_phi: o_phi + self.J] = ~np.asarray(self.free_floor, bool)
-        return np.flatnonzero(~fixed)
+        """Positions in S of the fitted entries (read-only, made once per layout)."""
+        return _free(self)
 
     @property
     def n_shared(self) -> int:
@@ -135,6 +129,28 @@ class Layout:
         return P
 
 
+@functools.lru_cache(maxsize=256)
+def _template(layout: Layout) -> np.ndarray:
+    S = np.zeros(layout.shared_size)
+    o = layout.offsets()[1]
+    for s, j in enumerate(layout.anchors):
+        S[o + j * layout.k + s] = 1.0
+    S.flags.writeable = False
+    return S
+
+
+@functools.lru_cache(maxsize=256)
+def _free(layout: Layout) -> np.ndarray:
+    fixed = np.zeros(layout.shared_size, bool)
+    _, o_lam, _, o_phi = layout.offsets()
+    for j in layout.anchors:
+        fixed[o_lam + j * layout.k: o_lam + (j + 1) * layout.k] = True
+    fixed[o_phi: o_phi + layout.J] = ~np.asarray(layout.free_floor, bool)
+    out = np.flatnonzero(~fixed)
+    out.flags.writeable = False
+    return out
+
+
 def skills(layout: Layout, S, alpha, Z, fam) -> np.ndarray:
     """Skills (B, m, k) of design rows ``Z`` (m, 3) in families ``fam`` (m,)."""
     G = layout.split(S)[0]
@@ -159,18 +175,11 @@ def predict(problem: Problem, layout: Layout, theta) -> np.ndarray:
     return link(problem, layout, S, skills(layout, S, alpha, problem.Z, problem.fam))[0]
 
 
-def _link_index(layout: Layout):
-    """(row, column) index pairs, in S, of each benchmark's own block: Lambda_j x Lambda_j (row-
-    major k x k per j), Lambda_j x b_j, Lambda_j x phi_j (k per j), b_j x b_j, b_j x phi_j, phi_j x phi_j."""
-    k, J = layout.k, layout.J
-    _, o_lam, o_b, o_phi = layout.offsets()
-    j, t, u = np.meshgrid(np.arange(J), np.arange(k), np.arange(k), indexing="ij")
-    ll = (o_lam + j * k + t).ravel(), (o_lam + j * k + u).ravel()
-    j2, t2 = np.meshgrid(np.arange(J), np.arange(k), indexing="ij")
-    lb = (o_lam + j2 * k + t2).ravel(), (o_b + j2).ravel()
-    lp = (o_lam + j2 * k + t2).ravel(), (o_phi + j2).ravel()
-    js = np.arange(J)
-    return ll, lb, lp, (o_b + js, o_b + js), (o_b + js, o_phi + js), (o_phi + js, o_phi + js)
+def _view(a: np.ndarray, shape) -> np.ndarray:
+    """``a`` reshaped without a copy (an error where that is impossible): a target for ``out=``."""
+    v = a.view()
+    v.shape = shape
+    return v
 
 
 class Objective:
@@ -190,7 +199,7 @@ class Objective:
         self.O = O
         self.ZZ = np.einsum("iq,ir->iqr", problem.Z, problem.Z).reshape(problem.n, 9)
         self.ZO = (problem.Z[:, :, None] * O[:, None, :]).reshape(problem.n, -1)
-        self._link_index = _link_index(layout)
+        self._layout = self._compact()
 
     def weights(self, W) -> np.ndarray:
         """(B, n) unit weights -> weights of every residual (priors: 1)."""
@@ -208,66 +217,119 @@ class Objective:
         Lam = self.L.split(S)[1]
         return np.concatenate([r, shape, shift], axis=1), (G, Dphi, Th, Lam, alpha, rho)
 
+    def _compact(self):
+        """Where the free shared parameters sit in the compact vector the solve works on (the order
+        of ``Layout.shared_free``): G (3k), the loadings of the non-anchor benchmarks ``jf`` (k
+        each), every intercept b (J), the free floors ``pf``; and index pairs of the per-benchmark
+        blocks of J^T H J in it."""
+        L = self.L
+        k, J = L.k, L.J
+        jf = np.array([j for j in range(J) if j not in L.anchors], dtype=int)
+        pf = np.flatnonzero(np.asarray(L.free_floor, bool))
+        o_lam = 3 * k
+        o_b = o_lam + len(jf) * k
+        o_phi = o_b + J
+        u, t, v = np.meshgrid(np.arange(len(jf)), np.arange(k), np.arange(k), indexing="ij")
+        ll = (o_lam + u * k + t).ravel(), (o_lam + u * k + v).ravel()
+        u2, t2 = np.meshgrid(np.arange(len(jf)), np.arange(k), indexing="ij")
+        lb = (o_lam + u2 * k + t2).ravel(), (o_b + jf[u2]).ravel()
+        at = {j: v for v, j in enumerate(pf.tolist())}
+        both = np.array([u for u, j in enumerate(jf.tolist()) if j in at], dtype=int)  # jf with a free floor
+        lp = (np.array([o_lam + u * k + t for u in both for t in range(k)], dtype=int),
+              np.array([o_phi + at[int(jf[u])] for u in both for _ in range(k)], dtype=int))
+        bp = o_b + pf, o_phi + np.arange(len(pf))
+        assert o_phi + len(pf) == L.n_shared
+        return jf, pf, (o_lam, o_b, o_phi), (ll, lb, lp, bp, both)
+
+    def _data_blocks(self, Jt, h):
+        hc = h[:, : self.p.n * self.p.J].reshape(len(h), self.p.n, self.p.J)
+        G = Jt[0]
+        return hc, hc * G * G
+
+    def shift_precision(self, Jt, h) -> np.ndarray:
+        """The shifts' blocks (B, F, k, k) of J^T H J, prior included (those of :meth:`solve`)."""
+        G, Dphi, Th, Lam, alpha, rho = Jt
+        B, F, k, J = len(G), self.L.F, self.L.k, self.p.J
+        D = self._data_blocks(Jt, h)[1]
+        M = D @ (Lam[:, :, :, None] * Lam[:, :, None, :]).reshape(B, J, k * k)
+        return (self.O.T[None] @ M).reshape(B, F, k, k) + rho[:, 1, None, None, None] * np.eye(k)
+
     def _blocks(self, Jt, h, r):
-        """J^T H J and J^T H r by blocks: shared x shared (B, S, S), shifts x shared (B, F, k, S),
-        shifts (B, F, k, k); gradients (B, S), (B, F, k), for the full shared vector S."""
+        """J^T H J and J^T H r by blocks, over the free shared parameters (the compact vector of
+        :meth:`_compact`): shared x shared (B, Ps, Ps), shifts x shared (B, F, k, Ps), shifts
+        (B, F, k, k); gradients (B, Ps), (B, F, k).  Entries of fixed parameters (anchor loadings,
+        floors held at chance) are never formed."""
         G, Dphi, Th, Lam, alpha, rho = Jt
         p, L = self.p, self.L
         B, n, J, k, F = len(G), p.n, p.J, L.k, L.F
+        jf, pf, (o_lam, o_b, o_phi), (ll, lb, lp, bp, both) = self._layout
+        Ps, nf = o_phi + len(pf), len(jf)
         nc = n * J
-        hc, rc = h[:, :nc].reshape(B, n, J), r[:, :nc].reshape(B, n, J)
-        D, Hgp, Dpp = hc * G * G, hc * G * Dphi, hc * Dphi * Dphi
-        Rg, Rp = hc * rc * G, hc * rc * Dphi
+        hc, D = self._data_blocks(Jt, h)
+        rc = r[:, :nc].reshape(B, n, J)
+        Rg = hc * rc * G
         Z, O = p.Z, self.O
-        o_g, o_lam, o_b, o_phi = L.offsets()
-        A = np.zeros((B, L.shared_size, L.shared_size))
+        # A, C and gs are laid out in memory as the selections A[:, i, i], C[..., i], gs[:, i] of the full
+        # shared vector were (the parameter axes outermost): the solve's products then take the same
+        # code paths, and the same rounding, as before the fixed entries were dropped
+        A = np.zeros((Ps, Ps, B)).transpose(2, 0, 1)
         M = D @ (Lam[:, :, :, None] * Lam[:, :, None, :]).reshape(B, J, k * k)  # (B, n, k*k)
         A[:, :o_lam, :o_lam] = (self.ZZ.T[None] @ M).reshape(B, 3, 3, k, k).transpose(0, 1, 3, 2, 4).reshape(
             B, 3 * k, 3 * k)
-        DT = (D[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, J * k)
+        DT = np.empty((B, n, J, k))  # D_ij theta_it
+        for t in range(k):
+            np.multiply(D, Th[:, :, t, None], out=DT[..., t])
+        DT = DT.reshape(B, n, J * k)
         LamT1 = Lam.transpose(0, 2, 1)[:, None]  # (B, 1, k, J)
-        A[:, :o_lam, o_lam:o_b] = ((Z.T[None] @ DT).reshape(B, 3, 1, J, k)
-                                   * LamT1[..., None]).reshape(B, 3 * k, J * k)
+        ZDT = (Z.T[None] @ DT).reshape(B, 3, 1, J, k)
+        np.multiply(ZDT[:, :, :, jf, :], LamT1[:, :, :, jf, None], out=_view(A[:, :o_lam, o_lam:o_b], (B, 3, k, nf, k)))
         A[:, :o_lam, o_b:o_phi] = ((Z.T[None] @ D)[:, :, None, :] * LamT1).reshape(B, 3 * k, J)
-        A[:, :o_lam, o_phi:] = ((Z.T[None] @ Hgp)[:, :, None, :] * LamT1).reshape(B, 3 * k, J)
-        Tht = Th.transpose(0, 2, 1)
         LL = D.transpose(0, 2, 1) @ (Th[:, :, :, None] * Th[:, :, None, :]).reshape(B, n, k * k)  # (B, J, k*k)
-        Lb, Lp = (Tht @ D).transpose(0, 2, 1), (Tht @ Hgp).transpose(0, 2, 1)  # (B, J, k)
-        ll, lb, lp, bb, bp, pp = self._link_index
-        A[:, ll[0], ll[1]] = LL.reshape(B, -1)
-        A[:, lb[0], lb[1]] = Lb.reshape(B, -1)
-        A[:, lp[0], lp[1]] = Lp.reshape(B, -1)
-        A[:, bb[0], bb[1]], A[:, bp[0], bp[1]], A[:, pp[0], pp[1]] = D.sum(1), Hgp.sum(1), Dpp.sum(1)
-        upper = A[:, :o_lam, o_lam:]
-        A[:, o_lam:, :o_lam] = upper.transpose(0, 2, 1)
+        Lb = (Th.transpose(0, 2, 1) @ D).transpose(0, 2, 1)  # (B, J, k)
+        A[:, ll[0], ll[1]] = LL[:, jf].reshape(B, -1)
+        A[:, lb[0], lb[1]] = Lb[:, jf].reshape(B, -1)
+        ib = np.arange(o_b, o_phi)
+        A[:, ib, ib] = D.sum(1)
+        if len(pf):  # free floors: their rows (with the chance-held floors, d score / d phi is 0)
+            Hgp, Dpp = hc * G * Dphi, hc * Dphi * Dphi
+            A[:, :o_lam, o_phi:] = ((Z.T[None] @ Hgp)[:, :, None, :] * LamT1)[..., pf].reshape(B, 3 * k, len(pf))
+            Lp = (Th.transpose(0, 2, 1) @ Hgp).transpose(0, 2, 1)
+            A[:, lp[0], lp[1]] = Lp[:, jf[both]].reshape(B, -1)
+            ip = np.arange(o_phi, Ps)
+            A[:, bp[0], bp[1]], A[:, ip, ip] = Hgp.sum(1)[:, pf], Dpp.sum(1)[:, pf]
+        A[:, o_lam:, :o_lam] = A[:, :o_lam, o_lam:].transpose(0, 2, 1)
         for idx in (lb, lp, bp):  # mirror the off-diagonal entries of the per-benchmark blocks
             A[:, idx[1], idx[0]] = A[:, idx[0], idx[1]]
         A[:, :o_lam, :o_lam] += rho[:, 0, None, None] * self.PtP[None, :o_lam, :o_lam]  # the prior is on G only
-        # shifts x shared, laid out (B, F, k, S): row (f, s) = d/d alpha_fs, built in place
-        OD, OH = O.T[None] @ D, O.T[None] @ Hgp  # (B, F, J)
+        # shifts x shared, laid out (B, F, k, Ps): row (f, s) = d/d alpha_fs, built in place
+        OD = O.T[None] @ D  # (B, F, J)
         ODT = (O.T[None] @ DT).reshape(B, F, 1, J, k)  # sum over the family's units of D_ij theta_it
         LamT = Lam.transpose(0, 2, 1)  # (B, k, J)
-        C = np.empty((B, F, k, L.shared_size))
-        C[..., :o_lam] = (self.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(0, 2, 4, 1, 3).reshape(B, F, k, 3 * k)
-        C[..., o_lam:o_b] = (ODT * LamT[:, None, :, :, None]).reshape(B, F, k, J * k)
-        C[..., o_b:o_phi] = OD[:, :, None, :] * LamT[:, None]
-        C[..., o_phi:] = OH[:, :, None, :] * LamT[:, None]
+        Cm = np.empty((Ps, B, F, k))  # C's memory: Cm[i, b, f, s] = C[b, f, s, i]
+        C = Cm.transpose(1, 2, 3, 0)
+        _view(Cm[:o_lam], (3, k, B, F, k))[...] = (self.ZO.T[None] @ M).reshape(B, 3, F, k, k).transpose(1, 3, 0, 2, 4)
+        LamJ = LamT.transpose(2, 0, 1)  # (J, B, k)
+        np.multiply(ODT.reshape(B, F, J, k)[:, :, jf, :].transpose(2, 3, 0, 1)[..., None], LamJ[jf][:, None, :, None, :],
+                    out=_view(Cm[o_lam:o_b], (nf, k, B, F, k)))
+        np.multiply(OD.transpose(2, 0, 1)[..., None], LamJ[:, :, None, :], out=Cm[o_b:o_phi])
         Aaa = (O.T[None] @ M).reshape(B, F, k, k) + rho[:, 1, None, None, None] * np.eye(k)
         # gradients (data, then priors: weights 1)
-        gs = np.zeros((B, L.shared_size))
+        gs = np.empty((Ps, B)).T
         gs[:, :o_lam] = ((Z.T[None] @ Rg) @ Lam).reshape(B, 3 * k)
-        gs[:, o_lam:o_b] = (Rg.transpose(0, 2, 1) @ Th).reshape(B, J * k)
-        gs[:, o_b:o_phi], gs[:, o_phi:] = Rg.sum(1), Rp.sum(1)
+        gs[:, o_lam:o_b] = (Rg.transpose(0, 2, 1) @ Th)[:, jf].reshape(B, nf * k)
+        gs[:, o_b:o_phi] = Rg.sum(1)
+        if len(pf):
+            OH = O.T[None] @ Hgp
+            np.multiply(OH.transpose(2, 0, 1)[pf][..., None], LamJ[pf][:, :, None, :], out=Cm[o_phi:])
+            gs[:, o_phi:] = (hc * rc * Dphi).sum(1)[:, pf]
         S_pen = r[:, nc: nc + len(self.P)] * h[:, nc: nc + len(self.P)]
-        gs += (np.sqrt(rho[:, :1]) * S_pen) @ self.P
+        gs += ((np.sqrt(rho[:, :1]) * S_pen) @ self.P)[:, self.free]
         ga = (O.T[None] @ Rg) @ Lam + rho[:, 1, None, None] * alpha
         return A, C, Aaa, gs, ga
 
     def solve(self, Jt, h, r, lam, ridge):
         """Damped Gauss-Newton step with the shifts eliminated (Schur complement)."""
         A, C, Aaa, gs, ga = self._blocks(Jt, h, r)
-        i = self.free
-        A, C, gs = A[:, i[:, None], i[None, :]], C[..., i], gs[:, i]
         B, F, k, Ps = C.shape
         eye_s, eye_k = np.eye(Ps), np.eye(k)
         A = A + lam[:, None, None] * (np.einsum("bii->bi", A)[:, :, None] * eye_s + ridge * eye_s)

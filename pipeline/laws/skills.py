@@ -415,8 +415,8 @@ def shift_draws(obj: Objective, theta, W, draws, sigma: float, seed) -> np.ndarr
     if not ok.any() or not sigma > 0:
         return theta
     idx = np.flatnonzero(ok)
-    r, Jt = obj.residuals(theta[idx], idx)
-    Aaa = obj._blocks(Jt, obj.weights(W[idx]), r)[2]
+    Jt = obj.residuals(theta[idx], idx)[1]
+    Aaa = obj.shift_precision(Jt, obj.weights(W[idx]))
     L = np.linalg.cholesky(np.linalg.inv(Aaa + 1e-12 * np.eye(obj.L.k)))
     eps = np.random.default_rng(seed).standard_normal((len(idx),) + Aaa.shape[1:3])
     S, alpha = obj.L.expand(theta[idx])
