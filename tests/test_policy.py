@@ -93,7 +93,8 @@ def _table(n_ladders=30, seed=0):
                              "predicted": y + bias + rng.normal(0, 0.02), "status": "ok",
                              "distance": np.log10(factor), "span": 1.0, "n_runs": 5, "n_sizes": 5, "checkpoints": 1,
                              "noise": 0.01, "level": 0.5, "slope": 0.1, "top_slope": 0.1, "curvature": 0.0,
-                             "runs_per_budget": 1.0, "floor": 0.25, "spread": 0.1})
+                             "runs_per_budget": 1.0, "floor": 0.25, "spread": 0.1,
+                             "misfit": 1.0, "rung_error": 1.0})
     return pd.DataFrame(rows)
 
 

@@ -25,6 +25,7 @@ from pipeline.errors import FitError
 from pipeline.laws import data, intervals, nested
 from pipeline.laws.data import Metric
 
+WELL_SEEN = 3  # training models of a family for its units to count as seen (interval: the forward holdout's)
 OUTPUT = ["model", "step", "family", "params", "tokens", "compute_flops", "actual", "stderr",
           "predicted", "lower", "upper"]
 
@@ -86,6 +87,7 @@ class Law(BaseEstimator):
         self.n_train_ = len(train)
         self.train_models_ = sorted(train["model"].astype(str).unique())
         self.train_families_ = sorted(train["family"].astype(str).unique())
+        self.family_models_ = train.groupby(train["family"].astype(str))["model"].nunique().to_dict()
         self._uncertainty(train, y, fitted)
         return self
 
@@ -95,7 +97,9 @@ class Law(BaseEstimator):
         units = self._units(rows)
         point = self._predict_state(self.state_, units)[0]
         draws = None if self.boot_ is None else self._predict_state(self.boot_, units)
-        seen = units["family"].astype(str).isin(self.train_families_).to_numpy()
+        # a family the law saw through fewer than WELL_SEEN of its models is as good as new to it:
+        # its interval is sized by the leave-one-family-out refits
+        seen = units["family"].astype(str).map(self.family_models_).fillna(0).to_numpy() >= WELL_SEEN
         inflation = np.where(seen, self.inflation_, self.family_inflation_)
         return self._output(units, point, draws, inflation, self._extra_columns(units))
 
@@ -198,7 +202,11 @@ class Law(BaseEstimator):
         factors = intervals.conformal_factors(scores, self.level)
         self.calibration_ = {k: round(v, 4) for k, v in factors.items()}
         self.inflation_ = factors.get("seen", 1.0)
-        self.family_inflation_ = factors.get("family", self.inflation_)
+        # no leave-one-family-out errors (a law that cannot predict a family it has not seen): nothing
+        # measured the error of a new family, so its interval is the widest any holdout asks for,
+        # and never narrower than the bootstrap's
+        self.family_inflation_ = factors.get("family", max([1.0] + [factors[k] for k in ("forward", "later", "oob")
+                                                                    if k in factors]))
 
     def _output(self, units: pd.DataFrame, point, draws, inflation, extra: dict) -> pd.DataFrame:
         accuracy = self.target_.kind == "accuracy"

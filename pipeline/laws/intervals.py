@@ -222,9 +222,9 @@ def conformal_factors(scores: dict, level: float) -> dict:
     for name in ("forward", "later", "oob"):
         z = scores.get(name, np.array([]))
         if len(z) >= MIN_SCORES:
-            out["seen"] = conformal_quantile(z, level) / z_value(level)
-            out["seen_from"] = {"forward": 1.0, "later": 2.0, "oob": 3.0}[name]
-            break
+            out[name] = conformal_quantile(z, level) / z_value(level)
+            if "seen" not in out:
+                out["seen"] = out[name]
     family = [z for k, z in scores.items() if k.startswith("family:")]
     pooled = np.concatenate(family) if family else np.array([])
     if len(pooled) >= MIN_SCORES:

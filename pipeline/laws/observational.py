@@ -34,6 +34,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -186,10 +188,12 @@ class Observational(Law):
 
     def __init__(self, target, features=None, mode: str = "features", matrix: str = "target", n_components="auto",
                  variance: float = 0.95, max_components: int = 3, impute_rank: int = 1, floor: str = "auto",
-                 chance: float | None = None, huber_delta: float = 1.0, n_bootstrap: int = 200, level: float = 0.9,
-                 random_state: int = 0):
+                 chance: float | None = None, huber_delta: float = 1.0,
+                 rows: Literal["all", "final", "frontier"] = "all", n_bootstrap: int = 200,
+                 level: float = 0.9, random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
         self.features, self.mode, self.matrix, self.floor, self.chance = features, mode, matrix, floor, chance
+        self.rows = rows
         self.n_components, self.variance = n_components, variance
         self.max_components, self.impute_rank, self.huber_delta = max_components, impute_rank, huber_delta
 

@@ -48,6 +48,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -170,8 +172,10 @@ class Skills(Law):
                  shape_penalty: float | str = 1e-4, shape_penalties=(1e-5, 1e-4, 1e-3),
                  shift_penalty: float | str = "auto", shift_penalties=(1e-2, 1e-1, 1.0, 10.0),
                  params: str = "total", skip_fraction: float = 0.1, floor: str = "auto", chance: float | None = None,
-                 n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
+                 rows: Literal["all", "final", "frontier"] = "all", n_bootstrap: int = 200, level: float = 0.9,
+                 random_state: int = 0):
         super().__init__(target, n_bootstrap, level, random_state)
+        self.rows = rows
         self.benchmarks, self.n_skills, self.max_skills = benchmarks, n_skills, max_skills
         self.shape_penalty, self.shape_penalties = shape_penalty, shape_penalties
         self.shift_penalty, self.shift_penalties, self.params = shift_penalty, shift_penalties, params
