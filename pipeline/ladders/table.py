@@ -64,8 +64,9 @@ def ladders_from_config(scores_table: pd.DataFrame, cfg: dict) -> list:
     return real + sim
 
 
-def build(scores_table: pd.DataFrame, cfg: dict, processes: int = 1, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(forecast table, leave-one-ladder-out table) from the scores table and the ``ladders:`` settings."""
+def build(scores_table: pd.DataFrame, cfg: dict, processes: int = 1, log=print) -> pd.DataFrame:
+    """The forecast table from the scores table and the ``ladders:`` settings (evaluate it as
+    written, :func:`evaluate`: its floats are rounded there)."""
     from pipeline.ladders import harness
 
     candidates = list(cfg["candidates"])
@@ -74,8 +75,7 @@ def build(scores_table: pd.DataFrame, cfg: dict, processes: int = 1, log=print) 
     log(f"{len(ladders)} ladders ({sum(lad.kind == 'real' for lad in ladders)} real); fitting {len(candidates)} "
         f"candidates at factors {', '.join(f'{f:g}' for f in cfg['factors'])}")
     rows = harness.run(ladders, {c: (c, {}) for c in candidates}, [float(f) for f in cfg["factors"]], processes)
-    forecasts = forecast_table(rows, candidates, level)
-    return forecasts, evaluate(forecasts, candidates, level)
+    return forecast_table(rows, candidates, level)
 
 
 def evaluate(forecasts: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:

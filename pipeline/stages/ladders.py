@@ -42,16 +42,15 @@ def _main(argv) -> int:
     files.check_outputs([("ladders.forecasts", None if args.evaluate_only else forecasts_path),
                          ("ladders.out_dir", out_dir / "lolo.csv")], [("ladders.scores", cfg.get("scores"))])
     candidates, level = list(cfg["candidates"]), float(cfg.get("level", 0.9))
-    if args.evaluate_only:
-        forecasts = calibration.read(forecasts_path)
-        lolo = table.evaluate(forecasts, candidates, level)
-    else:
+    if not args.evaluate_only:
         scores_table = scores.read(cfg.get("scores", "data/scores.parquet"))
-        forecasts, lolo = table.build(scores_table, cfg, args.processes)
+        forecasts = table.build(scores_table, cfg, args.processes)
         table.write_forecasts(forecasts, forecasts_path)
         text = json.dumps(calibration.manifest(cfg, forecasts), indent=1, sort_keys=True) + "\n"
         scores.atomic_write(calibration.manifest_path(forecasts_path), lambda tmp: Path(tmp).write_text(text))
-    scores.write_csv(lolo.round(4), out_dir / "lolo.csv")
+    # evaluated as written (rounded), so that --evaluate-only gives the same bytes
+    lolo = table.evaluate(calibration.read(forecasts_path), candidates, level)
+    scores.write_csv(lolo.round(3), out_dir / "lolo.csv")
     print(summary(lolo))
     print(f"wrote {forecasts_path if not args.evaluate_only else ''} {out_dir / 'lolo.csv'} "
           f"({time.perf_counter() - t0:.0f}s)".replace("  ", " "))
