@@ -22,7 +22,8 @@ from tests.paths import ROOT
 PACKAGE = ROOT / "pipeline"
 MAX_LINES = 600
 MAX_TOP_LEVEL = 14
-DOMAIN = ("pipeline.laws", "pipeline.trends", "pipeline.sources", "pipeline.forecasting", "pipeline.report")
+DOMAIN = ("pipeline.laws", "pipeline.ladders", "pipeline.trends", "pipeline.sources", "pipeline.forecasting",
+          "pipeline.report")
 FRONT_DOORS = ("pipeline.stages", "pipeline.cli", "pipeline.__main__", "pipeline.params", "pipeline.config")
 
 
