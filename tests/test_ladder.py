@@ -10,7 +10,9 @@ import pytest
 from pipeline import scores
 from pipeline.forecasting import family as ladder
 from pipeline.forecasting import targets as forecast
-from pipeline.laws import make, nested
+from pipeline.forecasting.backtest import make_law
+from pipeline.ladders.calibration import Source
+from pipeline.laws import nested
 from pipeline.stages import forecast as forecast_stage
 from pipeline.stages import report as report_cli
 from tests.test_laws import ladder_rows
@@ -51,16 +53,19 @@ def test_one_line_per_task_and_target_with_the_ladders_own_backtest(table_csv, t
     # each target's numbers are the law's at that target alone (not another target's or a curve point's)
     table = scores.read(table_csv)
     cfg = {"metric": "acc", "num_fewshot": 0, "seed": 0}
+    policy = Source().policy(0.9)  # the interval of a candidate forecasting up its ladder is the policy's
     for _, r in fc.iterrows():
         target = forecast.Target("one", "toy", "toy", r.params, r.tokens)
         units = forecast.target_units(table, target, {"curve_points": 40})
-        _, alone = forecast.fit_predict(table, target, "arc_easy", "loglinear", {"n_bootstrap": 20}, cfg, units, 0.9)
+        _, alone = forecast.fit_predict(table, target, "arc_easy", "loglinear", {"n_bootstrap": 20}, cfg, units, 0.9,
+                                        policy)
         first = alone.set_index("model").loc["one @000"]
         assert (r.predicted, r.lower, r.upper) == pytest.approx((first.predicted, first.lower, first.upper), rel=1e-5)
     # the backtest numbers are those of the method fitted on the smaller rungs, scored on the largest size
     (split,) = nested.inner_splits(table, "arc_easy:acc", folds=1)
     assert set(split.test.model) == {"toy-1e+09"} and "toy-1e+09" not in set(split.train.model)
-    pred = make("loglinear", target="arc_easy:acc", n_bootstrap=20).fit(split.train).predict(split.test)
+    pred = make_law("loglinear", "arc_easy:acc", {"n_bootstrap": 20}, split.train, split.test,
+                    Source().policy(0.9, ["toy"])).fit(split.train).predict(split.test)
     held = split.scored[["model", "step"]].merge(pred, on=["model", "step"])
     assert fc.backtest_mae.iloc[0] == pytest.approx(100 * np.mean(np.abs(held.predicted - held.actual)), rel=1e-5)
     assert fc.backtest_n.iloc[0] == len(held)
@@ -68,22 +73,26 @@ def test_one_line_per_task_and_target_with_the_ladders_own_backtest(table_csv, t
     assert fc.backtest_coverage.iloc[0] == pytest.approx(inside.mean())
 
 
-def test_auto_keeps_the_default_unless_another_beats_it_by_the_noise(table_csv, capsys):
+def test_auto_is_the_policys_forecast_and_every_candidate_is_backtested_beside_it(table_csv, tmp_path, capsys):
+    """--method auto (the default) forecasts with the policy learned across ladders; nothing is
+    chosen on the family's own top rung: every candidate's backtest there is reported as evidence."""
+    out_csv = tmp_path / "fc.csv"
     rc, out, err = run(capsys, forecast_stage.main, "--scores", str(table_csv), *COMMON, "--params", "7e9",
-                       "--tokens", "2e11", "--loss", "toyloss:ppl", "--out", "/dev/null")
+                       "--tokens", "2e11", "--loss", "toyloss:ppl", "--out", str(out_csv))
     assert rc == 0, err
     (line,) = out.strip().splitlines()[1:]
-    assert "two_step" in line.split("backtest")[0]  # the default on a ladder that follows its law
-
-    class Split:  # what noise() reads of a split: the held-out values' stderr
-        scored = pd.DataFrame({"stderr": [0.01, 0.01]})
-
-    def bt(method, err):
-        return ladder.Backtest(method, Split(), None, {}, error=err)
-
-    assert ladder.choose([bt("two_step", 0.030), bt("direct", 0.025)]).method == "two_step"  # within the noise
-    assert ladder.choose([bt("two_step", 0.030), bt("direct", 0.015)]).method == "direct"  # beyond it
-    assert ladder.choose([bt("two_step", np.inf), bt("direct", 0.001)]).method == "two_step"  # no evidence
+    assert "  auto  backtest MAE" in line
+    fc = pd.read_csv(out_csv)
+    policy = Source().policy(0.9)
+    assert [c.split("=")[0] for c in fc["candidates"].iloc[0].split(";")] == ["auto", *policy.candidates]
+    table = scores.read(table_csv)
+    target = forecast.Target("one", "toy", "toy", 7e9, 2e11)
+    units = forecast.target_units(table, target, {"curve_points": 40})
+    _, alone = forecast.fit_predict(table, target, "arc_easy", "auto", {"loss": "toyloss:ppl"},
+                                    {"metric": "acc", "num_fewshot": 0, "seed": 0}, units, 0.9, policy)
+    first = alone.set_index("model").loc["one @000"]
+    assert fc["predicted"].iloc[0] == pytest.approx(first["predicted"], rel=1e-5)
+    assert not hasattr(ladder, "choose")  # no method is picked on one rung
 
 
 def test_a_task_without_a_chance_level_names_the_file_and_chance(tmp_path, capsys):
