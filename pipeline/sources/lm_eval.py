@@ -37,6 +37,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError
+from pipeline.parallel import bar
 from pipeline.sources import families, taskloss
 
 SUITE = "lm_eval"
@@ -489,8 +490,9 @@ def _version(doc: dict, task: str):
     return None if v is None else str(v)
 
 
-def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
-    """Validated scores rows of every run under ``paths`` (see the module docstring)."""
+def import_runs(paths, facts: Facts | None = None, log=None, progress=None) -> pd.DataFrame:
+    """Validated scores rows of every run under ``paths`` (see the module docstring); ``progress``:
+    a bar over the results files (:mod:`pipeline.parallel`)."""
     facts = facts or Facts()
     files = results_files(paths)
     orphans = orphan_samples(files)
@@ -506,6 +508,7 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
         raise LmEvalError(f"--params gives one count for {len({r.model for r in runs})} models; "
                            "give MODEL=N pairs, or import each model on its own")
     notes, rows, origin = [], [], {}
+    done = bar(progress, len(runs))
     for run in runs:
         for row in run_rows(run, facts, notes):
             key = tuple(row[k] for k in scores.KEY)
@@ -515,6 +518,8 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
                                    "runs (or, for two revisions that are not stepN, import them separately)")
             origin[key] = str(run.path)
             rows.append(row)
+        done.update()
+    done.close()
     table = pd.DataFrame(rows)
     versions = table.dropna(subset=["task_version"]).groupby("task")["task_version"].unique()
     for task, vs in versions.items():

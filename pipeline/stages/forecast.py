@@ -30,27 +30,53 @@ import sys
 from pathlib import Path
 
 from pipeline import params, scores
-from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
+from pipeline.cli import add_family_arguments, both_modes_help, family_mode, family_request, help_asked, run_cli
 from pipeline.forecasting import family_skills
 from pipeline.forecasting.comparison import family_comparison
 from pipeline.forecasting.family import describe, line, run
 from pipeline.forecasting.targets import forecast_all
 
 
+def stage_parser() -> argparse.ArgumentParser:
+    """The DVC stage: every target of params.yaml ``forecast.targets``."""
+    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
+                                description="DVC-stage mode (no --family): " + __doc__.split("\n")[0].split(": ", 1)[1])
+    p.add_argument("--scores", metavar="FILE", default="data/scores.parquet",
+                   help="the scores table (default: data/scores.parquet)")
+    p.add_argument("--out", "--out-dir", "--output_path", dest="out", metavar="DIR", default="reports",
+                   help="folder for forecast.csv, forecast_curves.csv and the family comparisons (default: reports)")
+    p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
+                   help="the params file whose forecast: section lists the targets (default: params.yaml; --params "
+                        "is the old spelling, kept in this mode)")
+    p.add_argument("--predictions", metavar="FILE", default="reports/backtest_predictions.csv",
+                   help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
+    return p
+
+
+def family_parser() -> argparse.ArgumentParser:
+    """The family mode: one family of any scores table at any (N, D)."""
+    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
+                                description="Family mode (--family): forecast one family of a scores table at target "
+                                            "sizes (N, D); no params.yaml.")
+    add_family_arguments(p)
+    p.add_argument("--out", "--output_path", dest="out", metavar="FILE", help="write the forecast table here (CSV)")
+    return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode (tests/test_cli.py checks them all)."""
+    return {"forecast": stage_parser(), "forecast --family": family_parser()}
+
+
 def _main(argv) -> int:
     if family_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
         return main_forecast(argv)
-    parser = argparse.ArgumentParser(prog="python -m pipeline forecast", description=__doc__.split("\n")[0],
-                                     epilog="With --family F --params N --tokens D: forecast one family of "
-                                            "--scores FILE at any size (see --family --help)")
-    parser.add_argument("--scores", default="data/scores.parquet")
-    parser.add_argument("--out-dir", default="reports")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--predictions", default="reports/backtest_predictions.csv",
-                        help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
-    args = parser.parse_args(argv)
-    cfg = params.load("forecast", args.params)
-    out = Path(args.out_dir)
+    if help_asked(argv):
+        print(both_modes_help(stage_parser(), family_parser()))
+        return 0
+    args = stage_parser().parse_args(argv)
+    cfg = params.load("forecast", args.params_file)
+    out = Path(args.out)
     table = scores.read(args.scores)
     interval = float(cfg.get("interval", 0.9))
     predictions = family_skills.read_predictions(args.predictions)
@@ -76,11 +102,7 @@ def main(argv=None) -> int:
 
 
 def main_forecast(argv) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
-                                description="Forecast one family of a scores table at target sizes (N, D).")
-    add_family_arguments(p)
-    p.add_argument("--out", help="write the forecast table here (CSV)")
-    args = p.parse_args(argv)
+    args = family_parser().parse_args(argv)
     table, req = family_request(args)
     res = run(table, req)
     print(describe(res, req))
