@@ -141,6 +141,22 @@ def samples_files(results: Path) -> dict[str, Path]:
     return {p.name[len("samples_"):-len(suffix)]: p for p in sorted(results.parent.glob(f"samples_*{suffix}"))}
 
 
+def missing_samples(paths) -> str:
+    """One warning line naming the folders whose results files have no samples beside them (lm_eval
+    ran without ``--log_samples``), or '' where every one has them."""
+    found = []
+    for p in map(Path, paths):
+        files = results_files([p])
+        bare = [f for f in files if not samples_files(f)]
+        if bare:
+            found.append(f"{p} ({len(bare)} of {len(files)} results files)")
+    if not found:
+        return ""
+    return (f"warning: no samples in {', '.join(found)}: lm_eval ran without --log_samples, so the task losses "
+            "(nll, bpb, ...) are not imported and two_step, which goes through them, cannot run; re-run lm_eval "
+            "with --log_samples")
+
+
 def orphan_samples(results: list[Path]) -> list[Path]:
     """Samples files whose run left no results JSON beside them (a run killed while writing)."""
     stamps = {(r.parent, date_id(r)) for r in results}
@@ -507,7 +523,7 @@ def import_runs(paths, facts: Facts | None = None, log=None, progress=None) -> p
     if "*" in facts.params and len({r.model for r in runs}) > 1:
         raise LmEvalError(f"--params gives one count for {len({r.model for r in runs})} models; "
                            "give MODEL=N pairs, or import each model on its own")
-    notes, rows, origin = [], [], {}
+    notes, rows, origin = [missing_samples(paths)], [], {}
     done = bar(progress, len(runs))
     for run in runs:
         for row in run_rows(run, facts, notes):
@@ -527,6 +543,6 @@ def import_runs(paths, facts: Facts | None = None, log=None, progress=None) -> p
             raise LmEvalError(f"task {task} has versions {', '.join(sorted(vs))} among the results; numbers of "
                                "different task versions do not compare: import them separately (--suite)")
     table = scores.with_chance(table, facts.chance)
-    for note in dict.fromkeys(notes):
+    for note in dict.fromkeys(filter(None, notes)):
         (log or (lambda m: print(f"ingest lm-eval: {m}", file=sys.stderr)))(note)
     return scores.validate(table, origin=f"lm-eval results under {', '.join(map(str, paths))}")

@@ -15,6 +15,9 @@ Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
   (:mod:`pipeline.forecasting.family_skills`): each family's shift per latent skill and the compute
   multiplier it implies, with intervals and the family's leave-one-family-out error.
 
+Every forecast's ``note`` holds its caveats (:mod:`pipeline.forecasting.caveats`): at chance or no
+rise, no task losses, interpolation or how far it extrapolates, and why a method failed.
+
 Every law is fitted on *all* rows of the target's suite and family (the backtest stage judges
 the same laws on held-out models).  Deterministic: the only randomness (bootstrap intervals
 inside the laws) is seeded from ``forecast.seed``; floats are written with 6 significant digits.
