@@ -13,7 +13,10 @@ Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
   k = 10^((b_ref - b_X) / slope) times the compute;
 * ``reports/family_skills.csv`` — the skill law's family comparison
   (:mod:`pipeline.forecasting.family_skills`): each family's shift per latent skill and the compute
-  multiplier it implies, with intervals and the family's leave-one-family-out error.
+  multiplier it implies, with intervals and the family's leave-one-family-out error;
+* ``reports/forecast/<target>/<TASK>.<predicted|lower|upper>.json`` — auto's forecasts as DVC
+  metrics (:func:`pipeline.forecasting.scoring.forecast_metrics`), so that ``dvc exp show``
+  compares them across experiments.
 
 Every forecast's ``note`` holds its caveats (:mod:`pipeline.forecasting.caveats`): at chance or no
 rise, no task losses, interpolation or how far it extrapolates, and why a method failed.
@@ -37,7 +40,9 @@ from pipeline.cli import add_family_arguments, both_modes_help, family_mode, fam
 from pipeline.forecasting import family_skills
 from pipeline.forecasting.comparison import family_comparison
 from pipeline.forecasting.family import describe, line, run
+from pipeline.forecasting.scoring import forecast_metrics
 from pipeline.forecasting.targets import forecast_all
+from pipeline.laws.policy import AUTO as DEFAULT_METHOD  # the metrics' method
 
 
 def stage_parser() -> argparse.ArgumentParser:
@@ -47,7 +52,8 @@ def stage_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", metavar="FILE", default="data/scores.parquet",
                    help="the scores table (default: data/scores.parquet)")
     p.add_argument("--out", "--out-dir", "--output_path", dest="out", metavar="DIR", default="reports",
-                   help="folder for forecast.csv, forecast_curves.csv and the family comparisons (default: reports)")
+                   help="folder for forecast.csv, forecast_curves.csv, the family comparisons and forecast/ (the DVC "
+                        "metrics of the forecasts); default: reports")
     p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
                    help="the params file whose forecast: section lists the targets (default: params.yaml; --params "
                         "is the old spelling, kept in this mode)")
@@ -83,7 +89,7 @@ def _main(argv) -> int:
     table = scores.read(args.scores)
     interval = float(cfg.get("interval", 0.9))
     predictions = family_skills.read_predictions(args.predictions)
-    from pipeline.stages.backtest import calibration_source
+    from pipeline.stages.backtest import calibration_source, write_metrics
 
     policy = calibration_source(warn=True).policy(interval)
     fc, curves, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
@@ -94,9 +100,10 @@ def _main(argv) -> int:
     scores.write_csv(offsets, out / "family_offsets.csv")
     scores.write_csv(caps, out / "capability.csv")
     scores.write_csv(skills, out / "family_skills.csv")
+    write_metrics(forecast_metrics(fc, DEFAULT_METHOD), out / "forecast")
     print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
           f"forecast_curves.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
-          f"family_skills.csv ({len(skills)} rows)")
+          f"family_skills.csv ({len(skills)} rows), forecast/ ({DEFAULT_METHOD}'s forecasts as DVC metrics)")
     return 0
 
 
