@@ -60,8 +60,8 @@ def at_chance(rows: pd.DataFrame, target: str) -> str:
     flat = abs(slope) < Z * noise / np.sqrt(sxx)
     if not (flat and float(y.max()) - chance < Z * noise):
         return ""
-    return (f"at chance: {metric.task} stays at its chance level {chance:.3g} across the ladder (best "
-            f"{float(y.max()):.3f}), so a take-off beyond it cannot be forecast")
+    return (f"at chance: {metric.task} stays within noise of its chance level {chance:.3g} across the ladder "
+            f"(best {float(y.max()):.3f}, noise {noise:.2g}), so a take-off beyond it cannot be forecast")
 
 
 def no_rise(law) -> str:
