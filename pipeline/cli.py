@@ -1,5 +1,6 @@
-"""What the commands share: the one top-level error handler (:func:`run_cli`), and the options of the
-family mode (``forecast --family``, ``report --family``).
+"""What the commands share: the one top-level error handler (:func:`run_cli`), the options of the
+family mode (``forecast --family``, ``report --family``) and the help of a command with two modes,
+and the progress bars of long work (:func:`progress`).
 
 A stage's ``main(argv)`` hands its body to :func:`run_cli`: a :class:`pipeline.errors.CapcastError`
 (bad input the user can fix) becomes one line on stderr and exit status 2, never a traceback.
@@ -107,29 +108,46 @@ def add_family_arguments(p: argparse.ArgumentParser) -> None:
     """The options of the family mode, which the forecast and report commands share."""
     from pipeline.laws import METHODS
 
-    p.add_argument("--scores", required=True, help="CSV or Parquet in the scores-table schema")
-    p.add_argument("--family", required=True, help="the family to forecast (its rows are the ladder)")
-    p.add_argument("--params", required=True, help="target size(s) N, comma-separated: 7e9 or 7e9,13e9")
-    p.add_argument("--tokens", help="target training tokens D, comma-separated (the i-th with the i-th size)")
-    p.add_argument("--tokens-per-param", type=float, help="instead of --tokens: D = R x N (e.g. 20)")
-    p.add_argument("--tasks", help="comma-separated tasks (default: every task of the family with --metric)")
+    p.add_argument("--scores", required=True, metavar="FILE", help="CSV or Parquet in the scores-table schema")
+    p.add_argument("--family", required=True, metavar="NAME", help="the family to forecast (its rows are the ladder)")
+    p.add_argument("--params", required=True, metavar="N[,N...]",
+                   help="target size(s) N, comma-separated: 7e9 or 7e9,13e9")
+    p.add_argument("--tokens", metavar="D[,D...]",
+                   help="target training tokens D, comma-separated (the i-th with the i-th size)")
+    p.add_argument("--tokens-per-param", type=float, metavar="R", help="instead of --tokens: D = R x N (e.g. 20)")
+    p.add_argument("--tasks", metavar="TASK[,TASK...]",
+                   help="comma-separated tasks (default: every task of the family with --metric)")
     p.add_argument("--metric", default="acc", help="the accuracy to forecast (default acc)")
-    methods = sorted(m for m in METHODS if m not in ("link", "observational"))
+    methods = sorted(m for m in METHODS if m not in ("auto", "link", "observational"))
     p.add_argument("--method", default="auto", choices=["auto", *methods],
                    help="a method, or auto (default): the candidates weighted by what other ladders taught, with an "
                         "interval calibrated on their errors; link and observational need the target model's own "
                         "scores, which a forecast lacks")
     p.add_argument("--calibration", metavar="FILE", help="the ladder forecast table auto and the calibrated intervals "
                    "are learned from (default: the repository's data/calibration/ladder_forecasts.csv.gz)")
-    p.add_argument("--loss", help="two_step: TASK:METRIC of the loss it goes through (default: the task's own bpb)")
+    p.add_argument("--loss", metavar="TASK:METRIC",
+                   help="two_step: TASK:METRIC of the loss it goes through (default: the task's own bpb)")
     p.add_argument("--chance", action="append", metavar="TASK=LEVEL[,...]",
                    help="random-guess level of a task the table does not give (repeatable)")
     p.add_argument("--suite", help="the suite of the family's rows, where it has several")
-    p.add_argument("--num-fewshot", type=int, help="shots, where a task has rows with several")
+    p.add_argument("--num-fewshot", "--num_fewshot", type=int, metavar="N", help="shots, where a task has rows with several")
     p.add_argument("--level", type=float, default=0.9, help="prediction-interval level (default 0.9)")
     p.add_argument("--bootstrap", type=whole, default=200,
                    help=f"bootstrap resamples behind each interval (at most {MAX_BOOTSTRAP})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+
+
+def help_asked(argv) -> bool:
+    """Whether a command line asks for help (``-h``/``--help`` before any ``--``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    return any(a in ("-h", "--help") for a in argv)
+
+
+def both_modes_help(stage: argparse.ArgumentParser, family: argparse.ArgumentParser) -> str:
+    """The help of a command with two modes (forecast, report): the DVC-stage mode's, then the
+    family mode's (``--family``)."""
+    return f"{stage.format_help()}\n{family.format_help()}"
 
 
 def family_request(args):
@@ -188,3 +206,43 @@ def family_targets(params: str, tokens: str | None, tokens_per_param: float | No
                            "(the i-th size trains on the i-th count), or one of either")
     k = max(len(n), len(d))
     return tuple((n[i % len(n)], d[i % len(d)]) for i in range(k))
+
+
+# ------------------------------------------------------------------------------------ progress
+class Bars:
+    """The progress bars of one piece of long work: ``bars(total)`` is a tqdm bar on stderr with
+    ``update()`` and ``close()`` when stderr is a terminal, else one that shows nothing
+    (:class:`pipeline.parallel.Quiet`), so committed outputs and logs never change.  The domain
+    packages take it as their ``progress`` argument (they never import this module).  As a
+    context manager it closes every bar it made, also when the work stops on an error (so the
+    error starts a line of its own)::
+
+        with progress("backtest", "fold") as bars:
+            fork_map(job, folds, processes, progress=bars)
+    """
+
+    def __init__(self, desc: str, unit: str = "it"):
+        self.desc, self.unit, self.bars = desc, unit, []
+
+    def __call__(self, total: int | None = None):
+        if not sys.stderr.isatty():
+            from pipeline.parallel import Quiet
+
+            return Quiet()
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+        self.bars.append(bar)
+        return bar
+
+    def __enter__(self) -> "Bars":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def progress(desc: str, unit: str = "it") -> Bars:
+    """The progress bars of one piece of long work, labelled ``desc``, counting ``unit`` (see :class:`Bars`)."""
+    return Bars(desc, unit)

@@ -55,6 +55,25 @@ def test_dvc_metrics_show_is_narrow_and_flat():
 
 
 @needs_dvc
+def test_dvc_shows_the_forecasts_as_metrics():
+    """`dvc metrics show` (and so `dvc exp show`, which compares experiments) lists auto's forecast of
+    every target and task of reports/forecast.csv: predicted, lower and upper, one number per file."""
+    shown = json.loads(run([str(DVC), "metrics", "show", "--json"], ROOT).stdout)
+    data = {path: m["data"] for path, m in shown[""]["data"].items() if path.startswith("reports/forecast/")}
+    fc = pd.read_csv(ROOT / "reports/forecast.csv")
+    auto = fc[fc["method"] == "auto"]
+    assert len(auto) and len(data) == 3 * len(auto)
+    slugs = dict(zip(auto.drop_duplicates("target")["target"], auto.drop_duplicates("target")["family"]))
+    for _, r in auto.iterrows():
+        for bound in ("predicted", "lower", "upper"):
+            m = data[f"reports/forecast/{slugs[r['target']]}/{r['task']}.{bound}.json"]
+            assert list(m) == ["forecast"]
+            assert (m["forecast"] is None and pd.isna(r[bound])) or m["forecast"] == pytest.approx(r[bound], abs=1e-4)
+    header = run([str(DVC), "exp", "show", "--csv"], ROOT).stdout.splitlines()[0].split(",")
+    assert "reports/forecast/pythia/arc_easy.predicted.json:forecast" in header
+
+
+@needs_dvc
 @pytest.mark.skipif(_chromium() is None, reason="chromium not installed (tests/setup_browser.sh installs it)")
 def test_dvc_plots_show_renders_offline(tmp_path):
     """`dvc plots show` writes a page of the report's figures that loads nothing from the network."""

@@ -29,7 +29,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError
-from pipeline.forecasting import diagnostics, scoring
+from pipeline.forecasting import caveats, diagnostics, scoring
 from pipeline.forecasting import targets as forecast
 from pipeline.laws import nested
 from pipeline.laws.data import Metric
@@ -197,6 +197,10 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
     base = _base(tgts, req, task, cfg, req.method)
     for b, t in zip(base, tgts):
         b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy))
+
+    def note(b, law=None, failure="", backtest=""):
+        return caveats.note(rows, str(target), req.method, b["extrapolation"], law, req.loss, failure, backtest)
+
     try:
         k = len(units) // len(tgts)
         law, first = forecast.fit_predict(table, tgts[0], task, req.method, options(req.method, req), cfg,
@@ -204,8 +208,9 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         # one target at a time: a law's interval draws depend on the batch of units it predicts
         preds = [first] + [law.predict(units.iloc[i * k:(i + 1) * k]) for i in range(1, len(tgts))]
     except CapcastError as exc:
-        note = str(exc) if str(exc).startswith(req.method) else f"{req.method}: {exc}"
-        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note} for b in base], [], held, []
+        failure = str(exc) if str(exc).startswith(req.method) else f"{req.method}: {exc}"
+        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note(b, failure=failure)}
+                for b in base], [], held, []
     summary = ";".join(f"{r.method}={r.stats['mae']:.4g}" if r.stats.get("n") else f"{r.method}=n/a" for r in tried)
     out, curves, diags = [], [], []
     for i, (pred, b) in enumerate(zip(preds, base)):
@@ -219,7 +224,7 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
                     "backtest_interval_score": bt.stats.get("interval_score"),
                     "heldout": bt.split.rung if bt.split is not None else "", "form": law.form_label(),
                     "params_used": getattr(law, "params_used_", ""), "candidates": summary,
-                    "note": f"backtest: {bt.reason}" if bt.reason else ""})
+                    "note": note(b, law, backtest=bt.reason)})
         curves.append(forecast.curve_frame(part, b))
         diags.append(diagnostics.two_step_frame(law, forecast.training_rows(table, tgts[0], req.method, cfg), mine, b))
     return out, curves, held, diags
@@ -282,13 +287,13 @@ def line(r, level: float) -> str:
         unit = "points" if scores.metric_kind(r["metric"]) == "accuracy" else "(metric units)"
         bt = f"backtest MAE {r['backtest_mae']:.2f} {unit}, coverage {r['backtest_coverage']:.2f} (n={int(r['backtest_n'])})"
     else:
-        bt = f"backtest n/a ({r['note'].removeprefix('backtest: ') or 'no held-out rung'})"
+        bt = "backtest n/a"
     used = r.get("params_used", "")
     n_used = f"  N: {used}" if isinstance(used, str) and used else ""
-    far = r.get("extrapolation", "")
-    far = f"  ({far})" if isinstance(far, str) and far else ""
+    note = r.get("note", "")
+    note = f"  ({note})" if isinstance(note, str) and note else ""  # the caveats (pipeline.forecasting.caveats)
     return (f"{head}  predicted {r['predicted']:.4f}  {pct}% [{r['lower']:.4f}, {r['upper']:.4f}]  "
-            f"{r['method']}  {bt}{n_used}{far}")
+            f"{r['method']}  {bt}{n_used}{note}")
 
 
 __all__ = ["Request", "Result", "run", "describe", "line"]

@@ -2,9 +2,12 @@
 error (in points for accuracies), interval coverage, median width and interval score (Gneiting &
 Raftery 2007), Spearman rank correlation and the noise floor of a group (:func:`score_group`);
 the table of every (split, method, target) with its failures counted and its scores on the
-predictions every method of the split made (:func:`score`); the small DVC metrics (:func:`metrics`).
+predictions every method of the split made (:func:`score`); the small DVC metrics of the backtest
+(:func:`metrics`) and of the forecasts (:func:`forecast_metrics`).
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -134,6 +137,29 @@ def metrics(table: pd.DataFrame) -> dict:
     out.update(two_step_summary(totals))
     return out
 
+
+FORECAST_BOUNDS = ("predicted", "lower", "upper")
+
+
+def forecast_metrics(fc: pd.DataFrame, method: str = "auto") -> dict:
+    """DVC metrics of the forecasts, so that ``dvc exp show`` compares them across experiments:
+    ``{target slug: {"TASK.BOUND": {"forecast": value}}}`` for ``method``'s predicted, lower and
+    upper (BOUND), each written as ``reports/forecast/<target slug>/<TASK>.<BOUND>.json``.  One key
+    per file (one column of ``dvc metrics show``, which prints every metrics file's keys side by
+    side); the slug is the target's family (``-2``, ``-3`` for a family's later targets), so it
+    stays when a target's size or tokens change."""
+    out: dict = {}
+    slugs: dict = {}
+    for target, g in fc.loc[fc["method"] == method].groupby("target", sort=False):
+        family = re.sub(r"[^a-z0-9]+", "-", str(g["family"].iloc[0]).lower()).strip("-") or "target"
+        slugs[family] = slugs.get(family, 0) + 1
+        slug = family if slugs[family] == 1 else f"{family}-{slugs[family]}"
+        for _, r in g.iterrows():
+            for bound in FORECAST_BOUNDS:
+                value = float(r[bound])
+                out.setdefault(slug, {})[f"{r['task']}.{bound}"] = {
+                    "forecast": round(value, 4) if np.isfinite(value) else None}
+    return out
 
 
 TWO_STEP_SPLITS = "two_step_splits"  # the headline: every split two_step runs on

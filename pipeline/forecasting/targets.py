@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError
-from pipeline.forecasting import diagnostics
+from pipeline.forecasting import caveats, diagnostics
 from pipeline.parallel import fork_map
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
@@ -204,7 +204,7 @@ def method_options(target: Target, method: str, cfg: dict) -> dict:
     """forecast.method_options, then the target's own options; its loss for the laws that take one."""
     options = dict((cfg.get("method_options") or {}).get(method) or {})
     options.update((target.options or {}).get(method) or {})
-    if method in ("two_step", "link") and target.loss and "loss" not in options:
+    if method in ("two_step", "link", "auto") and target.loss and "loss" not in options:
         options["loss"] = target.loss
     return options
 
@@ -232,18 +232,23 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             base = {"target": target.name, "family": target.family, "suite": target.suite,
                     "params": target.params, "params_non_embedding": ne, "tokens": target.tokens, "compute_flops": target.compute_flops,
                     "task": task, "metric": metric, "num_fewshot": shots, "method": method, "level": interval}
-            base.update(extrapolation(training_rows(table, target, "carry", cfg), f"{task}:{metric}",
-                                      target.compute_flops, policy))
+            own = training_rows(table, target, "carry", cfg)
+            base.update(extrapolation(own, f"{task}:{metric}", target.compute_flops, policy))
+            options = method_options(target, method, cfg)
+
+            def note(law=None, failure=""):
+                return caveats.note(own, f"{task}:{metric}", method, base["extrapolation"], law, options.get("loss"),
+                                    failure)
+
             try:
-                law, pred = fit_predict(table, target, task, method, method_options(target, method, cfg), cfg, units,
-                                        interval, policy)
+                law, pred = fit_predict(table, target, task, method, options, cfg, units, interval, policy)
             except FitError as exc:
-                rows.append({**base, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": str(exc)})
+                rows.append({**base, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note(failure=str(exc))})
                 print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
                 continue
             first = pred.iloc[0]
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
-                         "upper": first["upper"], "note": ""})
+                         "upper": first["upper"], "note": note(law)})
             curves.append(curve_frame(pred, base))
             diags.append(diagnostics.two_step_frame(law, training_rows(table, target, method, cfg), units, base))
     return rows, curves, diags

@@ -41,7 +41,10 @@ SETTING_KEYS = {"models", "tasks", "num_fewshot", "limit", "batch_size", "device
 
 
 def log(message: str) -> None:
-    print(f"evaluate: {message}", file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    tqdm.write(f"evaluate: {message}", file=sys.stderr)  # above the progress bar, where one is shown
+    sys.stderr.flush()
 
 
 # ---------------------------------------------------------------------------------------- settings

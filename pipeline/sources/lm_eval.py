@@ -37,6 +37,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError
+from pipeline.parallel import bar
 from pipeline.sources import families, taskloss
 
 SUITE = "lm_eval"
@@ -138,6 +139,22 @@ def samples_files(results: Path) -> dict[str, Path]:
         return {}
     suffix = f"_{stamp}.jsonl"
     return {p.name[len("samples_"):-len(suffix)]: p for p in sorted(results.parent.glob(f"samples_*{suffix}"))}
+
+
+def missing_samples(paths) -> str:
+    """One warning line naming the folders whose results files have no samples beside them (lm_eval
+    ran without ``--log_samples``), or '' where every one has them."""
+    found = []
+    for p in map(Path, paths):
+        files = results_files([p])
+        bare = [f for f in files if not samples_files(f)]
+        if bare:
+            found.append(f"{p} ({len(bare)} of {len(files)} results files)")
+    if not found:
+        return ""
+    return (f"warning: no samples in {', '.join(found)}: lm_eval ran without --log_samples, so the task losses "
+            "(nll, bpb, ...) are not imported and two_step, which goes through them, cannot run; re-run lm_eval "
+            "with --log_samples")
 
 
 def orphan_samples(results: list[Path]) -> list[Path]:
@@ -530,8 +547,9 @@ def _version(doc: dict, task: str):
     return None if v is None else str(v)
 
 
-def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
-    """Validated scores rows of every run under ``paths`` (see the module docstring)."""
+def import_runs(paths, facts: Facts | None = None, log=None, progress=None) -> pd.DataFrame:
+    """Validated scores rows of every run under ``paths`` (see the module docstring); ``progress``:
+    a bar over the results files (:mod:`pipeline.parallel`)."""
     facts = facts or Facts()
     files = results_files(paths)
     orphans = orphan_samples(files)
@@ -546,7 +564,8 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
     if "*" in facts.params and len({r.model for r in runs}) > 1:
         raise LmEvalError(f"--params gives one count for {len({r.model for r in runs})} models; "
                            "give MODEL=N pairs, or import each model on its own")
-    notes, rows, origin = [], [], {}
+    notes, rows, origin = [missing_samples(paths)], [], {}
+    done = bar(progress, len(runs))
     for run in runs:
         for row in run_rows(run, facts, notes):
             key = tuple(row[k] for k in scores.KEY)
@@ -556,6 +575,8 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
                                    "runs (or, for two revisions that are not stepN, import them separately)")
             origin[key] = str(run.path)
             rows.append(row)
+        done.update()
+    done.close()
     if not rows:
         raise LmEvalError(f"{files[0]}: no metrics in the results (lm-eval's 'acc,none', ...); is this an lm-eval "
                           "0.4+ results file?")
@@ -573,6 +594,6 @@ def import_runs(paths, facts: Facts | None = None, log=None) -> pd.DataFrame:
             raise LmEvalError(f"task {task} has versions {', '.join(sorted(vs))} among the results; numbers of "
                                "different task versions do not compare: import them separately (--suite)")
     table = scores.with_chance(table, facts.chance)
-    for note in dict.fromkeys(notes):
+    for note in dict.fromkeys(filter(None, notes)):
         (log or (lambda m: print(f"ingest lm-eval: {m}", file=sys.stderr)))(note)
     return scores.validate(table, origin=f"lm-eval results under {', '.join(map(str, paths))}")

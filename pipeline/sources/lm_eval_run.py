@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import CapcastError
+from pipeline.parallel import bar
 from pipeline.sources import taskloss
 from pipeline.sources.evaluation import (Checkpoint, Settings, checkpoint_facts, describe_folder, evaluation_key,
                                          is_local, lm_eval_version, local_task_index, log, read_record, record_path,
@@ -304,8 +305,9 @@ class Outcome:
     failed: list = field(default_factory=list)
 
 
-def evaluate(checkpoints: list[Checkpoint], settings: Settings) -> Outcome:
-    """Evaluate every checkpoint on every task not already on disk; see the module docstring."""
+def evaluate(checkpoints: list[Checkpoint], settings: Settings, progress=None) -> Outcome:
+    """Evaluate every checkpoint on every task not already on disk; see the module docstring.
+    ``progress``: a bar over the (checkpoint, task) evaluations to run (:mod:`pipeline.parallel`)."""
     out_dir = Path(settings.out_dir)
     describe_folder(out_dir)
     local = local_task_index(settings.include_path)
@@ -320,18 +322,28 @@ def evaluate(checkpoints: list[Checkpoint], settings: Settings) -> Outcome:
     if not plan:
         log(f"all {outcome.skipped} evaluations up to date in {out_dir}")
         return outcome
+    done, counted = bar(progress, sum(len(todo) for _, todo in plan)), [0, 0]  # [tasks planned so far, shown]
+
+    def tick():
+        done.update()
+        counted[1] += 1
+
     for ck, todo in plan:
         try:  # one bad checkpoint does not cost the others their evaluation
             started = time.perf_counter()
             lm = load_lm(ck, settings)
             load_s = time.perf_counter() - started
-            outcome.evaluated += evaluate_checkpoint(lm, ck, todo, settings, loaded, local, load_s)
+            outcome.evaluated += evaluate_checkpoint(lm, ck, todo, settings, loaded, local, load_s, tick)
         except CapcastError as exc:
             if len(plan) > 1:
                 log(f"skipping {ck.label}: {exc}")
             outcome.failed.append(f"{ck.label}: {exc}")
         lm = None
         _free_memory()
+        counted[0] += len(todo)
+        done.update(counted[0] - counted[1])  # a failed checkpoint's tasks count as passed
+        counted[1] = counted[0]
+    done.close()
     if outcome.failed:
         raise CapcastError(" | ".join(outcome.failed) + f" (finished results are kept in {out_dir})")
     return outcome
@@ -356,8 +368,9 @@ def plan_work(checkpoints: list[Checkpoint], settings: Settings, local: dict) ->
 
 
 def evaluate_checkpoint(lm, ck: Checkpoint, todo: list[str], settings: Settings, loaded: dict, local: dict,
-                        load_s: float) -> int:
-    """Run and record each task in turn (each written as soon as it is done); returns how many ran."""
+                        load_s: float, tick=None) -> int:
+    """Run and record each task in turn (each written as soon as it is done); returns how many ran.
+    ``tick``: called once per task done (a progress bar's step)."""
     out_dir = Path(settings.out_dir)
     path = record_path(out_dir, ck)
     tokens = ContinuationTokens(lm)
@@ -385,6 +398,8 @@ def evaluate_checkpoint(lm, ck: Checkpoint, todo: list[str], settings: Settings,
                      {"wall_s": wall_s, "load_s": load_s, "requests": n_requests, "requests_per_s": rate,
                       "batch_size": str(settings.batch_size), "device": settings.device, "backend": settings.backend})
         log(f"[{i}/{len(todo)}] {ck.label} {task}: {headline(entry)} ({wall_s:.1f} s, {rate:.0f} requests/s)")
+        if tick is not None:
+            tick()
     return len(todo)
 
 

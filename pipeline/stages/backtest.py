@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import config, files, scores
-from pipeline.cli import run_cli, whole
+from pipeline.cli import progress, run_cli, whole
 from pipeline.errors import CapcastError, FitError
 from pipeline.forecasting import backtest as engine
 from pipeline.forecasting.backtest import PRED_COLUMNS
@@ -113,7 +113,9 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
         return preds, errors, lines, time.perf_counter() - t
 
     all_preds, all_errors, took = [], [], {}
-    for (name, _), (preds, errors, lines, seconds) in zip(jobs, fork_map(job, jobs, int(cfg.get("processes", 1)))):
+    with progress("backtest", "fold") as bars:
+        results = fork_map(job, jobs, int(cfg.get("processes", 1)), progress=bars)
+    for (name, _), (preds, errors, lines, seconds) in zip(jobs, results):
         if lines:
             print("\n".join(lines))
         all_preds += preds
@@ -217,7 +219,8 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
                         "without it")
     p.add_argument("--allow-cross-suite", action="store_true",
                    help="score test rows of a suite none of the target's training rows come from; refused without it")
-    p.add_argument("--out", help="write model, step, task, metric, actual, predicted, lower, upper here (CSV)")
+    p.add_argument("--out", "--output_path", dest="out", metavar="FILE",
+                   help="write model, step, task, metric, actual, predicted, lower, upper here (CSV)")
     p.add_argument("--bootstrap", type=whole, default=cfg.get("n_bootstrap", 200),
                    help=f"bootstrap resamples (0: none; at most {config.MAX_BOOTSTRAP})")
     p.add_argument("--level", type=float, default=cfg.get("level", 0.9), help="prediction-interval level")
@@ -231,6 +234,11 @@ def _parser(cfg: dict) -> argparse.ArgumentParser:
                    "are learned from (default: params.yaml ladders.forecasts, else the repository's)")
     p.add_argument("--only", action="append", help="stage mode: run only this split (repeatable)")
     return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode (one parser: without --scores it runs the stage)."""
+    return {"backtest": _parser({})}
 
 
 def _options(args) -> dict:

@@ -33,13 +33,27 @@ def collect(published: str | Path, evals_dir: str | Path | None, lm_eval_dirs: l
     return scores.validate(pd.concat(parts, ignore_index=True), origin=f"collect ({published} + {evals_dir})")
 
 
+def parser(cfg: dict | None = None) -> argparse.ArgumentParser:
+    """The command's options, their defaults from params.yaml ``collect:`` (``cfg``)."""
+    cfg = cfg or {}
+    p = argparse.ArgumentParser(prog="python -m pipeline collect", description=__doc__.split("\n")[0])
+    p.add_argument("--published", default=cfg.get("published", "data/published/scores.csv"),
+                   help="the published rows (default: collect.published, data/published/scores.csv)")
+    p.add_argument("--evals-dir", default=cfg.get("evals_dir", "data/evals"),
+                   help="the evaluate stage's records (default: collect.evals_dir, data/evals)")
+    p.add_argument("--out", "--output_path", dest="out", metavar="FILE", default=cfg.get("out", "data/scores.parquet"),
+                   help="the scores table to write (default: data/scores.parquet)")
+    return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode."""
+    return {"collect": parser()}
+
+
 def _main(argv) -> int:
     cfg = params.load("collect")
-    parser = argparse.ArgumentParser(prog="python -m pipeline collect", description=__doc__.split("\n")[0])
-    parser.add_argument("--published", default=cfg.get("published", "data/published/scores.csv"))
-    parser.add_argument("--evals-dir", default=cfg.get("evals_dir", "data/evals"))
-    parser.add_argument("--out", default=cfg.get("out", "data/scores.parquet"))
-    args = parser.parse_args(argv)
+    args = parser(cfg).parse_args(argv)
     files.check_outputs([("--out", args.out)], [("--published", args.published)])
     scores.clean_stale_temps(Path(args.out).parent, names=[Path(args.out).name])
     table = collect(args.published, args.evals_dir, cfg.get("lm_eval_dirs"))

@@ -15,16 +15,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline import files, params
+from pipeline.cli import progress
 from pipeline.errors import CapcastError
 from pipeline.sources.evaluation import (DEFAULT_TASKS, Checkpoint, Settings, check_batch_size, check_device,
                                          checkpoints_from_entries, describe_folder, log, settings_from_params)
 from pipeline.sources.lm_eval_run import evaluate
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The command's options; lm-eval's own spellings (``--model_args``, ``--num_fewshot``, ``--batch_size``,
+    ``--include_path``, ``--output_path``) are accepted beside capcast's."""
     p = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--from-params", action="store_true", help="read everything from params.yaml's evaluate: section")
-    p.add_argument("--params", default="params.yaml", help="params file for --from-params (default: params.yaml)")
+    p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
+                   help="params file for --from-params (default: params.yaml; --params is the old spelling)")
     p.add_argument("--model", help="Hugging Face id or local folder")
     p.add_argument("--revision", action="append", help="revision(s), e.g. step3000; repeat or comma-separate")
     p.add_argument("--family", help="model family (default: from the families registry)")
@@ -32,18 +36,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tokens", type=float, help="training tokens at this checkpoint (models outside the registry)")
     p.add_argument("--tokens-per-step", type=float, help="tokens per training step, for stepN revisions")
     p.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated lm-eval task names")
-    p.add_argument("--include-path", help="folder of local task YAMLs")
-    p.add_argument("--num-fewshot", type=int, default=0)
+    p.add_argument("--include-path", "--include_path", dest="include_path", metavar="DIR", help="folder of local task YAMLs")
+    p.add_argument("--num-fewshot", "--num_fewshot", dest="num_fewshot", metavar="N", type=int, default=0,
+                   help="shots per task (default 0)")
     p.add_argument("--limit", type=float, help="documents per task (testing only; <1 means a fraction)")
-    p.add_argument("--batch-size", default="auto", help="int or 'auto' (not part of the skip key)")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", metavar="N", default="auto",
+                   help="int or 'auto' (not part of the skip key)")
     p.add_argument("--device", default="auto", help="cuda, cuda:1, cpu, mps or auto")
     p.add_argument("--dtype", default="auto", help="auto (the checkpoint's), float32, bfloat16, float16")
     p.add_argument("--backend", default="hf", help="lm-eval model type: hf (default) or vllm")
-    p.add_argument("--model-args", help="extra backend args, lm-eval style: parallelize=True,tensor_parallel_size=2")
-    p.add_argument("--out", help="output folder (default: data/evals)")
+    p.add_argument("--model-args", "--model_args", dest="model_args", metavar="ARGS",
+                   help="extra backend args, lm-eval style: parallelize=True,tensor_parallel_size=2")
+    p.add_argument("--out", "--output_path", dest="out", metavar="DIR", help="output folder (default: data/evals)")
     p.add_argument("--shard", help="K/N: evaluate only every N-th checkpoint from the K-th (0-based), to run "
                                    "N processes side by side, e.g. one per GPU")
-    return p.parse_args(argv)
+    return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode."""
+    return {"evaluate": parser()}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def shard(checkpoints: list[Checkpoint], spec: str | None) -> list[Checkpoint]:
@@ -60,7 +76,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[list[Checkpoint], Settin
     if args.from_params:
         if args.model:
             raise CapcastError("--from-params reads the models from params.yaml; drop --model (or drop --from-params)")
-        section = params.load("evaluate", args.params)
+        section = params.load("evaluate", args.params_file)
         settings = settings_from_params(section)
         if args.out:
             settings = replace(settings, out_dir=Path(args.out))
@@ -95,7 +111,8 @@ def _main(argv: list[str]) -> int:
         describe_folder(Path(settings.out_dir))
         log(f"no checkpoints to evaluate (evaluate.models is empty, or this shard has none); {settings.out_dir} kept as is")
         return 0
-    outcome = evaluate(checkpoints, settings)
+    with progress("evaluate", "task") as bars:  # checkpoints x tasks
+        outcome = evaluate(checkpoints, settings, progress=bars)
     log(f"{outcome.evaluated} evaluated, {outcome.skipped} already up to date, results in {settings.out_dir}")
     return 0
 

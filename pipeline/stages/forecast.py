@@ -15,7 +15,13 @@ Reads ``data/scores.parquet`` and ``params.yaml: forecast``; writes
   k = 10^((b_ref - b_X) / slope) times the compute;
 * ``reports/family_skills.csv`` — the skill law's family comparison
   (:mod:`pipeline.forecasting.family_skills`): each family's shift per latent skill and the compute
-  multiplier it implies, with intervals and the family's leave-one-family-out error.
+  multiplier it implies, with intervals and the family's leave-one-family-out error;
+* ``reports/forecast/<target>/<TASK>.<predicted|lower|upper>.json`` — auto's forecasts as DVC
+  metrics (:func:`pipeline.forecasting.scoring.forecast_metrics`), so that ``dvc exp show``
+  compares them across experiments.
+
+Every forecast's ``note`` holds its caveats (:mod:`pipeline.forecasting.caveats`): at chance or no
+rise, no task losses, interpolation or how far it extrapolates, and why a method failed.
 
 Every law is fitted on *all* rows of the target's suite and family (the backtest stage judges
 the same laws on held-out models).  Deterministic: the only randomness (bootstrap intervals
@@ -32,33 +38,63 @@ import sys
 from pathlib import Path
 
 from pipeline import files, params, scores
-from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
+from pipeline.cli import add_family_arguments, both_modes_help, family_mode, family_request, help_asked, run_cli
 from pipeline.forecasting import family_skills
 from pipeline.forecasting.comparison import family_comparison
 from pipeline.forecasting.family import describe, line, run
+from pipeline.forecasting.scoring import forecast_metrics
 from pipeline.forecasting.targets import forecast_all
+from pipeline.laws.policy import AUTO as DEFAULT_METHOD  # the metrics' method
+
+
+def stage_parser() -> argparse.ArgumentParser:
+    """The DVC stage: every target of params.yaml ``forecast.targets``."""
+    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
+                                description="DVC-stage mode (no --family): " + __doc__.split("\n")[0].split(": ", 1)[1])
+    p.add_argument("--scores", metavar="FILE", default="data/scores.parquet",
+                   help="the scores table (default: data/scores.parquet)")
+    p.add_argument("--out", "--out-dir", "--output_path", dest="out", metavar="DIR", default="reports",
+                   help="folder for forecast.csv, forecast_curves.csv, the family comparisons and forecast/ (the DVC "
+                        "metrics of the forecasts); default: reports")
+    p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
+                   help="the params file whose forecast: section lists the targets (default: params.yaml; --params "
+                        "is the old spelling, kept in this mode)")
+    p.add_argument("--predictions", metavar="FILE", default="reports/backtest_predictions.csv",
+                   help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
+    return p
+
+
+def family_parser() -> argparse.ArgumentParser:
+    """The family mode: one family of any scores table at any (N, D)."""
+    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
+                                description="Family mode (--family): forecast one family of a scores table at target "
+                                            "sizes (N, D); no params.yaml.")
+    add_family_arguments(p)
+    p.add_argument("--out", "--output_path", dest="out", metavar="FILE", help="write the forecast table here (CSV)")
+    return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode (tests/test_cli.py checks them all)."""
+    return {"forecast": stage_parser(), "forecast --family": family_parser()}
 
 
 def _main(argv) -> int:
     if family_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
         return main_forecast(argv)
-    parser = argparse.ArgumentParser(prog="python -m pipeline forecast", description=__doc__.split("\n")[0],
-                                     epilog="With --family F --params N --tokens D: forecast one family of "
-                                            "--scores FILE at any size (see --family --help)")
-    parser.add_argument("--scores", default="data/scores.parquet")
-    parser.add_argument("--out-dir", default="reports")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--predictions", default="reports/backtest_predictions.csv",
-                        help="the backtest stage's predictions (family_skills.csv reports each family's held-out error)")
-    args = parser.parse_args(argv)
-    files.check_into(args.out_dir, ["forecast.csv", "forecast_curves.csv", "family_offsets.csv", "capability.csv",
-                     "family_skills.csv"], "--out-dir", [("--scores", args.scores), ("--predictions", args.predictions)])
-    cfg = params.load("forecast", args.params)
-    out = Path(args.out_dir)
+    if help_asked(argv):
+        print(both_modes_help(stage_parser(), family_parser()))
+        return 0
+    args = stage_parser().parse_args(argv)
+    files.check_into(args.out, ["forecast.csv", "forecast_curves.csv", "two_step_diagnostics.csv", "family_offsets.csv",
+                     "capability.csv", "family_skills.csv"], "--out", [("--scores", args.scores),
+                                                                       ("--predictions", args.predictions)])
+    cfg = params.load("forecast", args.params_file)
+    out = Path(args.out)
     table = scores.read(args.scores)
     interval = float(cfg.get("interval", 0.9))
     predictions = family_skills.read_predictions(args.predictions)
-    from pipeline.stages.backtest import calibration_source
+    from pipeline.stages.backtest import calibration_source, write_metrics
 
     policy = calibration_source(warn=True).policy(interval)
     fc, curves, diags, skills = forecast_all(table, cfg, extra=lambda: family_skills.family_skills(
@@ -70,9 +106,10 @@ def _main(argv) -> int:
     scores.write_csv(offsets, out / "family_offsets.csv")
     scores.write_csv(caps, out / "capability.csv")
     scores.write_csv(skills, out / "family_skills.csv")
+    write_metrics(forecast_metrics(fc, DEFAULT_METHOD), out / "forecast")
     print(f"wrote {out}/forecast.csv ({len(fc)} rows, {int(fc['predicted'].isna().sum())} skipped), "
           f"forecast_curves.csv, two_step_diagnostics.csv, family_offsets.csv ({len(offsets)} rows), capability.csv, "
-          f"family_skills.csv ({len(skills)} rows)")
+          f"family_skills.csv ({len(skills)} rows), forecast/ ({DEFAULT_METHOD}'s forecasts as DVC metrics)")
     return 0
 
 
@@ -81,11 +118,7 @@ def main(argv=None) -> int:
 
 
 def main_forecast(argv) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
-                                description="Forecast one family of a scores table at target sizes (N, D).")
-    add_family_arguments(p)
-    p.add_argument("--out", help="write the forecast table here (CSV)")
-    args = p.parse_args(argv)
+    args = family_parser().parse_args(argv)
     files.check_outputs([("--out", args.out)], [("--scores", args.scores)])
     table, req = family_request(args)
     res = run(table, req)

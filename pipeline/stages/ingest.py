@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline import files, scores
-from pipeline.cli import run_cli
+from pipeline.cli import progress, run_cli
 from pipeline.sources import lm_eval
 from pipeline.sources.published import ingest
 
@@ -26,16 +26,26 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0],
+                                epilog="python -m pipeline ingest lm-eval DIR... --out FILE: import your own "
+                                       "lm-eval output folders (see --help there)")
+    p.add_argument("--from", dest="root", default="../shared/data/external",
+                   help="local copy of the published files (shared/data/external), or 'github'")
+    p.add_argument("--out", "--output_path", dest="out", metavar="FILE", default="data/published/scores.csv",
+                   help="the scores table to write (default: data/published/scores.csv)")
+    return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode."""
+    return {"ingest": parser(), "ingest lm-eval": lm_eval_parser()}
+
+
 def _main(argv) -> int:
     if argv and argv[0] == "lm-eval":  # your own lm-eval output folders (pipeline/sources/lm_eval.py)
         return lm_eval_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0],
-                                     epilog="python -m pipeline ingest lm-eval DIR... --out FILE: import your own "
-                                            "lm-eval output folders (see --help there)")
-    parser.add_argument("--from", dest="root", default="../shared/data/external",
-                        help="local copy of the published files (shared/data/external), or 'github'")
-    parser.add_argument("--out", default="data/published/scores.csv")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     files.check_outputs([("--out", args.out)])
     table, skipped = ingest(args.root)
     scores.write(table, args.out, origin=f"ingest --from {args.root}")
@@ -54,7 +64,8 @@ def lm_eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline ingest lm-eval",
                                 description="lm-eval output folders -> a scores table (suite lm_eval)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders lm_eval --output_path wrote, or results JSONs")
-    p.add_argument("--out", required=True, help="the scores table to write (.csv or .parquet)")
+    p.add_argument("--out", "--output_path", dest="out", metavar="FILE", required=True,
+                   help="the scores table to write (.csv or .parquet)")
     p.add_argument("--family", help="family name of the models (default: the families registry)")
     tokens = p.add_mutually_exclusive_group()
     tokens.add_argument("--tokens", type=float, help="training tokens D of every checkpoint")
@@ -78,7 +89,8 @@ def lm_eval_main(argv) -> int:
     files.check_outputs([("--out", out)], [("PATH", p) for p in args.paths])
     facts = lm_eval.Facts(args.family, args.tokens, args.tokens_per_param, args.tokens_per_step, lm_eval.parse_params(args.params),
                   args.tokenizer, scores.parse_chance(args.chance), args.suite)
-    table = lm_eval.import_runs(args.paths, facts)
+    with progress("ingest lm-eval", "file") as bars:
+        table = lm_eval.import_runs(args.paths, facts, progress=bars)
     scores.clean_stale_temps(out.parent, names=[out.name])
     scores.write(table, out, origin=f"ingest lm-eval -> {out}")
     ck = table.drop_duplicates(["model", "step"])

@@ -24,18 +24,30 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import files, params, scores
-from pipeline.cli import run_cli
+from pipeline.cli import progress, run_cli
 from pipeline.ladders import calibration, table
+from pipeline.parallel import shown
 
 
-def _main(argv) -> int:
-    cfg = params.load("ladders")
+def parser(cfg: dict | None = None) -> argparse.ArgumentParser:
+    """The command's options, their defaults from params.yaml ``ladders:`` (``cfg``)."""
+    cfg = cfg or {}
     p = argparse.ArgumentParser(prog="python -m pipeline ladders", description=__doc__.split("\n")[0])
     p.add_argument("--evaluate-only", action="store_true",
                    help="recompute the leave-one-ladder-out table from the forecasts already written")
     p.add_argument("--processes", type=int, default=int(cfg.get("processes", 1)),
                    help="forked worker processes for the fits (the same bytes whatever the number)")
-    args = p.parse_args(argv)
+    return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode."""
+    return {"ladders": parser()}
+
+
+def _main(argv) -> int:
+    cfg = params.load("ladders")
+    args = parser(cfg).parse_args(argv)
     t0 = time.perf_counter()
     forecasts_path = Path(cfg.get("forecasts", calibration.DEFAULT_PATH))
     out_dir = Path(cfg.get("out_dir", "reports/ladders"))
@@ -44,7 +56,8 @@ def _main(argv) -> int:
     candidates, level = list(cfg["candidates"]), float(cfg.get("level", 0.9))
     if not args.evaluate_only:
         scores_table = scores.read(cfg.get("scores", "data/scores.parquet"))
-        forecasts = table.build(scores_table, cfg, args.processes)
+        with progress("ladders", "ladder") as bars, shown(bars):  # the harness's fork_map over the ladders
+            forecasts = table.build(scores_table, cfg, args.processes)
         table.write_forecasts(forecasts, forecasts_path)
         text = json.dumps(calibration.manifest(cfg, forecasts), indent=1, sort_keys=True) + "\n"
         scores.atomic_write(calibration.manifest_path(forecasts_path), lambda tmp: Path(tmp).write_text(text))

@@ -1,6 +1,6 @@
 """report stage: reports/index.html, reports/forecast.md and plots, from the tables the other stages wrote.
 
-    python -m pipeline report [--scores data/scores.parquet] [--out-dir reports] [--params params.yaml]
+    python -m pipeline report [--scores data/scores.parquet] [--out reports] [--params-file params.yaml]
     python -m pipeline report --scores FILE --family F --params N[,N...] --tokens D[,D...] --out DIR
 
 The rendering is the report package's (:mod:`pipeline.report`); here are its inputs (the CSVs under
@@ -12,27 +12,56 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline import files, params
-from pipeline.cli import add_family_arguments, family_mode, family_request, run_cli
+from pipeline import files, params, scores
+from pipeline.cli import add_family_arguments, both_modes_help, family_mode, family_request, help_asked, run_cli
 from pipeline.forecasting.family import SPLIT, Request, Result, run
 from pipeline.report.build import write
 from pipeline.report.inputs import ReportConfig, ReportInput, load_inputs
 
 
+def stage_parser() -> argparse.ArgumentParser:
+    """The DVC stage: the report of the CSVs under reports/."""
+    p = argparse.ArgumentParser(prog="python -m pipeline report",
+                                description="DVC-stage mode (no --family): reports/index.html, reports/forecast.md "
+                                            "and plots, from the tables the other stages wrote.")
+    p.add_argument("--scores", metavar="FILE", default="data/scores.parquet",
+                   help="the scores table (default: data/scores.parquet)")
+    p.add_argument("--out", "--out-dir", "--output_path", dest="out", metavar="DIR", default="reports",
+                   help="where the report goes (default: reports)")
+    p.add_argument("--in-dir", metavar="DIR", default=None, help="where the input CSVs are (default: --out)")
+    p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
+                   help="the params file of the report: section (default: params.yaml; --params is the old "
+                        "spelling, kept in this mode)")
+    return p
+
+
+def family_parser() -> argparse.ArgumentParser:
+    """The family mode: the report of one family's forecast."""
+    p = argparse.ArgumentParser(prog="python -m pipeline report",
+                                description="Family mode (--family): the HTML report of one family's forecast at "
+                                            "target sizes (N, D); no params.yaml.")
+    add_family_arguments(p)
+    p.add_argument("--out", "--output_path", dest="out", metavar="DIR", required=True,
+                   help="folder for index.html, forecast.md, the plots and the tables they print")
+    return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode."""
+    return {"report": stage_parser(), "report --family": family_parser()}
+
+
 def _main(argv) -> int:
     if family_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
         return main_report(argv)
-    parser = argparse.ArgumentParser(prog="python -m pipeline report",
-                                     description="reports/index.html, reports/forecast.md and plots")
-    parser.add_argument("--scores", default="data/scores.parquet")
-    parser.add_argument("--out-dir", default="reports", help="where the report goes")
-    parser.add_argument("--in-dir", default=None, help="where the input CSVs are (default: --out-dir)")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    out = Path(args.out_dir)
-    files.check_into(out, REPORT_FILES, "--out-dir", [("--scores", args.scores)])
+    if help_asked(argv):
+        print(both_modes_help(stage_parser(), family_parser()))
+        return 0
+    args = stage_parser().parse_args(argv)
+    out = Path(args.out)
+    files.check_into(out, REPORT_FILES, "--out", [("--scores", args.scores)])
     inp = load_inputs(Path(args.scores), Path(args.in_dir) if args.in_dir else out)
-    write(inp, config_from_params(args.params), out)
+    write(inp, config_from_params(args.params_file), out)
     print(f"wrote {out}/index.html and {out}/forecast.md")
     return 0
 
@@ -92,11 +121,7 @@ def report_inputs(res: Result, req: Request):
 
 
 def main_report(argv) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline report",
-                                description="The HTML report of one family's forecast at target sizes (N, D).")
-    add_family_arguments(p)
-    p.add_argument("--out", required=True, help="folder for index.html, forecast.md and the plots")
-    args = p.parse_args(argv)
+    args = family_parser().parse_args(argv)
     out = Path(args.out)
     files.check_into(out, REPORT_FILES + FAMILY_TABLES, "--out", [("--scores", args.scores)])
     table, req = family_request(args)

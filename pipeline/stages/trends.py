@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import files, params, query, scores
-from pipeline.cli import run_cli
+from pipeline.cli import progress, run_cli
 from pipeline.trends import backtest as trends_backtest
 from pipeline.trends.analysis import analyse_checkpoints, analyse_table, markdown, pct
 from pipeline.trends.curves import CURVE_KEY, LABELS, TrendsError, final_rows, x_column
@@ -71,8 +71,8 @@ def run(args) -> int:
                          ("--metrics-out", args.metrics_out and Path(args.metrics_out).with_name(
                              "trends_backtest_summary.csv")), ("--markdown-out", args.markdown_out),
                          *(("--backtest-out", p) for p in backtest_paths(args).values())],
-                        [("--scores", args.scores), ("--params", args.params)])
-    cfg = load_config(args.params)
+                        [("--scores", args.scores), ("--params-file", args.params_file)])
+    cfg = load_config(args.params_file)
     if args.x:
         cfg["x"] = args.x
     table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
@@ -83,13 +83,15 @@ def run(args) -> int:
         check_scale(table, x_column(cfg["x"]), str(args.scores), " among the --train rows")
     _clean_temps([out, args.emergence_out or f"{stem}_emergence.csv", args.checkpoints_out or f"{stem}_checkpoints.csv",
                   f"{stem}_heldout.csv", args.metrics_out, args.markdown_out, *backtest_paths(args).values()])
-    curves, em = analyse_table(table, cfg)
+    with progress("trends: curves", "curve") as bars:
+        curves, em = analyse_table(table, cfg, progress=bars)
     scores.write_csv(curves, out)
     em_path = Path(args.emergence_out or f"{stem}_emergence.csv")
     if len(em) == 0:
         em = pd.DataFrame(columns=CURVE_KEY + ["label", "method", "level", "cross_compute"])
     scores.write_csv(em, em_path)
-    ck = analyse_checkpoints(table, cfg)
+    with progress("trends: checkpoint curves", "curve") as bars:
+        ck = analyse_checkpoints(table, cfg, progress=bars)
     scores.write_csv(ck, Path(args.checkpoints_out or f"{stem}_checkpoints.csv"))
     metrics = None
     if args.train:
@@ -157,8 +159,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chance", action="append", default=None, metavar="TASK=LEVEL[,...]",
                    help="random-guess accuracy of tasks the table has no chance column for and capcast does not "
                         "know (1 / number of choices; 0 for free-form answers); repeatable")
-    p.add_argument("--out", default=None, help="required: one row per curve (label, evidence, forecasts); the "
-                                            "other tables go beside it")
+    p.add_argument("--out", "--output_path", dest="out", metavar="FILE", default=None,
+                   help="required: one row per curve (label, evidence, forecasts); the other tables go beside it")
     p.add_argument("--emergence-out", default=None, help="default: <out>_emergence.csv")
     p.add_argument("--checkpoints-out", default=None, help="default: <out>_checkpoints.csv")
     p.add_argument("--backtest-out", default=None, help="run the params.yaml backtest splits and write here; the "
@@ -167,8 +169,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-out", default=None, help="DVC metrics JSON of the backtest (a few flat numbers; "
                                                        "every split's in trends_backtest_summary.csv beside it)")
     p.add_argument("--markdown-out", default=None, help="the report's trends section (markdown)")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
+                   help="the params file whose trends: section sets every knob (default: params.yaml; --params is "
+                        "the old spelling)")
     return p
+
+
+def parsers() -> dict:
+    """Every parser of the command, by mode."""
+    return {"trends": parser()}
 
 
 def _main(argv) -> int:

@@ -13,6 +13,7 @@ from dataclasses import fields
 import numpy as np
 import pandas as pd
 
+from pipeline.parallel import bar, each
 from pipeline.trends import emergence, fit, shapes
 from pipeline.trends.curves import CURVE_KEY, LABELS, Prepared, final_rows, group_curves, plain, prepare, x_column
 from pipeline.trends.settings import Settings, settings_key
@@ -144,21 +145,25 @@ def curve_seed(seed: int, key: dict) -> int:
     return int(seed) + zlib.crc32(repr(sorted((k, str(v)) for k, v in key.items())).encode())
 
 
-def analyse_table(table: pd.DataFrame, cfg: dict, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every final-checkpoint curve of ``table`` → (curves table, emergence table)."""
+def analyse_table(table: pd.DataFrame, cfg: dict, seed: int | None = None, progress=None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every final-checkpoint curve of ``table`` → (curves table, emergence table); ``progress``: a
+    bar over the curves, advanced as each is prepared and as its crossings are found
+    (:mod:`pipeline.parallel`)."""
     st = settings(cfg)
     x = cfg["x"]
     seed = cfg["seed"] if seed is None else seed
     table = plain(table)
     final = final_rows(table)
     curves = group_curves(final, CURVE_KEY)
-    preps = [prepare(key["task"], key["metric"], pts, x_column(x), cfg) for key, pts in curves]
+    done = bar(progress, 2 * len(curves))
+    preps = [prepare(key["task"], key["metric"], pts, x_column(x), cfg) for key, pts in each(curves, done)]
     levels = [emergence_level(p, cfg) for p in preps]
     results = analyse_curves(preps, cfg, st, levels=[(lv, 1.0) if lv is not None else None for lv in levels],
                              seed=seed)
     routes = emergence.Routes(table, final, cfg)
     rows, erows = [], []
-    for i, ((key, pts), prep, res, level) in enumerate(zip(curves, preps, results, levels)):
+    for i, ((key, pts), prep, res, level) in enumerate(each(zip(curves, preps, results, levels), done)):
         row = curve_row(key, res, x)
         if crossing_candidate(res["label"], prep, level):
             found, primary = routes.crossings(key, pts, prep.chance, level, res, x, curve_seed(seed, key))
@@ -171,6 +176,7 @@ def analyse_table(table: pd.DataFrame, cfg: dict, seed: int | None = None) -> tu
             else:
                 row["cross_method"] = "none: " + "; ".join(f"{e['method']}: {e['detail']}" for e in found)
         rows.append(row)
+    done.close()
     return _order_columns(pd.DataFrame(rows), cfg), pd.DataFrame(erows)
 
 
@@ -218,14 +224,17 @@ def _order_columns(df: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     return df[cols]
 
 
-def analyse_checkpoints(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+def analyse_checkpoints(table: pd.DataFrame, cfg: dict, progress=None) -> pd.DataFrame:
     """Label one model's curve over its checkpoints (x = compute) for every (suite, model, task,
-    metric, shots) with enough numbered steps at or past ``checkpoints.min_step``."""
+    metric, shots) with enough numbered steps at or past ``checkpoints.min_step``; ``progress``: a
+    bar over those curves."""
     cc = cfg["checkpoints"]
     st = settings({**cfg, "refine_rounds": cc.get("refine_rounds", cfg.get("refine_rounds", 3))})
     out = []
     keys = CURVE_KEY[:2] + ["model"] + CURVE_KEY[2:]
-    for key, pts in checkpoint_curves(table, cfg):
+    curves = checkpoint_curves(table, cfg)
+    done = bar(progress, len(curves))
+    for key, pts in each(curves, done):
         prep = prepare(key["task"], key["metric"], pts, "compute_flops", {**cfg, "min_scales": cc["min_points"]})
         row = dict(key, x="compute", n_points=len(pts), step_min=int(pts["step"].min()),
                    step_max=int(pts["step"].max()), x_min=float(pts["compute_flops"].min()),
@@ -236,6 +245,7 @@ def analyse_checkpoints(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
             an = label(prep.curve, st, cfg["emergence"]["margin"])
             row.update(label=an.label, evidence=an.evidence + (f"; {prep.note}" if prep.note else ""))
         out.append(row)
+    done.close()
     cols = keys + ["x", "label", "evidence", "n_points", "step_min", "step_max", "x_min", "x_max"]
     return pd.DataFrame(out, columns=cols)
 

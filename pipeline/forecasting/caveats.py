@@ -1,0 +1,101 @@
+"""The caveats of one forecast, in words: the ``note`` of every forecast line.
+
+Both front doors write it, from this one function (:func:`note`): the forecast stage
+(``reports/forecast.csv``) and the family forecast (``forecast --family``: the console line and
+its CSV; ``report --family``).  In order:
+
+* why there is no number (the law could not be fitted), where there is none;
+* **at chance**: the task sat at its chance level over the whole ladder (no rise to extrapolate:
+  a take-off beyond the ladder cannot be forecast), or **no rise**: the two-step link found no
+  rise of accuracy with the loss and was fitted as a line (:func:`pipeline.laws.link.fit_link`);
+* **no task losses**: two_step (alone or as a candidate of auto) has no loss to go through,
+  because the rows hold none of the task's (lm-eval ran without ``--log_samples``);
+* the extrapolation (:func:`pipeline.forecasting.targets.extrapolation`): "interpolation" inside
+  the ladder's compute, else the multiple of the largest training run's compute, with the warning
+  past what the calibration ladders support;
+* why the ladder's own backtest is missing (family forecast).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline import scores
+from pipeline.errors import CapcastError
+from pipeline.laws import data
+from pipeline.laws.data import Metric
+
+Z = 2.0  # standard errors from flat: the link's own threshold of a rise (pipeline.laws.link)
+MIN_NOISE = 0.01  # one accuracy point, the link's delta
+NO_LOSSES = "no task losses: two_step cannot run (re-run lm_eval with --log_samples)"
+LOSS_METHODS = ("two_step", "auto")  # the methods two_step is, or is a candidate of
+
+
+def at_chance(rows: pd.DataFrame, target: str) -> str:
+    """"at chance: ..." where the last checkpoint of every model of the ladder scores within noise
+    of the task's chance level and shows no rise with compute (the slope of accuracy on log
+    compute within ``Z`` standard errors of flat, the noise the larger of the residual scatter,
+    the median stderr and one point), else ''."""
+    metric = Metric.parse(target)
+    if metric.kind != "accuracy":
+        return ""
+    try:
+        units = data.values(rows, metric, "forecast")
+        chance = metric.chance(rows)
+    except CapcastError:
+        return ""
+    final = data.final_units(units.loc[units["compute_flops"] > 0])
+    if len(final) < 3:
+        return ""
+    x = np.log10(final["compute_flops"].to_numpy(float))
+    y, se = final["value"].to_numpy(float), final["stderr"].to_numpy(float)
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    if sxx <= 0:
+        return ""
+    slope = float(np.sum((x - x.mean()) * (y - y.mean())) / sxx)
+    resid = y - y.mean() - slope * (x - x.mean())
+    se = se[np.isfinite(se)]
+    noise = max(float(np.sqrt(resid @ resid / max(len(y) - 2, 1))), float(np.median(se)) if len(se) else 0.0,
+                MIN_NOISE)
+    flat = abs(slope) < Z * noise / np.sqrt(sxx)
+    if not (flat and float(y.max()) - chance < Z * noise):
+        return ""
+    return (f"at chance: {metric.task} stays within noise of its chance level {chance:.3g} across the ladder "
+            f"(best {float(y.max()):.3f}, noise {noise:.2g}), so a take-off beyond it cannot be forecast")
+
+
+def no_rise(law) -> str:
+    """"no rise: ..." where the law, or a candidate auto fitted, found no rise of accuracy with the
+    loss (its link then a line: ``form_label()`` says "no rise"), else ''."""
+    laws = [law] + [f for f in (getattr(law, "fits_", None) or {}).values() if not isinstance(f, Exception)]
+    for one in laws:
+        try:
+            label = one.form_label()
+        except (AttributeError, CapcastError):
+            continue
+        if "no rise" in str(label):
+            return ("no rise: accuracy does not rise with the task loss on the ladder; two_step's link is "
+                    "fitted as a line")
+    return ""
+
+
+def no_losses(rows: pd.DataFrame, target: str, method: str, loss: str | None) -> str:
+    """:data:`NO_LOSSES` where two_step would go through the task's own loss (no ``loss`` named)
+    and the rows hold none of it, else ''."""
+    if method not in LOSS_METHODS or loss:
+        return ""
+    task = Metric.parse(target).task
+    own = rows.loc[rows["task"] == task, "metric"].astype(str).unique()
+    return "" if any(scores.metric_kind(m) == "loss" for m in own) else NO_LOSSES
+
+
+def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", law=None, loss: str | None = None,
+         failure: str = "", backtest: str = "") -> str:
+    """The ``note`` of one forecast of ``target`` (TASK:METRIC) by ``method`` from the family's
+    ``rows``: the caveats of the module docstring, joined by "; ".  ``law``: the fitted law (None
+    where it failed: ``failure`` says why); ``loss``: the loss two_step was told to use;
+    ``extrapolation``: the row's words; ``backtest``: why the ladder's backtest is missing."""
+    chance = at_chance(rows, target)
+    parts = [failure, chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss),
+             extrapolation, f"backtest: {backtest}" if backtest else ""]
+    return "; ".join(p for p in parts if p)

@@ -1,0 +1,191 @@
+"""The caveats of a forecast (pipeline/forecasting/caveats.py) on every line where its number appears:
+a task at chance across the ladder, no rise, no task losses, a target inside the ladder, a target
+far beyond it; one function behind the forecast stage's note and the family forecast's."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.forecasting import caveats
+from pipeline.forecasting import targets as forecast
+from pipeline.ladders.calibration import Source
+from pipeline.stages import forecast as forecast_stage
+from tests.test_laws import ladder_rows
+
+SIZES = (3e7, 6e7, 1.2e8, 2.5e8, 5e8, 1e9)
+
+
+def at_chance_rows(seed: int = 0) -> pd.DataFrame:
+    """The toy ladder, with a second task whose accuracy stays at its chance level 0.25."""
+    rows = ladder_rows(sizes=SIZES, steps=(10000, 40000, 100000), noise=0.003)
+    flat = rows[rows["task"] == "arc_easy"].copy()
+    rng = np.random.default_rng(seed)
+    flat["task"], flat["value"] = "arc_challenge", 0.25 + rng.normal(0, 0.004, len(flat))
+    return pd.concat([rows, flat], ignore_index=True)
+
+
+def test_at_chance_only_where_the_whole_ladder_sits_at_chance():
+    rows = at_chance_rows()
+    text = caveats.at_chance(rows, "arc_challenge:acc")
+    assert text.startswith("at chance: arc_challenge stays within noise of its chance level 0.25 across the ladder")
+    assert caveats.at_chance(rows, "arc_easy:acc") == ""  # rises with scale
+    assert caveats.at_chance(rows, "toyloss:ppl") == ""  # not an accuracy
+    # flat, but well above chance: no rise, yet not at chance
+    above = rows.assign(value=np.where(rows["task"] == "arc_challenge", rows["value"] + 0.2, rows["value"]))
+    assert caveats.at_chance(above, "arc_challenge:acc") == ""
+    # at chance at the small end, then rising: not flat
+    rising = rows.copy()
+    big = (rising["task"] == "arc_challenge") & (rising["params"] >= 5e8)
+    rising.loc[big, "value"] += 0.15
+    assert caveats.at_chance(rising, "arc_challenge:acc") == ""
+
+
+def test_no_losses_for_two_step_and_auto_only_without_a_loss_named():
+    rows = at_chance_rows()
+    bare = rows[rows["task"] != "toyloss"]
+    assert caveats.no_losses(bare, "arc_easy:acc", "two_step", None) == caveats.NO_LOSSES
+    assert caveats.no_losses(bare, "arc_easy:acc", "auto", None) == caveats.NO_LOSSES
+    assert caveats.no_losses(bare, "arc_easy:acc", "loglinear", None) == ""  # does not go through a loss
+    assert caveats.no_losses(bare, "arc_easy:acc", "two_step", "toyloss:ppl") == ""  # another task's loss, named
+    with_bpb = pd.concat([bare, bare[bare["task"] == "arc_easy"].assign(metric="bpb", value=1.0)])
+    assert caveats.no_losses(with_bpb, "arc_easy:acc", "two_step", None) == ""
+
+
+def test_the_note_joins_every_caveat_in_order():
+    rows = at_chance_rows()
+    bare = rows[rows["task"] != "toyloss"]
+    note = caveats.note(bare, "arc_challenge:acc", "two_step", "interpolation: inside the training runs' compute",
+                        failure="two_step: no loss", backtest="too few sizes")
+    parts = note.split("; ")
+    assert parts[0] == "two_step: no loss" and parts[1].startswith("at chance: arc_challenge")
+    assert parts[2] == caveats.NO_LOSSES and parts[3] == "interpolation: inside the training runs' compute"
+    assert parts[4] == "backtest: too few sizes"
+    assert caveats.note(rows, "arc_easy:acc", "loglinear") == ""
+
+
+class NoRise:
+    form_ = "log_logistic"
+
+    def form_label(self):
+        return "log_logistic (no rise: log_linear)"
+
+
+class Auto:  # what the caveats read of auto: its fitted candidates, a failed one as the exception
+    def form_label(self):
+        return "two_step 0.60, sigmoid 0.40"
+
+    fits_ = {"two_step": NoRise(), "sigmoid": ValueError("not fitted")}
+
+
+def test_no_rise_is_read_from_the_law_or_autos_candidates():
+    assert caveats.no_rise(NoRise()).startswith("no rise: accuracy does not rise with the task loss")
+    assert caveats.no_rise(Auto()) == caveats.no_rise(NoRise())
+    assert caveats.no_rise(Auto.fits_["sigmoid"]) == ""
+
+
+# ----------------------------------------------------------------------------- both front doors
+def table_csv(tmp_path, rows) -> str:
+    path = tmp_path / "mine.csv"
+    rows.to_csv(path, index=False)
+    return str(path)
+
+
+def family_lines(capsys, path, *extra, out=None) -> tuple[list[str], pd.DataFrame]:
+    argv = ["--scores", path, "--family", "toy", "--bootstrap", "20", *extra]
+    assert forecast_stage.main(argv + (["--out", str(out)] if out else [])) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[1:]
+    return lines, (pd.read_csv(out, keep_default_na=False) if out else None)
+
+
+def test_family_lines_and_csv_carry_the_caveats(tmp_path, capsys):
+    path = table_csv(tmp_path, at_chance_rows())
+    out = tmp_path / "fc.csv"
+    # inside the ladder (N = 2.5e8, D of the top checkpoint) and 30x beyond it
+    lines, fc = family_lines(capsys, path, "--params", "2.5e8,1e10", "--tokens", str(100000 * 2_097_152),
+                             "--method", "loglinear", out=out)
+    by = {(r.task, r.params): r.note for r in fc.itertuples()}
+    for line, r in zip(lines, fc.itertuples()):
+        assert line.endswith(f"({r.note})"), line  # the console line prints the CSV's note
+    assert by["arc_challenge", 2.5e8].startswith("at chance: arc_challenge")
+    assert "interpolation: inside the training runs' compute" in by["arc_challenge", 2.5e8]
+    assert "interpolation" in by["arc_easy", 2.5e8] and "at chance" not in by["arc_easy", 2.5e8]
+    assert "x the largest training run's compute" in by["arc_easy", 1e10]
+
+
+def test_a_target_far_past_the_calibration_says_so(tmp_path, capsys):
+    path = table_csv(tmp_path, ladder_rows(sizes=SIZES, steps=(10000, 40000, 100000), noise=0.003))
+    lines, fc = family_lines(capsys, path, "--params", "1e30", "--tokens-per-param", "20", "--loss", "toyloss:ppl",
+                             out=tmp_path / "fc.csv")
+    (note,) = fc["note"]
+    assert "beyond what the calibration ladders support" in note and note in lines[0]
+
+
+def test_two_step_without_task_losses_says_to_log_samples(tmp_path, capsys):
+    rows = at_chance_rows()
+    path = table_csv(tmp_path, rows[rows["task"] != "toyloss"])
+    lines, fc = family_lines(capsys, path, "--params", "7e9", "--tokens", "2e11", "--method", "two_step",
+                             "--tasks", "arc_easy", out=tmp_path / "fc.csv")
+    (line,) = lines
+    assert "no forecast (two_step: " in line and caveats.NO_LOSSES in line
+    assert caveats.NO_LOSSES in fc["note"].iloc[0]
+
+
+def test_the_forecast_stage_and_the_family_forecast_write_the_same_note(tmp_path, capsys):
+    rows = at_chance_rows()
+    n, d = 7e9, 2e11
+    cfg = {"seed": 0, "interval": 0.9, "metric": "acc", "num_fewshot": 0, "tasks": ["arc_easy", "arc_challenge"],
+           "methods": ["loglinear"], "method_options": {"loglinear": {"n_bootstrap": 20}}, "curve_points": 5,
+           "targets": [{"name": "big", "family": "toy", "suite": "toy", "params": n, "tokens": d}]}
+    source = Source()  # the family forecast's calibration: the same policy for both
+    stage, _, _ = forecast.forecast_all(rows, cfg, policy=source.policy(0.9) if source.path.exists() else None)
+    _, family = family_lines(capsys, table_csv(tmp_path, rows), "--params", str(n), "--tokens", str(d),
+                             "--method", "loglinear", out=tmp_path / "fc.csv")
+    for task in ("arc_easy", "arc_challenge"):
+        ours = stage.loc[stage["task"] == task, "note"].iloc[0]
+        theirs = family.loc[family["task"] == task, "note"].iloc[0]
+        assert ours and ours == theirs.split("; backtest: ")[0], (ours, theirs)
+    assert stage.loc[stage["task"] == "arc_challenge", "note"].iloc[0].startswith("at chance")
+
+
+# ------------------------------------------------------------- the own-ladder journey, no samples
+@pytest.fixture(scope="module")
+def bare_ladder(tiny_zoo, tmp_path_factory):
+    """The README's step 1 on the tiny ladder, forgetting --log_samples."""
+    from tests.test_lm_eval_import import LADDER, LASTWORD, MC
+    from tests.tiny_models import run_lm_eval_cli
+
+    out = tmp_path_factory.mktemp("no_samples") / "out"
+    files = run_lm_eval_cli(tiny_zoo, out, LADDER, (MC, LASTWORD), log_samples=False)
+    assert len(files) == len(LADDER) and not list(out.rglob("samples_*"))
+    return out
+
+
+@pytest.mark.slow
+def test_the_own_ladder_journey_without_log_samples_says_what_is_missing(bare_ladder, tmp_path, capsys):
+    from pipeline.stages import ingest as ingest_stage
+    from pipeline.stages import report as report_stage
+    from tests.test_lm_eval_import import LADDER, MC
+    from tests.tiny_models import TOKENS_PER_STEP
+
+    mine = tmp_path / "my_scores.csv"
+    # 2. import: one warning line, naming the folder, the missing losses and the fix
+    assert ingest_stage.main(["lm-eval", str(bare_ladder), "--family", "tiny-neox", "--tokens-per-step",
+                              str(TOKENS_PER_STEP), "--out", str(mine)]) == 0
+    err = capsys.readouterr().err
+    (warning,) = [line for line in err.splitlines() if "warning" in line]
+    assert f"{bare_ladder} ({len(LADDER)} of {len(LADDER)} results files)" in warning
+    assert "--log_samples" in warning and "two_step" in warning and "task losses" in warning
+    assert "\r" not in err  # no progress bar where stderr is no terminal
+    # 3. forecast, every method two_step is part of: the note says why it cannot run
+    target = ["--scores", str(mine), "--family", "tiny-neox", "--params", "1e7", "--tokens", "1e9",
+              "--tasks", MC, "--chance", f"{MC}=0.25", "--bootstrap", "20"]  # no samples: no chance from them
+    for method in ("auto", "two_step"):
+        assert forecast_stage.main(target + ["--method", method, "--out", str(tmp_path / f"{method}.csv")]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()[1:]
+        assert lines and all(caveats.NO_LOSSES in line for line in lines), lines
+        assert all(caveats.NO_LOSSES in n for n in pd.read_csv(tmp_path / f"{method}.csv")["note"])
+    # 4. report: its forecast table carries the same note
+    assert report_stage.main(target + ["--out", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+    assert all(caveats.NO_LOSSES in n for n in pd.read_csv(tmp_path / "report" / "forecast.csv")["note"])
