@@ -4,6 +4,7 @@ the command's bad input ends in one line and exit 2; the answer comes with its o
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -164,3 +165,27 @@ def test_the_command_never_writes_over_its_input(scores_csv, capsys):
     rc = reach_stage.main(["--scores", str(scores_csv), "--family", "toy", "--goal", "arc_challenge:acc=0.6",
                            "--tokens", "1e9", "--tokens-per-param", "20"])
     assert rc == 2 and "not both" in capsys.readouterr().err
+
+
+def test_the_report_says_each_goal_in_one_sentence_of_reach_csv_cells(tmp_path):
+    """"How big to reach it": one sentence per goal; every number in it is a cell of its reach.csv row."""
+    from pipeline import report
+    from pipeline.report.inputs import ReportInput
+
+    rows = ladder(0.5, TOP - 0.3, seed=2)
+    req = family.Request("toy", (), method="sigmoid", n_bootstrap=30)
+    goals = [reach.Goal("arc_challenge", "acc", g) for g in (0.6, 0.99)]
+    table = reach.run(rows, goals, req)
+    table.to_csv(tmp_path / "reach.csv", index=False)
+    table = pd.read_csv(tmp_path / "reach.csv")
+    report.write(ReportInput(scores=rows, reach=table), report.ReportConfig(processes=1), tmp_path / "out")
+    md = (tmp_path / "out" / "forecast.md").read_text()
+    block = md[md.index("## How big to reach it"):]
+    bullets = [line[2:] for line in block.splitlines() if line.startswith("- ")]
+    assert len(bullets) == len(table)
+    for b, (_, r) in zip(bullets, table.iterrows()):
+        cells = {report.fmt(v) for v in r.to_numpy() if isinstance(v, (float, int, np.floating, np.integer))}
+        words = " ".join(str(v) for v in r.to_numpy() if isinstance(v, str))
+        for number in re.findall(r"(?<![\w.^+-])-?\d[\d.]*(?:e[+-]\d+)?(?![\w.])", b.replace("×", " ")):
+            assert number in cells or number in words or number in ("90", "10"), (number, b)
+    assert "is reached at N = " in bullets[0] and "not reached within" in bullets[1]

@@ -252,12 +252,11 @@ def backtest(rows: pd.DataFrame, goal: Goal, req: family.Request, recipe: Recipe
         return {**out, "backtest_note": str(exc)}
     hi = 10 ** cr.upper if np.isfinite(cr.upper) else np.inf
     lo = 10 ** cr.lower if np.isfinite(cr.lower) else np.nan
-    out.update(backtest_lower=lo, backtest_upper=hi,
-               backtest_hit=bool(np.isfinite(cr.lower) and lo <= true_c <= hi))
-    if np.isfinite(cr.point):
-        out.update(backtest_compute=10 ** cr.point, backtest_error_decades=cr.point - math.log10(true_c))
-    else:
-        out["backtest_note"] = "the lower rungs' forecast never reaches it: " + not_reached(cr, held)
+    point = 10 ** cr.point if np.isfinite(cr.point) else np.inf  # never within the grid: beyond it
+    out.update(backtest_compute=point, backtest_error_decades=math.log10(point / true_c), backtest_lower=lo,
+               backtest_upper=hi, backtest_hit=bool(np.isfinite(cr.lower) and lo <= true_c <= hi))
+    if not np.isfinite(cr.point):
+        out["backtest_note"] = "from the lower rungs: " + not_reached(cr, held)
     return out
 
 
@@ -269,7 +268,7 @@ def run(table: pd.DataFrame, goals: list[Goal], req: family.Request, recipe: Rec
 
 # ------------------------------------------------------------------------------------- printing
 def _c(x: float) -> str:
-    return f"{x:.3g}" if np.isfinite(x) else "beyond"
+    return f"{x:.3g}" if np.isfinite(x) else "beyond" if x > 0 else "n/a"
 
 
 def line(r) -> str:
@@ -296,10 +295,11 @@ def line(r) -> str:
 def backtest_words(r) -> str:
     if pd.notna(r.get("backtest_error_decades")):
         inside = "inside" if r["backtest_hit"] else "outside"
+        band = f"{inside} the interval {_c(r['backtest_lower'])}-{_c(r['backtest_upper'])}"
+        at = (f"put it at C={r['backtest_compute']:.3g} ({r['backtest_error_decades']:+.2f} decades, {band})"
+              if np.isfinite(r["backtest_compute"]) else f"never reach it within {MAX_FACTOR:.0e}x ({band})")
         return (f"holding out {r['backtest_heldout']}, whose goal {r['backtest_goal']:.3g} it reached at "
-                f"C={r['backtest_compute_true']:.3g}, the lower rungs put it at C={r['backtest_compute']:.3g} "
-                f"({r['backtest_error_decades']:+.2f} decades, {inside} the interval "
-                f"{_c(r['backtest_lower'])}-{_c(r['backtest_upper'])})")
+                f"C={r['backtest_compute_true']:.3g}, the lower rungs {at}")
     note = r.get("backtest_note")
     return f"n/a ({note})" if isinstance(note, str) and note else "n/a"
 

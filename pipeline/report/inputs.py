@@ -41,6 +41,7 @@ class ReportInput:
     crossing_summary: pd.DataFrame | None = None  # reports/trends_backtest_crossing.csv
     confusion: pd.DataFrame | None = None  # reports/trends_backtest_confusion.csv: label small x label all
     two_step: pd.DataFrame | None = None  # reports/two_step_diagnostics.csv (pipeline.forecasting.diagnostics)
+    reach: pd.DataFrame | None = None  # reports/reach.csv (pipeline.forecasting.reach): how big to reach each goal
     pred_suites: pd.DataFrame | None = None  # (row, suite) of predictions, filled on demand (evidence.py)
 
 
@@ -76,6 +77,7 @@ def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
         forecast=read_csv(reports / "forecast.csv"),
         curves=read_csv(reports / "forecast_curves.csv"),
         two_step=read_csv(reports / "two_step_diagnostics.csv"),
+        reach=read_csv(reports / "reach.csv"),
         offsets=read_csv(reports / "family_offsets.csv"),
         capability=read_csv(reports / "capability.csv"),
         family_skills=read_csv(reports / "family_skills.csv"),

@@ -19,6 +19,7 @@ from pipeline.report.family_skills import section_family_skills
 from pipeline.report.figures import has_stderr, shots_mask
 from pipeline.report.inputs import ReportConfig, ReportInput
 from pipeline.report.page import Page, display, fmt, missing, slug
+from pipeline.report.reach import section_reach
 
 # trend labels the report flags (pipeline/trends/curves.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
 FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
@@ -471,5 +472,5 @@ def section_data(page: Page, rep: Report) -> None:
 # The page, top to bottom.  A new section (e.g. a family comparison of skills) is a function
 # ``section_x(page, rep)`` inserted here; it reads its CSV from ``rep.inp`` (add a field there and a
 # line in inputs.load_inputs) and says so in one note when that CSV is absent.
-SECTIONS = [section_answers, section_glance, section_targets, section_methods, section_families, section_family_skills, section_trends,
+SECTIONS = [section_answers, section_glance, section_targets, section_reach, section_methods, section_families, section_family_skills, section_trends,
             section_data]
