@@ -1,7 +1,7 @@
 """What a forecast number cannot tell on its own: the caveats printed beside it, wherever it appears.
 
-* **at chance** -- the family's largest model scores within the noise of the task's random-guess
-  level: the ladder has not left chance, so nothing says where (or whether) it will rise;
+* **at chance** -- the family's largest models (three) score on average within the noise (two
+  standard errors, at least 2 points) of the task's random-guess level: the ladder has not left chance, so nothing says where (or whether) it will rise;
 * **no rise** -- accuracy does not rise with compute across the ladder's final checkpoints (the
   least-squares slope on log10 compute is not two standard errors above 0);
 * **no task losses** -- the family's rows hold no loss of the task (lm_eval without
@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline import scores
 
 AT_CHANCE_FLOOR = 0.02  # within this of chance (accuracy, 0-1) counts as at chance where stderrs are absent
+TOP_MODELS = 3  # the ladder's largest models whose mean says whether it left chance
 
 
 def ladder(rows: pd.DataFrame, task: str, metric: str) -> list[str]:
@@ -34,11 +35,12 @@ def ladder(rows: pd.DataFrame, task: str, metric: str) -> list[str]:
     except scores.ScoresError:
         chance = None
     out = []
-    top = final.iloc[-1]
-    se = float(top["stderr"]) if pd.notna(top.get("stderr")) else np.nan
-    if chance is not None and float(top["value"]) - chance <= max(2 * se if np.isfinite(se) else 0.0, AT_CHANCE_FLOOR):
-        out.append(f"at chance: the largest model scores {float(top['value']):.3g} against chance {chance:.3g}, "
-                   "so the ladder does not show where it will rise")
+    top = final.iloc[-TOP_MODELS:]  # the largest models, averaged: one model's noise should not decide
+    value = float(top["value"].mean())
+    se = float(np.sqrt((top["stderr"].astype(float) ** 2).sum()) / len(top)) if top["stderr"].notna().all() else 0.0
+    if chance is not None and value - chance <= max(2 * se, AT_CHANCE_FLOOR):
+        out.append(f"at chance: the {len(top)} largest models score {value:.3g} on average against chance "
+                   f"{chance:.3g}, so the ladder does not show where it will rise")
     if len(final) >= 3:
         x, y = np.log10(final["compute_flops"].to_numpy(float)), final["value"].to_numpy(float)
         slope, se_slope = _slope(x, y)

@@ -197,6 +197,7 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
     base = _base(tgts, req, task, cfg, req.method)
     for b, t in zip(base, tgts):
         b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy))
+        b["caveats"] = forecast.task_caveats(rows, task, req.metric, req.method, req.loss)
     try:
         k = len(units) // len(tgts)
         law, first = forecast.fit_predict(table, tgts[0], task, req.method, options(req.method, req), cfg,
@@ -276,8 +277,10 @@ def describe(res: Result, req: Request) -> str:
 def line(r, level: float) -> str:
     pct = int(round(level * 100))
     head = f"{r['task']}:{r['metric']}  N={r['params']:.3g} D={r['tokens']:.3g}"
+    warn = r.get("caveats", "")
+    warn = f"  caveats: {warn}" if isinstance(warn, str) and warn else ""
     if not np.isfinite(r["predicted"]):
-        return f"{head}  no forecast ({r['note']})"
+        return f"{head}  no forecast ({r['note']}){warn}"
     if r["backtest_n"]:
         unit = "points" if scores.metric_kind(r["metric"]) == "accuracy" else "(metric units)"
         bt = f"backtest MAE {r['backtest_mae']:.2f} {unit}, coverage {r['backtest_coverage']:.2f} (n={int(r['backtest_n'])})"
@@ -288,7 +291,7 @@ def line(r, level: float) -> str:
     far = r.get("extrapolation", "")
     far = f"  ({far})" if isinstance(far, str) and far else ""
     return (f"{head}  predicted {r['predicted']:.4f}  {pct}% [{r['lower']:.4f}, {r['upper']:.4f}]  "
-            f"{r['method']}  {bt}{n_used}{far}")
+            f"{r['method']}  {bt}{n_used}{far}{warn}")
 
 
 __all__ = ["Request", "Result", "run", "describe", "line"]

@@ -21,7 +21,7 @@ from pipeline.parallel import fork_map
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
                     "task", "metric", "num_fewshot", "method", "level", "predicted", "lower", "upper", "distance",
-                    "extrapolation"]
+                    "extrapolation", "caveats"]
 CURVE_COLUMNS = ["target", "family", "suite", "task", "metric", "num_fewshot", "method",
                  "compute_flops", "params", "tokens", "predicted", "lower", "upper"]
 
@@ -200,11 +200,23 @@ def extrapolation(rows: pd.DataFrame, target: str, compute: float, policy=None) 
     return {"distance": d, "extrapolation": words([d], [span], policy.support if policy is not None else {})[0]}
 
 
+def task_caveats(rows: pd.DataFrame, task: str, metric: str, method: str, loss: str | None = None) -> str:
+    """The caveats of a forecast of ``task:metric`` from the family's ``rows`` (:mod:`pipeline.forecasting.caveats`):
+    the ladder at chance or not rising; no task losses where the method goes through one."""
+    from pipeline.forecasting import caveats
+
+    parts = caveats.ladder(rows, task, metric)
+    if method in ("auto", "two_step"):
+        parts += caveats.task_losses(rows, task, loss)
+    return caveats.join(parts)
+
+
 def method_options(target: Target, method: str, cfg: dict) -> dict:
-    """forecast.method_options, then the target's own options; its loss for the laws that take one."""
+    """forecast.method_options, then the target's own options; its loss for the laws that take one (auto's
+    two_step candidate too, as in the family forecast and the ladder calibration)."""
     options = dict((cfg.get("method_options") or {}).get(method) or {})
     options.update((target.options or {}).get(method) or {})
-    if method in ("two_step", "link") and target.loss and "loss" not in options:
+    if method in ("two_step", "link", "auto") and target.loss and "loss" not in options:
         options["loss"] = target.loss
     return options
 
@@ -232,8 +244,9 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             base = {"target": target.name, "family": target.family, "suite": target.suite,
                     "params": target.params, "params_non_embedding": ne, "tokens": target.tokens, "compute_flops": target.compute_flops,
                     "task": task, "metric": metric, "num_fewshot": shots, "method": method, "level": interval}
-            base.update(extrapolation(training_rows(table, target, "carry", cfg), f"{task}:{metric}",
-                                      target.compute_flops, policy))
+            own = training_rows(table, target, "carry", cfg)
+            base.update(extrapolation(own, f"{task}:{metric}", target.compute_flops, policy))
+            base["caveats"] = task_caveats(own, task, metric, method, method_options(target, method, cfg).get("loss"))
             try:
                 law, pred = fit_predict(table, target, task, method, method_options(target, method, cfg), cfg, units,
                                         interval, policy)
