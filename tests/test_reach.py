@@ -189,3 +189,31 @@ def test_the_report_says_each_goal_in_one_sentence_of_reach_csv_cells(tmp_path):
         for number in re.findall(r"(?<![\w.^+-])-?\d[\d.]*(?:e[+-]\d+)?(?![\w.])", b.replace("×", " ")):
             assert number in cells or number in words or number in ("90", "10"), (number, b)
     assert "is reached at N = " in bullets[0] and "not reached within" in bullets[1]
+
+
+def test_caveats_say_at_chance_no_rise_and_no_task_losses():
+    from pipeline.forecasting import caveats
+
+    flat = ladder(2.0, TOP + 6, seed=4)  # the middle 6 decades beyond: at chance throughout
+    said = caveats.ladder(flat, "arc_challenge", "acc")
+    assert [s.split(":")[0] for s in said] == ["at chance", "no rise"], said
+    assert caveats.ladder(ladder(0.6, TOP - 1, seed=4), "arc_challenge", "acc") == []
+    assert caveats.task_losses(flat, "arc_challenge")[0].startswith("no task losses")
+    with_loss = pd.concat([flat, flat.assign(metric="bpb", value=1.0, stderr=np.nan)])
+    assert caveats.task_losses(with_loss, "arc_challenge") == []
+    assert caveats.task_losses(with_loss, "arc_challenge", "pile:xent")[0].startswith("no task losses")
+    req = family.Request("toy", (), method="sigmoid", n_bootstrap=20)
+    r = reach.run(flat, [reach.Goal("arc_challenge", "acc", 0.5)], req, with_backtest=False).iloc[0]
+    assert r["caveats"].startswith("at chance") and "at chance" in reach.line(r)
+
+
+def test_the_readme_reach_example_prints_what_the_readme_shows(capsys):
+    from tests.paths import ROOT
+
+    argv = ("--scores data/published/scores.csv --family pythia --suite pythia_evals --num-fewshot 0 "
+            "--loss lambada_openai:ppl --tokens 3e11 --goal arc_easy:acc=0.75").split()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert " ".join(argv) in " ".join(text.split()), "the README names another reach command"
+    assert reach_stage.main([a if a != "data/published/scores.csv" else str(ROOT / a) for a in argv]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("pythia arc_easy:acc >= 0.75") and printed in text

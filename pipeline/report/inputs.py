@@ -53,7 +53,7 @@ class ReportConfig:
     """Display knobs; every default works for any scores table and family list."""
 
     title: str = "capcast: forecast report"
-    default_method: str | None = None  # shown where no backtest judges a task (None: the first forecast method)
+    default_method: str | None = None  # the method shown for every forecast (None: the first forecast method)
     heldout_splits: list = field(default_factory=list)  # backtest splits drawn per task
     max_extrapolation: float = 10.0  # flag forecasts beyond this multiple of the family's largest compute
     min_evidence: int = 3  # flag a method choice resting on fewer same-family held-out predictions
@@ -65,6 +65,7 @@ class ReportConfig:
     backtest_level: float | None = None  # the backtests' interval level (None: the forecasts')
     report_suites: list = field(default_factory=list)  # suites whose emergence crossings are listed too
     pipeline_outputs: bool = False  # the DVC stage's report: its text may point at params.yaml and reports/metrics/
+    calibration_ladders: int | None = None  # how many ladders auto's policy was learned from (said beside auto)
 
 
 def load_inputs(scores_path: Path, reports: Path) -> ReportInput:

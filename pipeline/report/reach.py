@@ -15,7 +15,7 @@ COLUMNS = ["family", "task", "metric", "goal", "recipe", "method", "reached", "p
 UNITS = {"goal": "accuracy, 0–1", **{c: "parameters" for c in ("params_lower", "params_upper")},
          **{c: "FLOPs" for c in ("compute_lower", "compute_upper", "backtest_compute_true", "backtest_compute")},
          "factor": "× the family's largest compute", "backtest_error_decades": "decades of compute, predicted − true",
-         "backtest_hit": "true compute inside the interval"}
+         "backtest_hit": "true compute inside the interval", "extrapolation": "beyond the ladder, in words"}
 
 
 def _text(v) -> str:

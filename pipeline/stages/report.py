@@ -76,7 +76,20 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
         backtest_level=float(backtest.get("level", 0.9)),
         report_suites=list(emergence.get("report_suites") or []),
         pipeline_outputs=True,
+        calibration_ladders=calibration_ladders(_section(path, "ladders")),
     )
+
+
+def calibration_ladders(cfg: dict) -> int | None:
+    """How many ladders the calibration table holds (its manifest), for the words beside auto."""
+    import json
+
+    from pipeline.ladders.calibration import DEFAULT_PATH, manifest_path
+
+    try:
+        return int(json.loads(manifest_path(cfg.get("forecasts", DEFAULT_PATH)).read_text())["ladders"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def report_inputs(res: Result, req: Request):
