@@ -98,7 +98,9 @@ def report_inputs(res: Result, req: Request):
     inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves, two_step=res.diagnostics,
                       backtest=res.backtest if len(res.backtest) else None,
                       predictions=res.predictions if len(res.predictions) else None)
+    ladders = calibration_ladders({"forecasts": req.calibration.path}) if req.calibration is not None else None
     cfg = ReportConfig(title=f"capcast: {req.family} forecast", heldout_splits=[SPLIT] if rung else [],
+                       calibration_ladders=ladders,
                        split_descriptions={SPLIT: f"the family's own ladder: every method fitted on the smaller rungs, "
                                                   f"scored on the held-out top rung ({rung})"} if rung else {})
     return inp, cfg
