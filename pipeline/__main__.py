@@ -15,6 +15,7 @@ STAGES = {
     "backtest": "fit every law on a split, predict held-out models, score the errors",
     "trends": "label each curve's shape (emergent, inverse, U-shaped, ...) and forecast it",
     "forecast": "predict target models from params.yaml",
+    "reach": "how big to reach a goal (TASK:METRIC=VALUE): the compute and N, with an interval and a backtest",
     "report": "reports/index.html, reports/forecast.md and plots",
     "ladders": "every ladder held out at its top: what auto and the intervals learn from (not in dvc repro)",
 }

@@ -548,7 +548,10 @@ def _sections() -> dict[str, Check]:
             "default_method": Method(), "heldout_splits": ListOf(SplitName()), "max_trend_plots": Int(ge=0),
             "processes": Int(ge=1), "min_evidence": Int(ge=1), "max_extrapolation": Number(gt=1),
             "family_curves": ListOf(Struct({"suite": Str(), "families": ListOf(Str(), min_len=1), "metric": Str(),
-                                            "num_fewshot": shots}, required=("suite", "families")))}),
+                                            "num_fewshot": shots}, required=("suite", "families"))),
+            "goals": ListOf(Struct({"family": Str(), "suite": Str(), "goal": Str(), "tokens": size, "tokens_per_param":
+                                    size, "method": Method(), "loss": TaskMetric(), "num_fewshot": shots},
+                                   required=("family", "goal")))}),
         "forecast": Struct({
             "seed": Int(ge=0), "interval": Number(gt=0, lt=1), "metric": Str(), "num_fewshot": shots,
             "tasks": ListOf(Str()) | Null(), "methods": ListOf(Method(), min_len=1),

@@ -267,39 +267,28 @@ def test_the_answer_per_target_matches_the_glance_csv(built):
             assert (_matches(mae, r["mae"]) and n == str(int(r["n"]))) if mae else r["n"] == 0, b
             seen += 1
     assert seen == len(glance)
-    assert "by two_step, which erred" in block
+    assert "by auto, which erred" in block
+    for note in glance["note"].dropna():  # every caveat is said in the sentence too
+        assert f"[{note}]" in block, note
 
 
-def _pairwise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per method: n, MAE (points), coverage, and wins - losses of pairwise MAE comparisons on the
-    held-out predictions both methods made (independent of pipeline/report/evidence.py)."""
-    rows = rows.assign(err=(rows["predicted"] - rows["actual"]).abs() * 100,
-                       unit=rows["split"] + "|" + rows["fold"] + "|" + rows["model"] + "|" + rows["step"].map(str))
-    by = {m: g.set_index("unit")["err"] for m, g in rows.groupby("method")}
-    out = []
-    for m, e in by.items():
-        score = 0
-        for o, f in by.items():
-            shared = e.index.intersection(f.index)
-            if o != m and len(shared):
-                score += int(np.sign(f[shared].mean() - e[shared].mean()))
-        g = rows[rows["method"] == m]
-        out.append({"method": m, "n": len(g), "mae": g["err"].mean(), "score": score,
-                    "coverage": ((g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])).mean()})
-    return pd.DataFrame(out).set_index("method")
+def test_glance_shows_the_default_with_its_record_on_same_family_heldout_predictions(built):
+    """Each row of the at-a-glance table shows the configured default method (never one picked on the
+    held-out values), and its n, MAE and coverage follow from the backtest_predictions.csv rows of the
+    target's own family (the target's suite first), and from no other family's."""
+    from pipeline import params
 
-
-def test_glance_methods_rest_on_same_family_heldout_predictions(built):
-    """Each chosen method of the at-a-glance table, and its n, MAE and coverage, follow from the
-    backtest_predictions.csv rows of the target's own family (the target's suite first), and from
-    no other family's."""
+    default = params.load("report", ROOT / "params.yaml")["default_method"]
     fc, pr = _source(built, "forecast.csv"), _source(built, "backtest_predictions.csv")
     checked = 0
     for r in _glance(built):
         f = fc[(fc["target"] == r["target"]) & (fc["task"] == r["task"]) & fc["predicted"].notna()]
+        assert r["method"] == (default if default in set(f["method"]) else f["method"].iloc[0]), r
+        if r["method"] == "auto":
+            assert r["evidence"].startswith("auto: the candidates weighted by what "), r
         fam, suite, metric = f["family"].iloc[0], f["suite"].iloc[0], f["metric"].iloc[0]
         rows = pr[(pr["family"] == fam) & (pr["task"] == r["task"]) & (pr["metric"] == metric)
-                  & pr["method"].isin(f["method"]) & pr["predicted"].notna() & pr["actual"].notna()]
+                  & (pr["method"] != "link") & pr["predicted"].notna() & pr["actual"].notna()]
         here = rows[rows["suite"] == suite]
         r["flags"] = r["flags"].replace(report.DASH, "")
         if here.empty:
@@ -307,16 +296,21 @@ def test_glance_methods_rest_on_same_family_heldout_predictions(built):
                 f"no backtest holds out {fam} in this suite" in r["evidence"], r
             assert "no same-family backtest in this suite" in r["flags"], r
         use = here if len(here) else rows
-        if use.empty:
+        mine = use[use["method"] == r["method"]]
+        if mine.empty and len(here):  # the shown method held out in another suite only: its record from there
+            mine = rows[rows["method"] == r["method"]]
+            assert mine.empty or f"no backtest holds out {fam} in {suite} with {r['method']}" in r["evidence"], r
+        if mine.empty:
             assert r["n"] == "0" and r["mae"] == report.DASH, r
             continue
-        stats = _pairwise(use)
-        best = stats[stats["score"] == stats["score"].max()]
-        assert r["method"] in best.index, (r, stats)
-        assert stats.loc[r["method"], "mae"] <= best["mae"].min() + 1e-9, (r, stats)
-        s = stats.loc[r["method"]]
-        assert r["n"] == str(int(s["n"])) and r["mae"] == report.fmt(float(s["mae"])) \
-            and r["coverage"] == report.fmt(float(s["coverage"])), (r, s)
+        err = (mine["predicted"] - mine["actual"]).abs() * 100
+        cov = ((mine["actual"] >= mine["lower"]) & (mine["actual"] <= mine["upper"])).mean()
+        assert r["n"] == str(len(mine)) and r["mae"] == report.fmt(float(err.mean())) \
+            and r["coverage"] == report.fmt(float(cov)), r
+        assert f"erred {float(err.mean()):.3g} points (n={len(mine)}" in r["evidence"], r
+        level = 0.9
+        floor = level - 2 * math.sqrt(level * (1 - level) / len(mine))
+        assert ("below the stated 0.9 by more than its binomial noise" in r["flags"]) == (cov < floor), r
         checked += 1
     assert checked >= 10
 
@@ -553,16 +547,52 @@ def _tiny_inputs():
     return report.ReportInput(scores=table, predictions=pd.DataFrame(pred), forecast=forecast)
 
 
-def test_method_choice_counts_only_the_targets_own_family():
+def test_the_method_shown_is_the_default_and_its_record_counts_only_the_targets_own_family():
     inp = _tiny_inputs()
-    chosen, evidence = report.choose_methods(inp, report.ReportConfig())
+    chosen, evidence = report.choose_methods(inp, report.ReportConfig(default_method="x"))
     row = chosen.iloc[0]
-    # pooled over every model x would lose (g's three models); on f's own it wins
+    # x's record on f's own held-out models (g's three never count)
     assert row["method"] == "x" and row["n"] == 2 and row["mae"] == pytest.approx(1.5) and row["coverage"] == 1
-    assert evidence.set_index("method").loc["y", "n"] == 1 and set(evidence["family"]) == {"f"}
+    assert row["rule"].startswith("x: the configured default (report.default_method); on this family's held-out "
+                                  "models it erred 1.5 points (n=2")
+    ev = evidence.set_index("method")
+    assert ev.loc["y", "n"] == 1 and set(evidence["family"]) == {"f"} and ev.loc["x", "shown"] == "★"
+    assert ev.loc["x", "median_width"] == pytest.approx(10) and ev.loc["x", "interval_score"] == pytest.approx(10)
     glance = report.glance_table(inp, chosen, report.ReportConfig())
     assert glance["flags"].iloc[0] == "interval reaches 1; 100× the largest f model's compute; thin evidence: " \
                                       "2 held-out predictions"
+    assert glance["note"].iloc[0] == "extrapolation: 100× the family's largest compute"
+    # y did better on nothing and worse on f's models, yet it is shown where it is the default: nothing is picked
+    chosen, _ = report.choose_methods(inp, report.ReportConfig(default_method="y"))
+    assert chosen["method"].tolist() == ["y"] and chosen["mae"].iloc[0] == pytest.approx(5)
+    chosen, _ = report.choose_methods(inp, report.ReportConfig())  # no default: the first forecast method
+    assert chosen["method"].tolist() == ["y"]
+
+
+def test_flags_say_low_coverage_a_missed_backtest_a_wide_interval_and_interpolation():
+    from pipeline import scores
+
+    table = scores.validate(pd.DataFrame([{"suite": "A", "model": f"f{i}", "family": "f", "params": 1e9 * (i + 1),
+                                           "tokens": 1e10, "compute_flops": 6e19 * (i + 1), "step": pd.NA,
+                                           "task": "piqa", "metric": "acc", "value": 0.6, "stderr": 0.005,
+                                           "num_fewshot": 0, "source": "test"} for i in range(3)]))
+    pred = [{"split": "s", "fold": "s", "method": m, "task": "piqa", "metric": "acc", "suite": "A", "model": f"h{i}",
+             "family": "f", "step": np.nan, "compute_flops": 6e19, "actual": 0.6, "stderr": 0.005,
+             "predicted": 0.6 + e + 0.002 * i, "lower": 0.6 + e - 0.03, "upper": 0.6 + e + 0.03}
+            for i in range(10) for m, e in (("auto", 0.1), ("line_final", 0.01), ("line_frontier", 0.02))]
+    forecast = pd.DataFrame([{"target": "T", "family": "f", "suite": "A", "task": "piqa", "metric": "acc",
+                              "method": "auto", "predicted": 0.7, "lower": 0.52, "upper": 0.99, "level": 0.9,
+                              "compute_flops": 1e20, "num_fewshot": 0, "caveats": "no rise: flat"}])
+    inp = report.ReportInput(scores=table, predictions=pd.DataFrame(pred), forecast=forecast)
+    cfg = report.ReportConfig(default_method="auto", backtest_level=0.9)
+    chosen, evidence = report.choose_methods(inp, cfg)
+    flags = report.glance_table(inp, chosen, cfg)["flags"].iloc[0]
+    assert "interval spans 94% of [chance, 1]: the ladder has not risen from chance" in flags, flags
+    assert "interpolation: the target lies inside the ladder" in flags
+    assert "coverage 0.00 on 10 held-out predictions, below the stated 0.9 by more than its binomial noise" in flags
+    assert "missed its backtest: MAE 10.9 points against line_final's 1.9 on the same 10 held-out predictions" in flags
+    assert report.glance_table(inp, chosen, cfg)["note"].iloc[0] == "no rise: flat; interpolation: inside the ladder's compute"
+    assert set(evidence["method"]) == {"auto", "line_final", "line_frontier"}
 
 
 def test_method_choice_takes_new_methods_and_columns():
@@ -570,7 +600,7 @@ def test_method_choice_takes_new_methods_and_columns():
     inp.predictions = inp.predictions.drop(columns="fold").assign(form="power", inner_error=0.1)
     inp.predictions.loc[inp.predictions["method"] == "y", "method"] = "direct"
     inp.forecast.loc[inp.forecast["method"] == "y", "method"] = "direct"
-    chosen, evidence = report.choose_methods(inp, report.ReportConfig())
+    chosen, evidence = report.choose_methods(inp, report.ReportConfig(default_method="x"))
     assert chosen["method"].tolist() == ["x"] and set(evidence["method"]) == {"x", "direct"}
 
 

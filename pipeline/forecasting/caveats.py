@@ -99,3 +99,29 @@ def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", 
     parts = [failure, chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss),
              extrapolation, f"backtest: {backtest}" if backtest else ""]
     return "; ".join(p for p in parts if p)
+
+
+def caveats(rows: pd.DataFrame, target: str, method: str, law=None, loss: str | None = None) -> str:
+    """The caveats proper of a forecast (a ``caveats`` cell: at chance or no rise, no task losses),
+    without its extrapolation or failure: what the report prints in brackets beside the number."""
+    chance = at_chance(rows, target)
+    return join([chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss)])
+
+
+def ladder(rows: pd.DataFrame, task: str, metric: str) -> list[str]:
+    """The ladder's own caveat of ``task:metric`` ([] or ["at chance: ..."]), for answers with no law."""
+    return [c for c in [at_chance(rows, f"{task}:{metric}")] if c]
+
+
+def task_losses(rows: pd.DataFrame, task: str, loss: str | None = None) -> list[str]:
+    """["no task losses: ..."] where two_step would have no loss: the one named (``loss``) absent
+    from the rows, or (none named) no loss of ``task`` in them; else []."""
+    if loss:
+        ltask, _, lmetric = str(loss).rpartition(":")
+        present = ((rows["task"] == ltask) & (rows["metric"] == lmetric)).any()
+        return [] if present else [f"no task losses: the rows hold no {loss}, so two_step cannot run"]
+    return [c for c in [no_losses(rows, f"{task}:acc", "two_step", None)] if c]
+
+
+def join(parts) -> str:
+    return "; ".join(p for p in parts if p)

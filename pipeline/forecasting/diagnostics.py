@@ -55,7 +55,7 @@ def two_step_frame(law, rows: pd.DataFrame, units: pd.DataFrame, ids: dict) -> p
     recipe (:func:`pipeline.forecasting.targets.target_units`); ``ids``: the forecast's identity
     (target, task, metric, method; other keys are ignored).
     """
-    law = getattr(law, "law_", law)  # a calibrated law: the two-step law it wraps
+    law = law.__dict__.get("law_", law)  # a calibrated two-step law: the law it wraps (its interval is the policy's)
     if not hasattr(law, "link_") or not hasattr(law, "step1_"):
         return empty()
     step1, loss = law.step1_, law.loss_

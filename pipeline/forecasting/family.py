@@ -197,6 +197,7 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
     base = _base(tgts, req, task, cfg, req.method)
     for b, t in zip(base, tgts):
         b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy))
+        b["caveats"] = caveats.caveats(rows, str(target), req.method, None, req.loss)
 
     def note(b, law=None, failure="", backtest=""):
         return caveats.note(rows, str(target), req.method, b["extrapolation"], law, req.loss, failure, backtest)

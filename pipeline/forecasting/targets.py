@@ -21,7 +21,7 @@ from pipeline.parallel import fork_map
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
                     "task", "metric", "num_fewshot", "method", "level", "predicted", "lower", "upper", "distance",
-                    "extrapolation"]
+                    "extrapolation", "caveats"]
 CURVE_COLUMNS = ["target", "family", "suite", "task", "metric", "num_fewshot", "method",
                  "compute_flops", "params", "tokens", "predicted", "lower", "upper"]
 
@@ -201,7 +201,8 @@ def extrapolation(rows: pd.DataFrame, target: str, compute: float, policy=None) 
 
 
 def method_options(target: Target, method: str, cfg: dict) -> dict:
-    """forecast.method_options, then the target's own options; its loss for the laws that take one."""
+    """forecast.method_options, then the target's own options; its loss for the laws that take one (auto's
+    two_step candidate too, as in the family forecast and the ladder calibration)."""
     options = dict((cfg.get("method_options") or {}).get(method) or {})
     options.update((target.options or {}).get(method) or {})
     if method in ("two_step", "link", "auto") and target.loss and "loss" not in options:
@@ -240,6 +241,7 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
                 return caveats.note(own, f"{task}:{metric}", method, base["extrapolation"], law, options.get("loss"),
                                     failure)
 
+            base["caveats"] = caveats.caveats(own, f"{task}:{metric}", method, None, options.get("loss"))
             try:
                 law, pred = fit_predict(table, target, task, method, options, cfg, units, interval, policy)
             except FitError as exc:

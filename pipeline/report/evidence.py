@@ -1,18 +1,20 @@
-"""Which method the report shows for a (target, task), from held-out predictions of the target's own family.
+"""The evidence beside each forecast: held-out predictions of the target's own family, every method's record
+on them, the caveats and the flags.
+
+**The method shown is the configured default** (``report.default_method``: auto; else the first
+forecast method), never one picked on the held-out values it is then scored on: picking the best
+of several methods on one family's few held-out models and printing its error is the winner's
+curse (picked with one split left out and scored on it, the printed error roughly doubled).
+auto itself was settled across some 780 other ladders (docs/ladders.md).
 
 The evidence for a forecast of family F in suite S on a task is every backtest prediction
 (reports/backtest_predictions.csv) of a held-out model *of family F* on that task and metric,
 pooled over every split (and fold) that holds F out: first those in suite S (same harness and
-prompts); where no split holds F out in S, those in other suites, with that caveat; where none
-holds F out anywhere, the default method, with that caveat.  Other families' held-out models
-never count: a method that did well on Pythia says little about Cerebras-GPT.
-
-Methods are compared pairwise on the held-out predictions both made (same split, fold, model,
-checkpoint), so a method tested on more or easier splits gains nothing from it: a method wins a
-pair when its MAE over the shared predictions is lower.  The chosen method has the most wins minus
-losses; ties go to the lower MAE over its own predictions, then to the forecast's method order.
-The MAE (accuracy points) and coverage shown beside a forecast are the chosen method's over all
-its held-out predictions of the family (n of them).
+prompts); where no split holds F out in S, those in other suites, with that caveat.  Other
+families' held-out models never count.  Every method with such predictions gets its n, MAE
+(accuracy points), coverage, median interval width and interval score (reports/method_evidence.csv);
+the shown method's are printed beside the forecast with the reason in words, and the flags say
+where that record, the interval or the target's place is a warning.
 """
 from __future__ import annotations
 
@@ -23,11 +25,16 @@ from pipeline import scores
 from pipeline.report.inputs import ReportConfig, ReportInput
 
 UNIT = ["split", "fold", "model", "step"]  # one held-out prediction of one task
-EVIDENCE_COLUMNS = ["target", "family", "suite", "task", "metric", "method", "evidence_suites", "splits", "n", "mae",
-                    "coverage", "wins", "losses", "chosen"]
-GLANCE_COLUMNS = ["target", "task", "metric", "predicted", "lower", "upper", "level", "method", "n", "mae", "coverage",
-                  "extrapolation", "evidence", "flags"]
+STATS = ["n", "mae", "coverage", "median_width", "interval_score"]
+EVIDENCE_COLUMNS = ["target", "family", "suite", "task", "metric", "method", "evidence_suites", "splits", *STATS,
+                    "shown"]
+GLANCE_COLUMNS = ["target", "task", "metric", "predicted", "lower", "upper", "level", "method", *STATS,
+                  "extrapolation", "evidence", "flags", "note"]
 BOUND_TOL = 5e-4  # an interval end within this of 0 or 1 prints as 0 or 1 at 3 significant digits
+BASELINES = ("line_final", "line_frontier")  # the straight lines a forecaster must beat (docs/ladders.md)
+NOT_FORECASTS = ("link",)  # backtest diagnostics that read the held-out model's own loss: no evidence
+WIDE = 0.9  # an interval spanning this share of [chance, 1] says little
+MIN_PAIRED = 3  # shared held-out predictions needed to say a method missed its backtest
 
 
 def points(metric: str) -> float:
@@ -93,72 +100,122 @@ def family_heldout(inp: ReportInput, family: str, suite: str, task: str, metric:
     return rows, "", f"no backtest holds out {family} in this suite or another"
 
 
-def method_stats(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per method: n, MAE (points), coverage over its rows, and pairwise wins/losses on shared predictions."""
+
+def method_stats(rows: pd.DataFrame, metric: str, level: float = 0.9) -> pd.DataFrame:
+    """Per method: n, MAE, coverage, median interval width and interval score over its rows (errors,
+    widths and scores in points).  The interval score (Gneiting & Raftery 2007) is the width plus
+    2/alpha times how far the actual falls outside: lower is better, and too narrow an interval pays."""
+    scale, alpha = points(metric), 1.0 - float(level)
+    y, lo, hi = (rows[c].astype(float) for c in ("actual", "lower", "upper"))
+    rows = rows.assign(_err=(rows["predicted"] - y).abs() * scale, _in=(y >= lo) & (y <= hi),
+                       _width=(hi - lo) * scale,
+                       _score=((hi - lo) + 2 / alpha * ((lo - y).clip(lower=0) + (y - hi).clip(lower=0))) * scale)
+    out = []
+    for m in dict.fromkeys(rows["method"]):
+        r = rows[rows["method"] == m]
+        out.append({"method": m, "splits": " ".join(dict.fromkeys(r["split"])), "n": int(len(r)),
+                    "mae": float(r["_err"].mean()), "coverage": float(r["_in"].mean()),
+                    "median_width": float(r["_width"].median()), "interval_score": float(r["_score"].mean())})
+    return pd.DataFrame(out, columns=["method", "splits", *STATS])
+
+
+def missed_backtest(rows: pd.DataFrame, method: str, metric: str) -> str:
+    """'missed its backtest: ...' where ``method``'s MAE exceeds the better straight line's
+    (:data:`BASELINES`) on the held-out predictions both made by more than the noise: twice the
+    standard error of the paired difference, and at least the actuals' own mean standard error."""
     scale = points(metric)
     rows = rows.assign(_err=(rows["predicted"] - rows["actual"]).abs() * scale,
-                       _in=(rows["actual"] >= rows["lower"]) & (rows["actual"] <= rows["upper"]),
                        _unit=list(zip(*(rows[c].fillna(-1) if c == "step" else rows[c] for c in UNIT if c in rows))))
-    methods = list(dict.fromkeys(rows["method"]))
-    err = {m: rows[rows["method"] == m].groupby("_unit")["_err"].mean() for m in methods}
-    out = []
-    for m in methods:
-        r = rows[rows["method"] == m]
-        wins = losses = 0
-        for o in methods:
-            shared = err[m].index.intersection(err[o].index)
-            if o == m or shared.empty:
-                continue
-            a, b = err[m].loc[shared].mean(), err[o].loc[shared].mean()
-            wins += bool(a < b)
-            losses += bool(a > b)
-        out.append({"method": m, "splits": " ".join(dict.fromkeys(r["split"])), "n": int(len(r)),
-                    "mae": float(r["_err"].mean()), "coverage": float(r["_in"].mean()), "wins": wins, "losses": losses})
-    return pd.DataFrame(out, columns=["method", "splits", "n", "mae", "coverage", "wins", "losses"])
+    err = {m: g.groupby("_unit")["_err"].mean() for m, g in rows.groupby("method")}
+    if method not in err or method in BASELINES:
+        return ""
+    best = None
+    for b in (b for b in BASELINES if b in err):
+        shared = err[method].index.intersection(err[b].index)
+        if len(shared) >= MIN_PAIRED and (best is None or err[b].loc[shared].mean() < best[2]):
+            best = (b, shared, float(err[b].loc[shared].mean()))
+    if best is None:
+        return ""
+    b, shared, base = best
+    d = (err[method].loc[shared] - err[b].loc[shared]).to_numpy(float)
+    se = rows.loc[rows["method"] == b, "stderr"].astype(float) * scale if "stderr" in rows else pd.Series(dtype=float)
+    noise = max(2 * float(d.std(ddof=1)) / np.sqrt(len(d)), float(se.mean()) if se.notna().any() else 0.0)
+    if d.mean() <= noise:
+        return ""
+    return (f"missed its backtest: MAE {base + d.mean():.3g} points against {b}'s {base:.3g} on the same {len(d)} "
+            f"held-out predictions (more than the noise, {noise:.2g})")
 
 
-def pick(stats: pd.DataFrame, order: list[str]) -> str:
-    """Most wins minus losses; then the lower MAE; then the earlier method in ``order``."""
-    key = stats.assign(_s=stats["losses"] - stats["wins"], _o=stats["method"].map(order.index))
-    return key.sort_values(["_s", "mae", "_o"], kind="mergesort")["method"].iloc[0]
+def shown_method(g: pd.DataFrame, cfg: ReportConfig) -> tuple[str, str]:
+    """(the method shown for one target and task, why): the configured default where it has a forecast,
+    else the first method with one."""
+    ok = g[g["predicted"].notna()]
+    methods = list(dict.fromkeys(ok["method"]))
+    default = cfg.default_method
+    if default in methods:
+        return default, _why(default, cfg, "the configured default (report.default_method)")
+    first = methods[0]
+    if default:
+        failed = g.loc[g["method"] == default, "note"] if "note" in g.columns else pd.Series(dtype=object)
+        why = f" ({failed.iloc[0]})" if len(failed) and isinstance(failed.iloc[0], str) and failed.iloc[0] else ""
+        return first, f"{first}: the first forecast method, since the default {default} has no forecast here{why}"
+    return first, _why(first, cfg, "the first forecast method")
+
+
+def _why(method: str, cfg: ReportConfig, fallback: str) -> str:
+    if method == "auto":
+        taught = f"{cfg.calibration_ladders} ladders" if cfg.calibration_ladders else "other ladders"
+        return f"auto: the candidates weighted by what {taught} taught (docs/ladders.md)"
+    return f"{method}: {fallback}"
 
 
 def choose_methods(inp: ReportInput, cfg: ReportConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(chosen, evidence): per target and task the forecast row of the chosen method, with ``n``, ``mae``,
-    ``coverage`` of its same-family held-out predictions and the ``rule`` text; and per (target, task,
-    method) with evidence, the numbers the choice was made from (reports/method_evidence.csv)."""
-    fc = inp.forecast[inp.forecast["predicted"].notna()]
-    chosen, evidence = [], []
+    """(shown, evidence): per target and task the forecast row of the method shown (:func:`shown_method`)
+    with its ``n``, ``mae``, ``coverage``, ``median_width``, ``interval_score`` on the family's held-out
+    predictions, ``rule`` (the reason in words), ``caveat`` (where the evidence comes from another suite)
+    and ``missed``; and per (target, task, method) with held-out predictions, those numbers
+    (reports/method_evidence.csv, the shown method starred).  Nothing is chosen on them."""
+    fc, pr = inp.forecast, inp.predictions
+    methods = [m for m in dict.fromkeys(pr["method"]) if m not in NOT_FORECASTS] \
+        if pr is not None and "method" in pr.columns else []
+    shown, evidence = [], []
     for (target, task), g in fc.groupby(["target", "task"], sort=False):
+        if g["predicted"].isna().all():
+            continue
         first = g.iloc[0]
-        methods = list(dict.fromkeys(g["method"]))
+        method, rule = shown_method(g, cfg)
+        level = float(cfg.backtest_level if cfg.backtest_level is not None else first.get("level", 0.9))
         rows, where, caveat = family_heldout(inp, first["family"], first["suite"], task, first["metric"], methods)
-        stats = method_stats(rows, first["metric"]) if len(rows) else None
-        if stats is not None and len(stats):
-            best = pick(stats, methods)
-            s = stats.set_index("method").loc[best]
-            rule = (f"best of {len(stats)} on held-out {first['family']} ({_count(s['wins'], 'win')}, "
-                    f"{_count(s['losses'], 'loss')})" if len(stats) > 1
-                    else f"the only method backtested on held-out {first['family']}")
-            extra = {"n": int(s["n"]), "mae": s["mae"], "coverage": s["coverage"]}
+        stats = method_stats(rows, first["metric"], level) if len(rows) else pd.DataFrame(columns=["method", *STATS])
+        where = [where] * len(stats)
+        if method not in set(stats["method"]) and not caveat:  # the shown method held out in another suite only
+            own, elsewhere, caveat = family_heldout(inp, first["family"], first["suite"], task, first["metric"], [method])
+            if len(own):
+                rows = pd.concat([rows, own])
+                stats = pd.concat([stats, method_stats(own, first["metric"], level)], ignore_index=True)
+                where += [elsewhere]
+                caveat = (f"no backtest holds out {first['family']} in {first['suite']} with {method}; its record is "
+                          f"from {first['family']} held out in {elsewhere}")
+        extra = {"n": 0, "missed": ""}
+        if method in set(stats["method"]):
+            s = stats.set_index("method").loc[method]
+            extra = {**{k: s[k] for k in STATS}, "n": int(s["n"]), "missed": missed_backtest(rows, method, first["metric"])}
+            rule += (f"; on this family's held-out models it erred {s['mae']:.3g} points (n={int(s['n'])}; every "
+                     "method's record in method_evidence.csv)")
+        else:
+            rule += "; no backtest has scored it on this family's held-out models"
+        if len(stats):
             evidence.append(stats.assign(target=target, family=first["family"], suite=first["suite"], task=task,
                                          metric=first["metric"], evidence_suites=where,
-                                         chosen=np.where(stats["method"] == best, "★", None)))
-        else:
-            default = cfg.default_method if cfg.default_method in methods else methods[0]
-            best, rule, extra = default, "default method (no same-family backtest)", {"n": 0}
+                                         shown=np.where(stats["method"] == method, "★", None)))
         rule = f"{rule}; {caveat}" if caveat else rule
-        chosen.append(g[g["method"] == best].iloc[:1].assign(rule=rule, caveat=caveat, **extra))
-    ch = pd.concat(chosen, ignore_index=True) if chosen else fc.iloc[:0].assign(rule="", caveat="", n=0)
-    for c in ("mae", "coverage"):
+        shown.append(g[g["method"] == method].iloc[:1].assign(rule=rule, caveat=caveat, **extra))
+    ch = pd.concat(shown, ignore_index=True) if shown else fc.iloc[:0].assign(rule="", caveat="", n=0, missed="")
+    for c in STATS[1:]:
         if c not in ch.columns:
             ch[c] = np.nan
     ev = pd.concat(evidence, ignore_index=True)[EVIDENCE_COLUMNS] if evidence else pd.DataFrame(columns=EVIDENCE_COLUMNS)
     return ch, ev
-
-
-def _count(k: int, word: str) -> str:
-    return f"{k} {word}" + ("" if k == 1 else "es" if word.endswith("s") else "s")
 
 
 # ------------------------------------------------------------------------------------ at a glance
@@ -169,30 +226,89 @@ def largest_compute(table: pd.DataFrame, suite: str, family: str) -> float:
     return float(c.max()) if len(c) else float("nan")
 
 
-def flags(row, ratio: float, cfg: ReportConfig) -> str | None:
+def _text(v) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def chance_of(inp: ReportInput, task: str, metric: str) -> float:
+    """The task's random-guess level (0 where neither the table nor the built-in list has one)."""
+    if scores.metric_kind(metric) != "accuracy":
+        return 0.0
+    try:
+        return float(scores.chance_level(task, metric, inp.scores))
+    except scores.ScoresError:
+        return 0.0
+
+
+def note(row, ratio: float) -> str:
+    """The caveats of a forecast (at_a_glance.csv ``note``): the forecast's own (forecast.csv ``caveats``:
+    at chance, no rise, no task losses) and where the target lies: interpolation, or extrapolation x."""
+    parts = [_text(row.get("caveats"))]
+    if np.isfinite(ratio):
+        parts.append("interpolation: inside the ladder's compute" if ratio <= 1 else
+                     f"extrapolation: {ratio:.3g}× the family's largest compute")
+    return "; ".join(p for p in parts if p)
+
+
+def flags(row, ratio: float, cfg: ReportConfig, chance: float = 0.0, level: float | None = None) -> str | None:
+    """Where the forecast or its evidence is a warning (None where nothing is)."""
     out = []
     if row["upper"] >= 1 - BOUND_TOL:
         out.append("interval reaches 1")
     if row["lower"] <= BOUND_TOL:
         out.append("interval reaches 0")
-    if np.isfinite(ratio) and ratio > cfg.max_extrapolation:
+    beyond = "beyond what the calibration ladders support" in _text(row.get("extrapolation_text"))
+    far = np.isfinite(ratio) and ratio > cfg.max_extrapolation
+    share = (row["upper"] - row["lower"]) / max(1.0 - chance, 1e-9)
+    if share >= WIDE:
+        why = ("the ladder has not risen from chance, so nothing places the rise"
+               if any(w in _text(row.get("caveats")) for w in ("at chance", "no rise")) else
+               "the target lies beyond what the calibration ladders support" if beyond else
+               "the target is far beyond the ladder" if far else "the method's errors at this distance are this wide")
+        out.append(f"interval spans {100 * share:.0f}% of [chance, 1]: {why}")
+    if far:
         out.append(f"{ratio:.3g}× the largest {row['family']} model's compute")
+    if np.isfinite(ratio) and ratio <= 1:
+        out.append("interpolation: the target lies inside the ladder")
+    out += [c for c in _text(row.get("caveats")).split("; ") if c]  # at chance, no rise, no task losses
+    if beyond:
+        out.append("extrapolation beyond what the calibration ladders support: the interval extrapolates their errors")
     if row["caveat"]:
-        out.append("no same-family backtest in this suite")
-    elif 0 < row["n"] < cfg.min_evidence:
+        mine = f" with {row['method']};" in row["caveat"]
+        out.append(f"no same-family backtest of {row['method']} in this suite" if mine else
+                   "no same-family backtest in this suite")
+    elif row["n"] == 0:
+        out.append(f"no held-out record of {row['method']} on this family")
+    elif row["n"] < cfg.min_evidence:
         out.append(f"thin evidence: {_count(int(row['n']), 'held-out prediction')}")
+    lvl = float(level if level is not None else row.get("level", 0.9))
+    if row["n"] > 0 and np.isfinite(row["coverage"]):
+        floor = lvl - 2 * np.sqrt(lvl * (1 - lvl) / row["n"])
+        if row["coverage"] < floor:
+            out.append(f"coverage {row['coverage']:.2f} on {int(row['n'])} held-out predictions, below the stated "
+                       f"{lvl:.2g} by more than its binomial noise (< {floor:.2f})")
+    if _text(row.get("missed")):
+        out.append(row["missed"])
     return "; ".join(out) or None  # None: an empty cell in the CSV, printed as DASH
 
 
+def _count(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "es" if word.endswith("s") else "s")
+
+
 def glance_table(inp: ReportInput, chosen: pd.DataFrame, cfg: ReportConfig) -> pd.DataFrame:
-    """Every target x task in one table (reports/at_a_glance.csv): forecast, interval, method, the method's
-    same-family backtest MAE and coverage, how far the target is beyond the family's data, and flags."""
+    """Every target x task in one table (reports/at_a_glance.csv): forecast, interval, the method shown and its
+    same-family backtest record, how far the target is beyond the family's data, the reason, flags and caveats."""
     if chosen.empty:
         return pd.DataFrame(columns=GLANCE_COLUMNS)
     big = {(s, f): largest_compute(inp.scores, s, f) for s, f in set(zip(chosen["suite"], chosen["family"]))}
     ratio = np.array([r["compute_flops"] / big[(r["suite"], r["family"])] for _, r in chosen.iterrows()])
-    out = chosen.assign(extrapolation=ratio, evidence=chosen["rule"],
-                        flags=[flags(r, x, cfg) for (_, r), x in zip(chosen.iterrows(), ratio)])
+    rows = chosen.assign(extrapolation_text=chosen["extrapolation"] if "extrapolation" in chosen.columns else "")
+    out = chosen.assign(
+        extrapolation=ratio, evidence=chosen["rule"],
+        flags=[flags(r, x, cfg, chance_of(inp, r["task"], r["metric"]), cfg.backtest_level)
+               for (_, r), x in zip(rows.iterrows(), ratio)],
+        note=[note(r, x) or None for (_, r), x in zip(rows.iterrows(), ratio)])
     if "level" not in out.columns:
         out["level"] = np.nan
     return out[GLANCE_COLUMNS].reset_index(drop=True)

@@ -158,7 +158,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
                 ax.errorbar(h["compute_flops"], h["predicted"],
                             yerr=[h["predicted"] - h["lower"], h["upper"] - h["predicted"]],
                             fmt="s", mfc="white", ms=5, capsize=2, color="black", lw=0.8, zorder=5,
-                            label="backtest: chosen method's prediction of a held-out model")
+                            label="backtest: shown method's prediction of a held-out model")
                 ax.plot(h["compute_flops"], h["actual"], "*", ms=10, color="gold", mec="black", mew=0.6, zorder=6,
                         label="backtest: held-out actual")
         t = fc[fc["task"] == task]
@@ -170,7 +170,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
         ax.axvline(first["compute_flops"], color="#999", lw=0.8, ls="--")
         plotting.chance_line(ax, task, metric)
         plotting.scale_axis(ax, "compute_flops")
-        ax.set(title=f"{task}" + (f" — chosen: {best}" if best else ""), ylabel=plotting.metric_label(metric))
+        ax.set(title=f"{task}" + (f" — shown: {best}" if best else ""), ylabel=plotting.metric_label(metric))
         ax.title.set_fontsize(9)
     handles = plotting.shared_legend(fig, axes, len(tasks))
     level = fmt(first["level"]) if "level" in first else "0.9"

@@ -41,6 +41,7 @@ class ReportInput:
     crossing_summary: pd.DataFrame | None = None  # reports/trends_backtest_crossing.csv
     confusion: pd.DataFrame | None = None  # reports/trends_backtest_confusion.csv: label small x label all
     two_step: pd.DataFrame | None = None  # reports/two_step_diagnostics.csv (pipeline.forecasting.diagnostics)
+    reach: pd.DataFrame | None = None  # reports/reach.csv (pipeline.forecasting.reach): how big to reach each goal
     pred_suites: pd.DataFrame | None = None  # (row, suite) of predictions, filled on demand (evidence.py)
 
 
@@ -52,7 +53,7 @@ class ReportConfig:
     """Display knobs; every default works for any scores table and family list."""
 
     title: str = "capcast: forecast report"
-    default_method: str | None = None  # shown where no backtest judges a task (None: the first forecast method)
+    default_method: str | None = None  # the method shown for every forecast (None: the first forecast method)
     heldout_splits: list = field(default_factory=list)  # backtest splits drawn per task
     max_extrapolation: float = 10.0  # flag forecasts beyond this multiple of the family's largest compute
     min_evidence: int = 3  # flag a method choice resting on fewer same-family held-out predictions
@@ -64,6 +65,7 @@ class ReportConfig:
     backtest_level: float | None = None  # the backtests' interval level (None: the forecasts')
     report_suites: list = field(default_factory=list)  # suites whose emergence crossings are listed too
     pipeline_outputs: bool = False  # the DVC stage's report: its text may point at params.yaml and reports/metrics/
+    calibration_ladders: int | None = None  # how many ladders auto's policy was learned from (said beside auto)
 
 
 def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
@@ -76,6 +78,7 @@ def load_inputs(scores_path: Path, reports: Path) -> ReportInput:
         forecast=read_csv(reports / "forecast.csv"),
         curves=read_csv(reports / "forecast_curves.csv"),
         two_step=read_csv(reports / "two_step_diagnostics.csv"),
+        reach=read_csv(reports / "reach.csv"),
         offsets=read_csv(reports / "family_offsets.csv"),
         capability=read_csv(reports / "capability.csv"),
         family_skills=read_csv(reports / "family_skills.csv"),

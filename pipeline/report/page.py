@@ -20,7 +20,7 @@ from pipeline.errors import CapcastError
 
 DASH = "–"  # printed for an empty cell
 TIMES = "×"  # after a multiple (MULTIPLES): "15.6×"
-MULTIPLES = {"extrapolation", "k", "k_lower", "k_upper"}  # columns that are multiples of a compute
+MULTIPLES = {"extrapolation", "k", "k_lower", "k_upper", "factor"}  # columns that are multiples of a compute
 # Units of the columns whose unit never changes; a table adds its own (Page.table's ``units``).
 UNITS = {"params": "parameters", "params_non_embedding": "parameters", "cross_params": "parameters",
          "tokens": "tokens", **{c: "FLOPs" for c in (

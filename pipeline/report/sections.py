@@ -19,6 +19,7 @@ from pipeline.report.family_skills import section_family_skills
 from pipeline.report.figures import has_stderr, shots_mask
 from pipeline.report.inputs import ReportConfig, ReportInput
 from pipeline.report.page import Page, display, fmt, missing, slug
+from pipeline.report.reach import section_reach
 
 # trend labels the report flags (pipeline/trends/curves.py LABELS: positive, emergent, inverse, u_shaped, inverted_u, flat, noisy)
 FLAGGED = ("emergent", "inverse", "u_shaped", "inverted_u")
@@ -30,7 +31,7 @@ class Report:
     inp: ReportInput
     cfg: ReportConfig
     out: Path
-    chosen: pd.DataFrame  # per target x task: the chosen method's forecast row (evidence.choose_methods)
+    chosen: pd.DataFrame  # per target x task: the shown method's forecast row (evidence.choose_methods)
     evidence: pd.DataFrame  # per target x task x method: the same-family backtest numbers behind it
 
     @property
@@ -77,9 +78,11 @@ def answer(rows: pd.DataFrame) -> str:
         head = f"{r['task']} {fmt(r['predicted'])} ({level}: {fmt(r['lower'])}–{fmt(r['upper'])}) by {r['method']}"
         if pd.notna(r["mae"]) and r["n"] > 0:
             err = "points" if error_unit([r["metric"]]) == "points" else "(metric units)"
-            parts.append(f"{head}, which erred {fmt(r['mae'])} {err} {where} (n={fmt(r['n'])})")
+            part = f"{head}, which erred {fmt(r['mae'])} {err} {where} (n={fmt(r['n'])})"
         else:
-            parts.append(f"{head}, which no backtest has scored {where}")
+            part = f"{head}, which no backtest has scored {where}"
+        note = r.get("note")
+        parts.append(part + (f" [{note}]" if isinstance(note, str) and note else ""))
         where = "on them"  # said once per sentence
     return f"{rows['target'].iloc[0]}: " + "; ".join(parts) + "."
 
@@ -91,9 +94,11 @@ def section_answers(page: Page, rep: Report) -> None:
     glance = ev.glance_table(rep.inp, rep.chosen, rep.cfg)
     page.heading(2, "The answer", "answer")
     page.bullets([answer(g) for _, g in glance.groupby("target", sort=False)])
-    page.para("Per target and task: the forecast, its prediction interval, the method the backtests favour for the "
-              "family and that method's mean absolute error on the family's held-out models (accuracy points = "
-              "accuracy x 100). The numbers are cells of at_a_glance.csv; the table below has the evidence and flags.")
+    page.para("Per target and task: the forecast, its prediction interval, the method (the configured default, "
+              "never one picked on the numbers printed beside it) and that method's mean absolute error on the "
+              "family's held-out models (accuracy points = accuracy x 100); in brackets the caveats (at chance, no "
+              "rise, no task losses, interpolation or extrapolation ×). The numbers are cells of at_a_glance.csv; "
+              "the table below has the evidence and flags.")
 
 
 # ------------------------------------------------------------------------------------ at a glance
@@ -106,28 +111,46 @@ def section_glance(page: Page, rep: Report) -> None:
     scores.write_csv(glance, rep.out / "at_a_glance.csv")
     scores.write_csv(rep.evidence, rep.out / "method_evidence.csv")
     level = fmt(glance["level"].iloc[0]) if len(glance) else "0.9"
-    page.para(f"Every target and task: the forecast with its {level} prediction interval, by the method the "
-              "backtests favour for this family. Only held-out models of the target's own family count as evidence "
-              "(every backtest split that holds the family out, pooled; the target's suite first). Methods are "
-              "compared pairwise on the held-out predictions both made; the chosen one wins most. n, mae (accuracy "
-              "points) and coverage (share of held-out values inside the interval) are the chosen method's over its "
-              "n held-out predictions of the family. extrapolation: the target's compute over the family's largest "
-              f"model's. Flagged (highlighted): an interval that reaches 0 or 1, extrapolation beyond "
-              f"{fmt(rep.cfg.max_extrapolation)}× the family's largest compute, no same-family backtest in the "
-              f"target's suite, fewer than {rep.cfg.min_evidence} held-out predictions behind the choice.", cls="lead")
+    page.para(f"Every target and task: the forecast with its {level} prediction interval by the method shown, the "
+              "configured default (report.default_method). Nothing is chosen on the held-out numbers beside it: "
+              "picking the best of several methods on one family's few held-out models and printing its error is "
+              "the winner's curse. n, mae (accuracy points), coverage (share of held-out values inside the "
+              "interval), median_width (points) and interval_score (points: the width plus 2/alpha times any miss; "
+              "lower is better) are the shown method's over its n held-out predictions of the target's family "
+              "(every backtest split that holds the family out, pooled; the target's suite first); every other "
+              "method's are below and in method_evidence.csv. extrapolation: the target's compute over the "
+              "family's largest model's. Flagged (highlighted): an interval that reaches 0 or 1 or spans "
+              f"{fmt(100 * ev.WIDE)}% of [chance, 1] (with why), extrapolation beyond "
+              f"{fmt(rep.cfg.max_extrapolation)}× the family's largest compute or beyond what the calibration ladders "
+              "support, a target inside the ladder (interpolation), no same-family backtest in the target's suite, "
+              f"fewer than {rep.cfg.min_evidence} held-out predictions, coverage below the stated level by more than "
+              "its binomial noise (below level - 2 sqrt(level (1 - level) / n)), and a method that missed its own "
+              "backtest (its MAE above the better straight line's, line_final or line_frontier, on the same "
+              "held-out predictions by more than the noise), and the forecast's caveats (at chance, no rise, no task "
+              "losses); at_a_glance.csv's note has every caveat of the line.", cls="lead")
     shown = ["target", "task", "predicted", "lower", "upper", "method", "mae", "coverage", "n", "extrapolation",
-             "flags", "evidence"]  # key columns first, long text last; the CSV also has metric and level
+             "flags", "evidence"]  # key columns first, long text last; the CSV also has metric, level, median_width
+    # and interval_score (every method's in the table below) and note (its caveats are in flags and extrapolation)
     value = value_unit(glance["metric"])
-    units = {"predicted": value, "lower": value, "upper": value, "mae": error_unit(glance["metric"]),
+    err = error_unit(glance["metric"])
+    units = {"predicted": value, "lower": value, "upper": value, "mae": err,
              "coverage": coverage_unit(_backtest_level(rep)), "n": "held-out predictions",
              "extrapolation": "× the family's largest compute"}
-    page.table(display(glance, shown), "at_a_glance.csv", "Forecasts by the chosen method, with its "
-               "same-family backtest error", flag="flags", units=units, wrap=True)
+    page.table(display(glance, shown), "at_a_glance.csv", "Forecasts by the method shown, with its "
+               "same-family backtest record", flag="flags", units=units, wrap=True)
+    if len(rep.evidence):
+        with page.details(f"Every method's record on each family's held-out models ({len(rep.evidence)} rows)"):
+            page.table(display(rep.evidence, ["target", "task", "method", "n", "mae", "coverage", "median_width",
+                                              "interval_score", "shown", "evidence_suites", "splits"]),
+                       "method_evidence.csv", "Held-out predictions of the target's family per task and method "
+                       "(★ the method shown; evidence only, nothing is chosen on it)", group="target",
+                       units={"n": "held-out predictions", "mae": err, "median_width": err, "interval_score": err,
+                              "coverage": coverage_unit(_backtest_level(rep))})
 
 
 # ------------------------------------------------------------------------------------ targets
 def _heldout_points(rep: Report, target: str) -> tuple[pd.DataFrame | None, str]:
-    """Held-out models of the target's family in its suite, with the chosen method's predictions, from
+    """Held-out models of the target's family in its suite, with the shown method's predictions, from
     the split that holds most of them out (one split, so each model is drawn once); (rows, split)."""
     ch = rep.chosen[(rep.chosen["target"] == target) & (rep.chosen["caveat"] == "")]
     parts = []
@@ -150,9 +173,10 @@ def section_targets(page: Page, rep: Report) -> None:
     level = fmt(fc["level"].iloc[0]) if "level" in fc.columns else "0.9"
     page.para(f"Every law is fitted on all checkpoints of the target's family in its suite (methods that need other "
               f"families see the whole suite) and extrapolated to the target's N, D and C = 6ND; lower and upper "
-              f"bound a {level} prediction interval (bootstrap over training models plus benchmark noise). The "
-              f"chosen method per task is the one of 'At a glance'; every method's forecast and the backtest "
-              f"numbers behind the choice are under 'All methods'.")
+              f"bound a {level} prediction interval (auto and calibrated methods: conformal intervals learned on other "
+              f"ladders' errors; other methods: bootstrap over training models plus benchmark noise). The method "
+              f"shown per task is the one of 'At a glance'; every method's forecast and its backtest record are "
+              f"under 'All methods'.")
     overview = fc.drop_duplicates("target")
     page.table(display(overview, ["target", "family", "suite", "params", "params_non_embedding", "tokens",
                                   "compute_flops"]),
@@ -167,9 +191,9 @@ def section_targets(page: Page, rep: Report) -> None:
         page.figure(rep.plots / f"target-{slug(target)}.png", figures.plot_target, (rep.inp, target, ch, held),
                     f"forecast curves for {target}",
                     f"Per task: the family's data (final checkpoints, {_bars(fam)}; faint dots: intermediate "
-                    "checkpoints), each method's fitted curve (thick, with its interval band: the chosen method) and "
+                    "checkpoints), each method's fitted curve (thick, with its interval band: the method shown) and "
                     "the forecasts at the target compute (dashed line; diamonds with intervals)"
-                    + (f"; held-out {first['family']} models of backtest split {split} (stars) with the chosen "
+                    + (f"; held-out {first['family']} models of backtest split {split} (stars) with the shown "
                        f"method's predictions from that split (open squares)." if split else
                        f"; no backtest holds out {first['family']} in {first['suite']}, so no held-out points "
                        "are drawn."))
@@ -177,15 +201,16 @@ def section_targets(page: Page, rep: Report) -> None:
         with page.details(f"All methods for {target}"):
             sub = fc[fc["target"] == target]
             value = value_unit(sub["metric"])
-            page.table(display(sub, ["task", "method", "predicted", "lower", "upper"]), "forecast.csv",
+            page.table(display(sub, ["task", "method", "predicted", "lower", "upper", "caveats"]), "forecast.csv",
                        units={"predicted": value, "lower": value, "upper": value})
             evd = rep.evidence[rep.evidence["target"] == target]
             if len(evd):
-                page.table(display(evd, ["task", "method", "evidence_suites", "splits", "n", "mae", "coverage", "wins",
-                                         "losses", "chosen"]), "method_evidence.csv",
-                           f"Held-out {first['family']} predictions per task and method (wins and "
-                           "losses: pairwise comparisons on shared held-out predictions; ★ chosen)",
-                           units={"n": "held-out predictions", "mae": error_unit(evd["metric"]),
+                err = error_unit(evd["metric"])
+                page.table(display(evd, ["task", "method", "evidence_suites", "splits", "n", "mae", "coverage",
+                                         "median_width", "interval_score", "shown"]), "method_evidence.csv",
+                           f"Held-out {first['family']} predictions per task and method (★ the method shown; "
+                           "evidence only, nothing is chosen on it)",
+                           units={"n": "held-out predictions", "mae": err, "median_width": err, "interval_score": err,
                                   "coverage": coverage_unit(_backtest_level(rep))})
             for _, r in sub[sub["predicted"].isna()].iterrows():
                 page.note(f"{r['task']} / {r['method']}: not forecast ({r.get('note', '')})")
@@ -471,5 +496,5 @@ def section_data(page: Page, rep: Report) -> None:
 # The page, top to bottom.  A new section (e.g. a family comparison of skills) is a function
 # ``section_x(page, rep)`` inserted here; it reads its CSV from ``rep.inp`` (add a field there and a
 # line in inputs.load_inputs) and says so in one note when that CSV is absent.
-SECTIONS = [section_answers, section_glance, section_targets, section_methods, section_families, section_family_skills, section_trends,
+SECTIONS = [section_answers, section_glance, section_targets, section_reach, section_methods, section_families, section_family_skills, section_trends,
             section_data]

@@ -105,7 +105,20 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
         backtest_level=float(backtest.get("level", 0.9)),
         report_suites=list(emergence.get("report_suites") or []),
         pipeline_outputs=True,
+        calibration_ladders=calibration_ladders(_section(path, "ladders")),
     )
+
+
+def calibration_ladders(cfg: dict) -> int | None:
+    """How many ladders the calibration table holds (its manifest), for the words beside auto."""
+    import json
+
+    from pipeline.ladders.calibration import DEFAULT_PATH, manifest_path
+
+    try:
+        return int(json.loads(manifest_path(cfg.get("forecasts", DEFAULT_PATH)).read_text())["ladders"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def report_inputs(res: Result, req: Request):
@@ -114,7 +127,9 @@ def report_inputs(res: Result, req: Request):
     inp = ReportInput(scores=res.rows, forecast=res.forecast, curves=res.curves, two_step=res.diagnostics,
                       backtest=res.backtest if len(res.backtest) else None,
                       predictions=res.predictions if len(res.predictions) else None)
+    ladders = calibration_ladders({"forecasts": req.calibration.path}) if req.calibration is not None else None
     cfg = ReportConfig(title=f"capcast: {req.family} forecast", heldout_splits=[SPLIT] if rung else [],
+                       calibration_ladders=ladders,
                        split_descriptions={SPLIT: f"the family's own ladder: every method fitted on the smaller rungs, "
                                                   f"scored on the held-out top rung ({rung})"} if rung else {})
     return inp, cfg
