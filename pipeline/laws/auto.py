@@ -138,7 +138,8 @@ class Auto(_Calibrated):
         self.weights_ = self.policy.weights_for(feats)
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()
         out["actual"], out["stderr"] = units["value"].to_numpy(float), units["stderr"].to_numpy(float)
-        out["predicted"] = np.where(seen, np.clip(point, 0, 1), np.nan)
+        # the point the interval is around: inside [floor, 1], as every calibrated forecast
+        out["predicted"] = np.where(seen, np.clip(point, feats["floor"].to_numpy(float), 1.0), np.nan)
         out["lower"], out["upper"] = np.where(seen, lower, np.nan), np.where(seen, upper, np.nan)
         return out.reset_index(drop=True)[OUTPUT]
 
@@ -180,6 +181,9 @@ class Calibrated(_Calibrated):
         seen = self._seen(units)
         pred["lower"] = np.where(seen, lower, pred["lower"])
         pred["upper"] = np.where(seen, upper, pred["upper"])
+        # the point the interval is around: inside [floor, 1] (a line may run below chance)
+        floor = feats["floor"].to_numpy(float)
+        pred["predicted"] = np.where(seen, np.clip(pred["predicted"].to_numpy(float), floor, 1.0), pred["predicted"])
         return pred
 
     def __getattr__(self, name):  # the wrapped law's fitted state (form_, params_used_, ...)
