@@ -80,7 +80,7 @@ def test_the_readme_forecast_example_prints_what_the_readme_shows(capsys):
     from pipeline.stages import forecast as forecast_stage
 
     argv = ("--scores data/published/scores.csv --family pythia --suite pythia_evals --num-fewshot 0 "
-            "--params 6.9e9,12e9 --tokens 3e11 --tasks arc_easy,piqa,sciq --loss lambada_openai:ppl").split()
+            "--params 30e9,70e9 --tokens 3e11 --tasks arc_easy,piqa,sciq --loss lambada_openai:ppl").split()
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert " ".join(argv) in " ".join(text.split()), "the README names another forecast command"
     assert forecast_stage.main(argv) == 0
