@@ -174,7 +174,9 @@ class Conformal:
         """(lower, upper) in accuracy units, inside [floor, 1]."""
         z = to_link(point, floor)
         half = self.local_q(phi) * self.sigma(noise_z, phi)
-        return from_link(z - half, floor), from_link(z + half, floor)
+        # the link clips a point at a bound a hair inside it: the interval still holds the point
+        p = np.asarray(point, float)
+        return np.minimum(from_link(z - half, floor), p), np.maximum(from_link(z + half, floor), p)
 
 
 def _sigma(theta, nz, phi) -> np.ndarray:

@@ -156,7 +156,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
             h = held[held["task"] == task]
             if len(h):
                 ax.errorbar(h["compute_flops"], h["predicted"],
-                            yerr=[h["predicted"] - h["lower"], h["upper"] - h["predicted"]],
+                            yerr=[(h["predicted"] - h["lower"]).clip(lower=0), (h["upper"] - h["predicted"]).clip(lower=0)],
                             fmt="s", mfc="white", ms=5, capsize=2, color="black", lw=0.8, zorder=5,
                             label="backtest: shown method's prediction of a held-out model")
                 ax.plot(h["compute_flops"], h["actual"], "*", ms=10, color="gold", mec="black", mew=0.6, zorder=6,
@@ -164,7 +164,7 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
         t = fc[fc["task"] == task]
         for i, (_, r) in enumerate(t.iterrows()):
             x = _jitter(r["compute_flops"], i, len(t))
-            ax.errorbar([x], [r["predicted"]], yerr=[[r["predicted"] - r["lower"]], [r["upper"] - r["predicted"]]],
+            ax.errorbar([x], [r["predicted"]], yerr=[[max(r["predicted"] - r["lower"], 0)], [max(r["upper"] - r["predicted"], 0)]],
                         fmt="D", ms=5 if r["method"] == best else 3.5, capsize=3, color=plotting.method_color(r["method"]),
                         mec="black" if r["method"] == best else None)
         ax.axvline(first["compute_flops"], color="#999", lw=0.8, ls="--")
