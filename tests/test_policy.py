@@ -52,8 +52,9 @@ def test_carry_forward_predicts_the_top_rungs_mean_final_value():
 def test_conformal_intervals_never_leave_floor_to_one(point, chance, half, noise):
     model = conformal.Conformal(np.zeros(len(conformal.PHI)), half, 0.9, 10)
     phi = np.zeros((1, len(conformal.PHI)))
-    lo, hi = model.interval(np.array([max(point, chance)]), np.array([chance]), np.array([noise]), phi)
-    assert chance - 1e-12 <= lo[0] <= hi[0] <= 1 + 1e-12
+    p = max(point, chance)
+    lo, hi = model.interval(np.array([p]), np.array([chance]), np.array([noise]), phi)
+    assert chance - 1e-12 <= lo[0] <= p <= hi[0] <= 1 + 1e-12  # inside [chance, 1], and around its point
 
 
 def test_conformal_covers_at_the_stated_rate_where_the_scale_varies():
