@@ -10,6 +10,9 @@
 """
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -33,9 +36,11 @@ def write_forecasts(forecasts: pd.DataFrame, path) -> None:
     """Gzipped CSV with a fixed header time, so the same table is the same bytes."""
     from pipeline import scores
 
-    scores.atomic_write(path, lambda tmp: forecasts.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
-                                                           lineterminator="\n",
-                                                           compression={"method": "gzip", "mtime": 0}))
+    text = forecasts.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    # gzip.compress writes no file name into the header (writing to the temp file would put its random
+    # name there) and mtime=0, so the same table is the same bytes on every machine
+    packed = gzip.compress(text.encode(), mtime=0)
+    scores.atomic_write(path, lambda tmp: Path(tmp).write_bytes(packed))
 
 
 def lolo_table(evaluated: pd.DataFrame, methods: list[str], level: float) -> pd.DataFrame:
