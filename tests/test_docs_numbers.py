@@ -85,3 +85,14 @@ def test_the_readme_forecast_example_prints_what_the_readme_shows(capsys):
     assert " ".join(argv) in " ".join(text.split()), "the README names another forecast command"
     assert forecast_stage.main(argv) == 0
     assert capsys.readouterr().out.splitlines() == readme_block("pythia (8 models")
+
+
+def test_the_ladders_doc_prints_the_committed_leave_one_ladder_out_table():
+    """docs/ladders.md's summary is pipeline.ladders.table.markdown of reports/ladders/lolo.csv
+    (rerun `python -m pipeline ladders --evaluate-only` and paste it after changing an interval)."""
+    from pipeline.ladders import table
+
+    expected = table.markdown(pd.read_csv(ROOT / "reports/ladders/lolo.csv")).splitlines()
+    doc = (ROOT / "docs/ladders.md").read_text(encoding="utf-8").splitlines()
+    start = doc.index(table.MARKDOWN_HEADER)
+    assert doc[start:start + len(expected)] == expected

@@ -71,6 +71,31 @@ def test_conformal_covers_at_the_stated_rate_where_the_scale_varies():
     assert wide > 3 * narrow  # it learned where the errors are larger
 
 
+def test_a_local_bias_moves_the_interval_and_coverage_holds_on_both_sides():
+    """Where the calibration forecasts ran low (errors mostly positive), the interval is centred
+    above the point; where they did not, it stays centred; both cover at the stated rate."""
+    rng = np.random.default_rng(2)
+    n = 6000
+    x = rng.uniform(0, 1, n)  # x > 0.5: a method that runs 0.15 link units low there
+    phi = np.column_stack([np.ones(n), x])
+    e = 0.1 * rng.standard_normal(n) + np.where(x > 0.5, 0.15, 0.0)
+    cal, new = slice(0, n // 2), slice(n // 2, n)
+    fit = conformal.Conformal.fit(e[cal], np.zeros(n // 2), phi[cal], 0.9)
+    point = np.full(n // 2, 0.6)
+    lo, hi = fit.interval(point, np.zeros(n // 2), np.zeros(n // 2), phi[new])
+    z_lo, z_hi = conformal.to_link(lo, 0.0), conformal.to_link(hi, 0.0)
+    actual_z = conformal.to_link(point, 0.0) + e[new]
+    inside = (actual_z >= z_lo) & (actual_z <= z_hi)
+    biased = x[new] > 0.55
+    plain = x[new] < 0.45
+    for part in (biased, plain):
+        assert 0.86 <= inside[part].mean() <= 0.95
+    centre = (z_lo + z_hi) / 2 - conformal.to_link(0.6, 0.0)
+    assert np.median(centre[biased]) > 0.1 and abs(np.median(centre[plain])) < 0.03
+    # a symmetric interval around the point would need to be far wider to cover the biased side
+    assert np.median((z_hi - z_lo)[biased]) < 0.75 * 2 * (0.15 + 1.645 * 0.1)
+
+
 def test_stacking_recovers_an_exact_mixture_and_stays_on_the_simplex():
     rng = np.random.default_rng(1)
     P = rng.uniform(0, 1, (200, 3))

@@ -87,3 +87,34 @@ def evaluate(forecasts: pd.DataFrame, candidates: list[str], level: float) -> pd
     """The leave-one-ladder-out table of a forecast table (auto rows included)."""
     evaluated = lolo.out_of_group_intervals(forecasts, candidates, level)
     return lolo_table(evaluated, methods_of(candidates), level)
+
+
+MARKDOWN_HEADER = ("| class | held out | n | auto MAE | coverage | median width | interval score | "
+                   "line_final MAE / auto's | line_frontier MAE / auto's | closest single: MAE / auto's | "
+                   "closest single: interval score / auto's |")
+
+
+def markdown(lolo: pd.DataFrame) -> str:
+    """The leave-one-ladder-out table's summary as docs/ladders.md prints it: auto per class and
+    factor, the two lines beside it, the single method closest to it in MAE (the largest gain over
+    auto on the forecasts both made) and the single method closest to it in interval score (the
+    same), each with auto's on the same forecasts."""
+    lines = [MARKDOWN_HEADER, "|" + "---|" * MARKDOWN_HEADER.count(" | ") + "---|"]
+    order = {c: i for i, c in enumerate(sorted(set(lolo["ladder_class"]) - {"ALL"}) + ["ALL"])}
+    for (cls, factor), g in sorted(lolo.groupby(["ladder_class", "factor"]), key=lambda t: (order[t[0][0]], t[0][1])):
+        auto = g.loc[g["method"] == AUTO].iloc[0]
+        single = g.loc[g["method"] != AUTO].dropna(subset=["mae", "ref_mae"]).set_index("method")
+
+        def pair(method, column, digits):
+            row = single.loc[method]
+            return f"{row[column]:.{digits}f} / {row['ref_' + column]:.{digits}f}"
+
+        lines_cells = [pair(m, "mae", 2) if m in single.index else "–" for m in ("line_final", "line_frontier")]
+        closest = (single["ref_mae"] - single["mae"]).idxmax()
+        sharpest = (single["ref_interval_score"] - single["interval_score"]).idxmax()
+        cells = [cls, f"{factor:g}×", f"{int(auto['shared_n'])}", f"{auto['mae']:.2f}", f"{auto['coverage']:.2f}",
+                 f"{auto['median_width']:.1f}", f"{auto['interval_score']:.1f}", *lines_cells,
+                 f"{closest} {pair(closest, 'mae', 2)}",
+                 f"{sharpest} {pair(sharpest, 'interval_score', 1)}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

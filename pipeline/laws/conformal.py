@@ -14,7 +14,11 @@ space, mapped back to accuracy:
   theta is fitted by the Laplace likelihood of the calibration errors;
 * q: the (1 - alpha)(1 + 1/n) quantile of the calibration errors divided by their sigma (Lei,
   G'Sell, Rinaldo, Tibshirani & Wasserman 2018): finite-sample coverage when the new forecast is
-  exchangeable with the calibration forecasts.
+  exchangeable with the calibration forecasts;
+* a centre: where the nearest calibration forecasts erred to one side (a method that runs low on
+  emergent-looking ladders), the interval is centred on their median signed score and q is the
+  quantile of the scores' distances from it: the same finite-sample argument on shifted scores,
+  one tail quantile taken over every neighbour rather than each tail over a twentieth of them.
 
 The calibration errors are those of the same method on *other* ladders (leave-one-ladder-group-out,
 :mod:`pipeline.ladders`), at distances like the ones forecast: an error measured one rung out says
@@ -116,7 +120,7 @@ class Conformal:
     # standardised features and normalised scores; a new forecast's q is the quantile of its
     # NEIGHBOURS nearest calibration scores, so coverage holds region by region, not only on average
     psi: np.ndarray | None = None
-    scores: np.ndarray | None = None
+    scores: np.ndarray | None = None  # signed: error / sigma
     weights: np.ndarray | None = None
     centre: np.ndarray | None = None
     scale: np.ndarray | None = None
@@ -148,45 +152,51 @@ class Conformal:
             return value, grad
 
         theta = minimize(pinball, theta0, jac=True, method="L-BFGS-B").x
-        scores = e / _sigma(theta, nz, phi)
+        signed = np.asarray(errors, float)[ok] / _sigma(theta, nz, phi)
         centre, scale = phi.mean(axis=0), phi.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
-        return cls(theta, _quantile(scores, w, level), level, int(len(e)), (phi - centre) / scale, scores, w,
-                   centre, scale)
+        return cls(theta, _quantile(np.abs(signed), w, level), level, int(len(e)), (phi - centre) / scale,
+                   signed, w, centre, scale)
 
-    def local_q(self, phi: np.ndarray) -> np.ndarray:
-        """q at each forecast: the conformal quantile of its ``NEIGHBOURS`` nearest calibration
-        forecasts' scores (the global q where there are too few)."""
+    def local_shift_q(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shift, q) at each forecast, in units of sigma: the median signed score of its
+        ``NEIGHBOURS`` nearest calibration forecasts and the conformal quantile of their distances
+        from it (0 and the global q where there are too few)."""
         if self.psi is None or len(self.scores) < NEIGHBOURS:
-            return np.full(len(phi), self.q)
+            return np.zeros(len(phi)), np.full(len(phi), self.q)
         psi = (phi - self.centre) / self.scale
-        out = np.empty(len(phi))
+        shift, q = np.empty(len(phi)), np.empty(len(phi))
         for i, row in enumerate(psi):
             d2 = np.sum((self.psi - row) ** 2, axis=1)
             near = np.argpartition(d2, NEIGHBOURS - 1)[:NEIGHBOURS]
-            out[i] = _quantile(self.scores[near], self.weights[near], self.level)
-        return out
+            s, w = self.scores[near], self.weights[near]
+            shift[i] = _quantile(s, w, 0.5, finite=False)
+            q[i] = _quantile(np.abs(s - shift[i]), w, self.level)
+        return shift, q
 
     def sigma(self, noise_z, phi: np.ndarray) -> np.ndarray:
         return _sigma(self.theta, np.asarray(noise_z, float), phi)
 
     def interval(self, point, floor, noise_z, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) in accuracy units, inside [floor, 1]."""
-        z = to_link(point, floor)
-        half = self.local_q(phi) * self.sigma(noise_z, phi)
-        # the link clips a point at a bound a hair inside it: the interval still holds the point
+        sigma = self.sigma(noise_z, phi)
+        shift, q = self.local_shift_q(phi)
+        z = to_link(point, floor) + shift * sigma
+        # the link clips a point at a bound a hair inside it, and a shift can move the centre off
+        # it: the interval still holds the point
         p = np.asarray(point, float)
-        return np.minimum(from_link(z - half, floor), p), np.maximum(from_link(z + half, floor), p)
+        return np.minimum(from_link(z - q * sigma, floor), p), np.maximum(from_link(z + q * sigma, floor), p)
 
 
 def _sigma(theta, nz, phi) -> np.ndarray:
     return np.sqrt(nz**2 + np.exp(2 * np.clip(phi @ theta, -20, 20)))
 
 
-def _quantile(scores, weights, level: float) -> float:
-    """The weighted (level)(1 + 1/n) conformal quantile of ``scores`` (inf with too few)."""
+def _quantile(scores, weights, level: float, finite: bool = True) -> float:
+    """The weighted (level)(1 + 1/n) conformal quantile of ``scores`` (inf with too few); with
+    ``finite=False`` the plain weighted ``level`` quantile."""
     n = len(scores)
-    target = min(level * (1 + 1 / max(n, 1)), 1.0)
+    target = min(level * (1 + 1 / max(n, 1)), 1.0) if finite else level
     if n == 0 or target >= 1.0:
         return float("inf")
     order = np.argsort(scores)
