@@ -27,19 +27,11 @@ from pipeline.query import QueryError
 from pipeline.scores import ScoresError
 from pipeline.stages import backtest as backtest_stage
 from tests.paths import ROOT
+from tests.test_bad_input import one_line_error
 from tests.test_laws import ladder_rows
 
 FAST = settings(max_examples=20, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-def one_line_error(capsys, rc, *needles) -> str:
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 def rows() -> pd.DataFrame:
