@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.optimize import linprog, minimize
 
 from pipeline.laws import conformal, data
@@ -156,10 +157,12 @@ def stack(P: np.ndarray, y: np.ndarray, w_unit=None) -> np.ndarray:
     if len(y) == 0:
         return np.full(m, 1.0 / m)
     k = len(y)
-    # variables: w (m), t (k); minimise sum wu t subject to -t <= P w - y <= t, sum w = 1, w >= 0
+    # variables: w (m), t (k); minimise sum wu t subject to -t <= P w - y <= t, sum w = 1, w >= 0;
+    # the constraint matrix is sparse (HiGHS takes it as such; a dense one of a few thousand
+    # forecasts costs more to build than to solve)
     c = np.concatenate([np.zeros(m), wu])
-    eye = np.eye(k)
-    A = np.block([[P, -eye], [-P, -eye]])
+    eye = sparse.identity(k, format="csr")
+    A = sparse.bmat([[sparse.csr_matrix(P), -eye], [sparse.csr_matrix(-P), -eye]], format="csc")
     b = np.concatenate([y, -y])
     res = linprog(c, A_ub=A, b_ub=b, A_eq=np.concatenate([np.ones(m), np.zeros(k)])[None, :], b_eq=[1.0],
                   bounds=[(0, None)] * (m + k), method="highs")
