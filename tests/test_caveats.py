@@ -189,3 +189,18 @@ def test_the_own_ladder_journey_without_log_samples_says_what_is_missing(bare_la
     assert report_stage.main(target + ["--out", str(tmp_path / "report")]) == 0
     capsys.readouterr()
     assert all(caveats.NO_LOSSES in n for n in pd.read_csv(tmp_path / "report" / "forecast.csv")["note"])
+
+
+def test_an_interval_spanning_most_of_chance_to_one_says_why():
+    rows = at_chance_rows()
+    narrow, wide = caveats.wide_intervals(rows, "arc_challenge:acc", [0.24, 0.26], [0.40, 0.96])
+    assert narrow == ""
+    assert wide.startswith("wide interval: 0.26-0.96 spans most of [0.25, 1]: forecasts like this one erred")
+    # training values well below chance: the interval's floor is 0, and the note says so
+    below = rows.assign(value=np.where(rows["task"] == "arc_challenge", rows["value"] - 0.08, rows["value"]))
+    (text,) = caveats.wide_intervals(below, "arc_challenge:acc", [0.05], [0.80])
+    assert "lie below its chance level 0.25, so the interval is bounded by 0" in text
+    assert caveats.wide_intervals(rows, "toyloss:ppl", [0.0], [50.0]) == [""]  # not an accuracy
+    # the note of a forecast carries it
+    note = caveats.note(rows, "arc_challenge:acc", "sigmoid", interval=(0.26, 0.96))
+    assert "wide interval" in note

@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline import query
 from pipeline.errors import CapcastError, FitError
+from pipeline.forecasting import caveats
 
 PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
                 "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
@@ -145,6 +146,7 @@ def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: 
     pred["form"] = law.form_label()
     pred["inner_error"] = getattr(law, "inner_error_", float("nan"))
     pred["params_used"] = getattr(law, "params_used_", "")
+    pred["note"] = caveats.wide_intervals(train, target, pred["lower"], pred["upper"])
     task, _, metric = target.rpartition(":")
     rows = test[(test["task"] == task) & (test["metric"] == metric)].drop_duplicates(["model", "step"])
     suite = pred[["model", "step"]].merge(rows[["model", "step", "suite"]], on=["model", "step"], how="left")

@@ -13,6 +13,9 @@ its CSV; ``report --family``).  In order:
 * the extrapolation (:func:`pipeline.forecasting.targets.extrapolation`): "interpolation" inside
   the ladder's compute, else the multiple of the largest training run's compute, with the warning
   past what the calibration ladders support;
+* **wide interval**: an accuracy interval spanning most of [chance, 1] (:data:`WIDE`), with why:
+  the ladder's values lie below chance (the interval is then bounded by 0), or forecasts like it
+  erred that much elsewhere;
 * why the ladder's own backtest is missing (family forecast).
 """
 from __future__ import annotations
@@ -29,6 +32,7 @@ Z = 2.0  # standard errors from flat: the link's own threshold of a rise (pipeli
 MIN_NOISE = 0.01  # one accuracy point, the link's delta
 NO_LOSSES = "no task losses: two_step cannot run (re-run lm_eval with --log_samples)"
 LOSS_METHODS = ("two_step", "auto")  # the methods two_step is, or is a candidate of
+WIDE = 0.9  # an interval spanning this fraction of [chance, 1] or more says why
 
 
 def at_chance(rows: pd.DataFrame, target: str) -> str:
@@ -89,15 +93,40 @@ def no_losses(rows: pd.DataFrame, target: str, method: str, loss: str | None) ->
     return "" if any(scores.metric_kind(m) == "loss" for m in own) else NO_LOSSES
 
 
+def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
+    """Per interval (``lower``, ``upper``) of an accuracy ``target`` forecast from ``rows``: "wide
+    interval: ..." with why, where it spans :data:`WIDE` of [chance, 1] or more, else ''."""
+    from pipeline.laws.conformal import floor_of
+
+    lo, hi = np.asarray(lower, float), np.asarray(upper, float)
+    metric = Metric.parse(target)
+    if metric.kind != "accuracy" or not lo.size:
+        return [""] * lo.size
+    try:
+        chance = metric.chance(rows)
+    except CapcastError:
+        return [""] * lo.size
+    own = rows.loc[(rows["task"] == metric.task) & (rows["metric"] == metric.metric)]
+    floor = floor_of(chance, own["value"], own["stderr"]) if len(own) else chance
+    why = (f"the ladder's values lie below its chance level {chance:.3g}, so the interval is bounded by 0"
+           if floor < chance else "forecasts like this one erred that much on other ladders, or the law's refits "
+           "disagree that much")
+    wide = np.isfinite(lo) & np.isfinite(hi) & (hi - lo >= WIDE * (1 - chance))
+    return [f"wide interval: {a:.2f}-{b:.2f} spans most of [{chance:.3g}, 1]: {why}" if w else ""
+            for a, b, w in zip(lo, hi, wide)]
+
+
 def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", law=None, loss: str | None = None,
-         failure: str = "", backtest: str = "") -> str:
+         failure: str = "", backtest: str = "", interval=(np.nan, np.nan)) -> str:
     """The ``note`` of one forecast of ``target`` (TASK:METRIC) by ``method`` from the family's
     ``rows``: the caveats of the module docstring, joined by "; ".  ``law``: the fitted law (None
     where it failed: ``failure`` says why); ``loss``: the loss two_step was told to use;
-    ``extrapolation``: the row's words; ``backtest``: why the ladder's backtest is missing."""
+    ``extrapolation``: the row's words; ``backtest``: why the ladder's backtest is missing;
+    ``interval``: the forecast's (lower, upper)."""
     chance = at_chance(rows, target)
+    wide = wide_intervals(rows, target, [interval[0]], [interval[1]])[0]
     parts = [failure, chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss),
-             extrapolation, f"backtest: {backtest}" if backtest else ""]
+             wide, extrapolation, f"backtest: {backtest}" if backtest else ""]
     return "; ".join(p for p in parts if p)
 
 

@@ -199,8 +199,9 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy))
         b["caveats"] = caveats.caveats(rows, str(target), req.method, None, req.loss)
 
-    def note(b, law=None, failure="", backtest=""):
-        return caveats.note(rows, str(target), req.method, b["extrapolation"], law, req.loss, failure, backtest)
+    def note(b, law=None, failure="", backtest="", interval=(np.nan, np.nan)):
+        return caveats.note(rows, str(target), req.method, b["extrapolation"], law, req.loss, failure, backtest,
+                            interval)
 
     try:
         k = len(units) // len(tgts)
@@ -225,7 +226,7 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
                     "backtest_interval_score": bt.stats.get("interval_score"),
                     "heldout": bt.split.rung if bt.split is not None else "", "form": law.form_label(),
                     "params_used": getattr(law, "params_used_", ""), "candidates": summary,
-                    "note": note(b, law, backtest=bt.reason)})
+                    "note": note(b, law, backtest=bt.reason, interval=(first["lower"], first["upper"]))})
         curves.append(forecast.curve_frame(part, b))
         diags.append(diagnostics.two_step_frame(law, forecast.training_rows(table, tgts[0], req.method, cfg), mine, b))
     return out, curves, held, diags

@@ -237,9 +237,9 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             base.update(extrapolation(own, f"{task}:{metric}", target.compute_flops, policy))
             options = method_options(target, method, cfg)
 
-            def note(law=None, failure=""):
+            def note(law=None, failure="", interval=(np.nan, np.nan)):
                 return caveats.note(own, f"{task}:{metric}", method, base["extrapolation"], law, options.get("loss"),
-                                    failure)
+                                    failure, interval=interval)
 
             base["caveats"] = caveats.caveats(own, f"{task}:{metric}", method, None, options.get("loss"))
             try:
@@ -250,7 +250,7 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
                 continue
             first = pred.iloc[0]
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
-                         "upper": first["upper"], "note": note(law)})
+                         "upper": first["upper"], "note": note(law, interval=(first["lower"], first["upper"]))})
             curves.append(curve_frame(pred, base))
             diags.append(diagnostics.two_step_frame(law, training_rows(table, target, method, cfg), units, base))
     return rows, curves, diags

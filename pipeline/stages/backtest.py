@@ -6,7 +6,7 @@ params.yaml on the collected scores table and writes
 * ``reports/backtest.csv`` — one row per (split, method, target) and per (split, method) over
   all targets ("ALL"): n, MAE and max error (points), 90% interval coverage, Spearman rank
   correlation of predicted vs actual over the held-out models, the noise floor;
-* ``reports/backtest_predictions.csv`` — every prediction with its interval;
+* ``reports/backtest_predictions.csv`` — every prediction with its interval (a `note` says why where it spans most of [chance, 1]);
 * ``reports/metrics/<split>/<method>.json`` — n, MAE (points) and coverage for ``dvc metrics``.
 
 ``python -m pipeline backtest --scores FILE --method M --target TASK:METRIC --train Q --test Q``
@@ -132,7 +132,7 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     results = score(preds, errors, float(cfg.get("level", 0.9)))
     scores.write_csv(results, out / "backtest.csv")
     scores.write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
-                                                                 "params_used") if c in preds]),
+                                                                 "params_used", "note") if c in preds]),
               out / "backtest_predictions.csv")
     scores.write_csv(errors, out / "backtest_errors.csv")
     summary = metrics(results)
