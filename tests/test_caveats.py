@@ -119,6 +119,8 @@ def test_a_target_far_past_the_calibration_says_so(tmp_path, capsys):
                              out=tmp_path / "fc.csv")
     (note,) = fc["note"]
     assert "beyond what the calibration ladders support" in note and note in lines[0]
+    # its interval is all of [chance, 1], and the caveats the report prints say so
+    assert fc["caveats"].iloc[0].startswith("wide interval: 0.25-1.00 spans most of [0.25, 1]") and "wide interval" in note
 
 
 def test_two_step_without_task_losses_says_to_log_samples(tmp_path, capsys):

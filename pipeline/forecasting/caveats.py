@@ -132,7 +132,8 @@ def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", 
 
 def caveats(rows: pd.DataFrame, target: str, method: str, law=None, loss: str | None = None) -> str:
     """The caveats proper of a forecast (a ``caveats`` cell: at chance or no rise, no task losses),
-    without its extrapolation or failure: what the report prints in brackets beside the number."""
+    without its extrapolation or failure: what the report prints in brackets beside the number
+    (the forecast adds :func:`wide_intervals` once it has its interval)."""
     chance = at_chance(rows, target)
     return join([chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss)])
 

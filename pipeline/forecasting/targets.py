@@ -249,8 +249,10 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
                 print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
                 continue
             first = pred.iloc[0]
+            wide = caveats.wide_intervals(own, f"{task}:{metric}", [first["lower"]], [first["upper"]])
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
-                         "upper": first["upper"], "note": note(law, interval=(first["lower"], first["upper"]))})
+                         "upper": first["upper"], "caveats": caveats.join([base["caveats"], *wide]),
+                         "note": note(law, interval=(first["lower"], first["upper"]))})
             curves.append(curve_frame(pred, base))
             diags.append(diagnostics.two_step_frame(law, training_rows(table, target, method, cfg), units, base))
     return rows, curves, diags
