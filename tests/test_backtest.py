@@ -192,7 +192,7 @@ def test_no_committed_accuracy_interval_spans_chance_to_one_without_saying_why()
     from tests.paths import ROOT
 
     preds = pd.read_csv(ROOT / "reports/backtest_predictions.csv", keep_default_na=False, na_values=[""])
-    table = pd.read_parquet(ROOT / "data/scores.parquet", columns=["task", "metric", "chance"])
+    table = pd.read_csv(ROOT / "data/published/scores.csv", usecols=["task", "metric", "chance"])
     chance = table.dropna(subset=["chance"]).drop_duplicates(["task", "metric"]).set_index(["task", "metric"])["chance"]
     acc = preds.loc[[scores.metric_kind(m) == "accuracy" for m in preds["metric"]]]
     floor = chance.reindex(pd.MultiIndex.from_frame(acc[["task", "metric"]])).fillna(0.0).to_numpy()
