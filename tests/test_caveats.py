@@ -204,5 +204,5 @@ def test_an_interval_spanning_most_of_chance_to_one_says_why():
     assert "lie below its chance level 0.25, so the interval is bounded by 0" in text
     assert caveats.wide_intervals(rows, "toyloss:ppl", [0.0], [50.0]) == [""]  # not an accuracy
     # the note of a forecast carries it
-    note = caveats.note(rows, "arc_challenge:acc", "sigmoid", interval=(0.26, 0.96))
-    assert "wide interval" in note
+    note = caveats.note(rows, "arc_challenge:acc", "sigmoid", wide=wide)
+    assert wide in note

@@ -104,10 +104,11 @@ def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
         return [""] * lo.size
     try:
         chance = metric.chance(rows)
+        units = data.values(rows, metric, "forecast")
     except CapcastError:
         return [""] * lo.size
-    own = rows.loc[(rows["task"] == metric.task) & (rows["metric"] == metric.metric)]
-    floor = floor_of(chance, own["value"], own["stderr"]) if len(own) else chance
+    units = units.loc[units["compute_flops"] > 0]  # the rows the policy's floor is taken from (ladder_features)
+    floor = floor_of(chance, units["value"], units["stderr"]) if len(units) else chance
     why = (f"the ladder's values lie below its chance level {chance:.3g}, so the interval is bounded by 0"
            if floor < chance else "forecasts like this one erred that much on other ladders, or the law's refits "
            "disagree that much")
@@ -117,14 +118,13 @@ def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
 
 
 def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", law=None, loss: str | None = None,
-         failure: str = "", backtest: str = "", interval=(np.nan, np.nan)) -> str:
+         failure: str = "", backtest: str = "", wide: str = "") -> str:
     """The ``note`` of one forecast of ``target`` (TASK:METRIC) by ``method`` from the family's
     ``rows``: the caveats of the module docstring, joined by "; ".  ``law``: the fitted law (None
     where it failed: ``failure`` says why); ``loss``: the loss two_step was told to use;
     ``extrapolation``: the row's words; ``backtest``: why the ladder's backtest is missing;
-    ``interval``: the forecast's (lower, upper)."""
+    ``wide``: the interval's words (:func:`wide_intervals`)."""
     chance = at_chance(rows, target)
-    wide = wide_intervals(rows, target, [interval[0]], [interval[1]])[0]
     parts = [failure, chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss),
              wide, extrapolation, f"backtest: {backtest}" if backtest else ""]
     return "; ".join(p for p in parts if p)

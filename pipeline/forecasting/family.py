@@ -199,9 +199,8 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy))
         b["caveats"] = caveats.caveats(rows, str(target), req.method, None, req.loss)
 
-    def note(b, law=None, failure="", backtest="", interval=(np.nan, np.nan)):
-        return caveats.note(rows, str(target), req.method, b["extrapolation"], law, req.loss, failure, backtest,
-                            interval)
+    def note(b, law=None, failure="", backtest="", wide=""):
+        return caveats.note(rows, str(target), req.method, b["extrapolation"], law, req.loss, failure, backtest, wide)
 
     try:
         k = len(units) // len(tgts)
@@ -220,15 +219,15 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         part = pred.set_index("model").loc[mine["model"]].reset_index()  # a law returns units in its own order
         first = part.iloc[0]
         ne = mine["params_non_embedding"].iloc[0] if "params_non_embedding" in units else np.nan
-        wide = caveats.wide_intervals(rows, str(target), [first["lower"]], [first["upper"]])
+        (wide,) = caveats.wide_intervals(rows, str(target), [first["lower"]], [first["upper"]])
         out.append({**b, "params_non_embedding": ne, "predicted": first["predicted"], "lower": first["lower"],
                     "upper": first["upper"], "backtest_n": bt.stats.get("n", 0), "backtest_mae": bt.stats.get("mae"),
                     "backtest_coverage": bt.stats.get("coverage"), "backtest_width": bt.stats.get("median_width"),
                     "backtest_interval_score": bt.stats.get("interval_score"),
                     "heldout": bt.split.rung if bt.split is not None else "", "form": law.form_label(),
                     "params_used": getattr(law, "params_used_", ""), "candidates": summary,
-                    "caveats": caveats.join([b["caveats"], *wide]),
-                    "note": note(b, law, backtest=bt.reason, interval=(first["lower"], first["upper"]))})
+                    "caveats": caveats.join([b["caveats"], wide]),
+                    "note": note(b, law, backtest=bt.reason, wide=wide)})
         curves.append(forecast.curve_frame(part, b))
         diags.append(diagnostics.two_step_frame(law, forecast.training_rows(table, tgts[0], req.method, cfg), mine, b))
     return out, curves, held, diags

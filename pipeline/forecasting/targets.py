@@ -237,9 +237,9 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
             base.update(extrapolation(own, f"{task}:{metric}", target.compute_flops, policy))
             options = method_options(target, method, cfg)
 
-            def note(law=None, failure="", interval=(np.nan, np.nan)):
+            def note(law=None, failure="", wide=""):
                 return caveats.note(own, f"{task}:{metric}", method, base["extrapolation"], law, options.get("loss"),
-                                    failure, interval=interval)
+                                    failure, wide=wide)
 
             base["caveats"] = caveats.caveats(own, f"{task}:{metric}", method, None, options.get("loss"))
             try:
@@ -249,10 +249,10 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
                 print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
                 continue
             first = pred.iloc[0]
-            wide = caveats.wide_intervals(own, f"{task}:{metric}", [first["lower"]], [first["upper"]])
+            (wide,) = caveats.wide_intervals(own, f"{task}:{metric}", [first["lower"]], [first["upper"]])
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
-                         "upper": first["upper"], "caveats": caveats.join([base["caveats"], *wide]),
-                         "note": note(law, interval=(first["lower"], first["upper"]))})
+                         "upper": first["upper"], "caveats": caveats.join([base["caveats"], wide]),
+                         "note": note(law, wide=wide)})
             curves.append(curve_frame(pred, base))
             diags.append(diagnostics.two_step_frame(law, training_rows(table, target, method, cfg), units, base))
     return rows, curves, diags
