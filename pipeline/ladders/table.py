@@ -89,6 +89,18 @@ def evaluate(forecasts: pd.DataFrame, candidates: list[str], level: float) -> pd
     return lolo_table(evaluated, methods_of(candidates), level)
 
 
+def singles(group: pd.DataFrame) -> pd.DataFrame:
+    """The single methods of one class x factor group of the leave-one-ladder-out table, by
+    method, that share forecasts with auto."""
+    return group.loc[group["method"] != AUTO].dropna(subset=["mae", "ref_mae"]).set_index("method")
+
+
+def closest_single(single: pd.DataFrame, column: str) -> str | None:
+    """The method of ``single`` (:func:`singles`) that beats auto's ``column`` on the forecasts
+    both made by most, or loses to it by least (None where there is none)."""
+    return (single["ref_" + column] - single[column]).idxmax() if len(single) else None
+
+
 MARKDOWN_HEADER = ("| class | held out | n | auto MAE | coverage | median width | interval score | "
                    "line_final MAE / auto's | line_frontier MAE / auto's | closest single: MAE / auto's | "
                    "closest single: interval score / auto's |")
@@ -103,15 +115,14 @@ def markdown(lolo: pd.DataFrame) -> str:
     order = {c: i for i, c in enumerate(sorted(set(lolo["ladder_class"]) - {"ALL"}) + ["ALL"])}
     for (cls, factor), g in sorted(lolo.groupby(["ladder_class", "factor"]), key=lambda t: (order[t[0][0]], t[0][1])):
         auto = g.loc[g["method"] == AUTO].iloc[0]
-        single = g.loc[g["method"] != AUTO].dropna(subset=["mae", "ref_mae"]).set_index("method")
+        single = singles(g)
 
         def pair(method, column, digits):
             row = single.loc[method]
             return f"{row[column]:.{digits}f} / {row['ref_' + column]:.{digits}f}"
 
         lines_cells = [pair(m, "mae", 2) if m in single.index else "–" for m in ("line_final", "line_frontier")]
-        closest = (single["ref_mae"] - single["mae"]).idxmax()
-        sharpest = (single["ref_interval_score"] - single["interval_score"]).idxmax()
+        closest, sharpest = closest_single(single, "mae"), closest_single(single, "interval_score")
         cells = [cls, f"{factor:g}×", f"{int(auto['shared_n'])}", f"{auto['mae']:.2f}", f"{auto['coverage']:.2f}",
                  f"{auto['median_width']:.1f}", f"{auto['interval_score']:.1f}", *lines_cells,
                  f"{closest} {pair(closest, 'mae', 2)}",

@@ -76,10 +76,10 @@ def summary(lolo: pd.DataFrame) -> str:
     lines = []
     for (cls, factor), g in lolo.groupby(["ladder_class", "factor"], sort=True):
         auto = g.loc[g["method"] == "auto"].iloc[0]
-        single = g.loc[g["method"] != "auto"].dropna(subset=["mae", "ref_mae"])
-        gap = single["ref_mae"] - single["mae"]  # > 0: the single method was better
-        best = single.loc[gap.idxmax()] if len(single) else None
-        best_text = (f"; closest single {best['method']} {best['mae']:.2f} vs auto {best['ref_mae']:.2f} on the "
+        single = table.singles(g)
+        name = table.closest_single(single, "mae")
+        best = single.loc[name] if name is not None else None
+        best_text = (f"; closest single {name} {best['mae']:.2f} vs auto {best['ref_mae']:.2f} on the "
                      f"same {int(best['shared_n'])}") if best is not None else ""
         lines.append(f"  {cls:<24} {factor:>4g}x  auto MAE {auto['mae']:5.2f}  coverage {auto['coverage']:.2f}  "
                      f"width {auto['median_width']:5.1f}  interval score {auto['interval_score']:6.1f}{best_text}")
