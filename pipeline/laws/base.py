@@ -72,9 +72,7 @@ class Law(BaseEstimator):
         if not hasattr(self, "chosen_"):  # fitted without a nested choice (an inner fit)
             self.chosen_, self.form_ = {}, "-"
             self.inner_errors_, self.inner_error_, self.inner_rung_ = {}, float("nan"), "none (not checked)"
-            self.inner_folds_ = 0
         train = self._fit(rows).reset_index(drop=True)
-        self.log10_c_max_ = float(np.log10(train["compute_flops"].to_numpy(float)).max())
         fitted = self._predict_state(self.state_, train)[0]
         accuracy = self.target_.kind == "accuracy"
         y, se = train["value"].to_numpy(float), train["stderr"].to_numpy(float)
@@ -137,7 +135,7 @@ class Law(BaseEstimator):
         candidates = self._candidates()
         self.chosen_ = dict(candidates[0]) if candidates else {}  # the default where no split is possible
         self.form_ = _label(self.chosen_)
-        self.inner_errors_, self.inner_error_, self.inner_folds_ = {}, float("nan"), 0
+        self.inner_errors_, self.inner_error_ = {}, float("nan")
         self.inner_rung_ = "none (nothing to choose)"
         if not candidates:
             return
@@ -152,7 +150,6 @@ class Law(BaseEstimator):
             self.inner_rung_ += f"; the default could not be fitted there ({results[0].reason})"
             return
         self.inner_rung_ = "; ".join(s.rung for s in splits)
-        self.inner_folds_ = len(splits)
         self.chosen_ = dict(chosen.options)
         self.form_ = _label(self.chosen_)
         self.inner_error_ = chosen.error

@@ -6,8 +6,7 @@ the ladder, fits every candidate (a law's form, its step-1 rows, or a whole meth
 and scores each candidate's error on the held-out rung.  The choice is made from those errors and
 the law is then refitted on all training rows.  None of the anchor methods does this (Bhagia et
 al. 2024, Ruan et al. 2024 and Krajewski et al. 2025 each fix their forms a priori); it is how a
-choice stops depending on one family's shape.  The same inner error, per decade of compute
-beyond the inner training range, widens the prediction intervals (:func:`extrapolation_rate`).
+choice stops depending on one family's shape.
 
 The top rung is the largest model size (all its checkpoints) when at least ``MIN_RUNGS`` smaller
 sizes remain to fit on; otherwise (few sizes, or one model over its checkpoints) the units in the
@@ -223,28 +222,6 @@ def plausible(scores: list[Score], chosen: Score, splits: list[InnerSplit], marg
     return [s for s, k in zip(scores, keep) if k and s is not chosen]
 
 
-def extrapolation_rate(chosen: Score, splits: list[InnerSplit]) -> float:
-    """Error per decade of compute beyond the inner training range, beyond what is noise.
-
-    An inner error e at distance d (decades beyond the inner training range) is modelled as
-    e^2 = stderr^2 + (rate * d)^2: the held-out value's measurement noise (already in every
-    interval) and an error that grows with the distance.  ``rate`` is the weighted least-squares
-    fit of that model through the origin in d^2 (distances at least ``MIN_DISTANCE``), over every
-    split's scored units.  The scatter of the training points around the law (misfit) is not
-    subtracted: for a law of the wrong shape it is bias, and bias grows with the distance.  A
-    forecast at distance d beyond the training range then carries an extra error of sd
-    rate * d (:func:`extra_sd`): intervals widen with how far they extrapolate.
-    """
-    if not chosen.errors:
-        return 0.0
-    e = np.concatenate(chosen.errors)
-    scored = pd.concat([s.scored for s in splits], ignore_index=True)
-    w = scored["weight"].to_numpy(float) / len(splits)
-    rate = rates(e[None, :], scored["stderr"].to_numpy(float)[None, :], w[None, :],
-                 scored["distance"].to_numpy(float)[None, :])
-    return float(rate[0])
-
-
 def extra_sd(rate: float, log10_c, log10_c_max: float) -> np.ndarray:
     """The extrapolation sd of units at ``log10_c``: rate x decades beyond the training range."""
     return rate * np.maximum(np.asarray(log10_c, float) - log10_c_max, 0.0)
@@ -286,8 +263,10 @@ def plausible_among(errors, chosen, noise, margin: float = 1.0) -> np.ndarray:
 
 
 def rates(errors, stderr, weight, distance) -> np.ndarray:
-    """(P,) extrapolation rate of each row (:func:`extrapolation_rate`: e^2 = stderr^2 + (rate d)^2,
-    weighted least squares through the origin in d^2): signed errors, stderr (NaN counts as 0),
+    """(P,) extrapolation rate of each row: an inner error e at distance d (decades beyond the
+    inner training range) modelled as e^2 = stderr^2 + (rate d)^2, the held-out value's noise and
+    an error that grows with the distance (weighted least squares through the origin in d^2,
+    distances at least ``MIN_DISTANCE``): signed errors, stderr (NaN counts as 0),
     weights (0 = padding) and distances in decades beyond the inner training range, each (P, m)."""
     w = np.asarray(weight, float)
     e = np.asarray(errors, float)
