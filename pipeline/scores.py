@@ -292,6 +292,7 @@ def _numbers_stay_numbers(s: pd.Series) -> pd.Series:
 # wrong units, refused before 6*N*D overflows.  Losses beyond MAX_LOSS nats (or bits) per token, byte
 # or document, and perplexities beyond exp(69) ~ 1e30, are not measurements; neither is an accuracy's
 # stderr above 0.5 (the standard deviation of values in [0, 1] is at most 0.5).
+FLOAT_FORMAT = "%.6g"  # results tables (write_csv): stable to the last digit on every machine
 MAX_SIZE = {"params": 1e15, "params_non_embedding": 1e15, "tokens": 1e17, "compute_flops": 1e32}
 MAX_LOSS, MAX_PERPLEXITY, MAX_ACCURACY_STDERR = 1e4, 1e30, 0.5
 
@@ -500,7 +501,7 @@ def write(df: pd.DataFrame, path: str | os.PathLike, origin: str | None = None) 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """A results table (forecasts, backtests, trends, the report's own tables): CSV, floats at 6
     significant digits, ``\\n`` line ends, written atomically."""
-    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n"))
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
 
 
 def atomic_write(path: str | os.PathLike, writer) -> None:

@@ -127,7 +127,7 @@ def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", 
     chance = at_chance(rows, target)
     parts = [failure, chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss),
              wide, extrapolation, f"backtest: {backtest}" if backtest else ""]
-    return "; ".join(p for p in parts if p)
+    return join(parts)
 
 
 def caveats(rows: pd.DataFrame, target: str, method: str, law=None, loss: str | None = None) -> str:

@@ -31,14 +31,13 @@ from pipeline import scores
 from pipeline.errors import CapcastError
 from pipeline.forecasting import caveats, diagnostics, scoring
 from pipeline.forecasting import targets as forecast
+from pipeline.forecasting.backtest import PRED_COLUMNS, make_law
 from pipeline.laws import nested
 from pipeline.laws.data import Metric
 
 SPLIT = "nested"
 EXTRA_COLUMNS = ["backtest_n", "backtest_mae", "backtest_coverage", "backtest_width", "backtest_interval_score",
                  "heldout", "form", "params_used", "candidates", "note"]
-PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
-                "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
 
 
 @dataclass(frozen=True)
@@ -162,8 +161,6 @@ class Backtest:
 def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Request, policy=None) -> Backtest:
     """The method fitted on the smaller rungs of the family's ladder and scored on the held-out
     top rung (:func:`pipeline.laws.nested.inner_splits`, one fold)."""
-    from pipeline.forecasting.backtest import make_law
-
     splits = nested.inner_splits(rows, target, folds=1)
     if not splits:
         return Backtest(method, None, None, {}, "too few sizes or checkpoints to hold the top rung out")

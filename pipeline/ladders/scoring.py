@@ -52,7 +52,7 @@ def table(rows: pd.DataFrame, methods: list[str], by: list[str], level: float = 
             pair = [method] if method == reference else [method, reference]
             common = shared(g, pair)
             s = score(common.loc[common["candidate"] == method], level)
-            ref = score(common.loc[common["candidate"] == reference], level)
+            ref = s if method == reference else score(common.loc[common["candidate"] == reference], level)
             s["failed"] = int(mine["status"].astype(str).str.startswith("failed").sum())
             s["not_applicable"] = int(mine["status"].astype(str).str.startswith("n/a").sum())
             out.append({**ident, "method": method, **s, "ref_mae": ref["mae"], "ref_coverage": ref["coverage"],

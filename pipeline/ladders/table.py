@@ -19,7 +19,6 @@ import pandas as pd
 from pipeline.ladders import lolo, scoring
 from pipeline.laws.policy import AUTO, with_spread
 
-FLOAT_FORMAT = "%.6g"  # committed floats: stable to the last digit on every machine
 STATUS_CHARS = 80  # a failure's reason, cut (the full one is in the log)
 DROP = ["params", "tokens", "compute_flops"]  # the features carry what the policy needs of the scale
 
@@ -36,7 +35,7 @@ def write_forecasts(forecasts: pd.DataFrame, path) -> None:
     """Gzipped CSV with a fixed header time, so the same table is the same bytes."""
     from pipeline import scores
 
-    text = forecasts.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    text = forecasts.to_csv(index=False, float_format=scores.FLOAT_FORMAT, lineterminator="\n")
     # gzip.compress writes no file name into the header (writing to the temp file would put its random
     # name there) and mtime=0, so the same table is the same bytes on every machine
     packed = gzip.compress(text.encode(), mtime=0)
