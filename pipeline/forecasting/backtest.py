@@ -14,6 +14,7 @@ import pandas as pd
 from pipeline import query
 from pipeline.errors import CapcastError, FitError
 from pipeline.forecasting import caveats
+from pipeline.laws import AUTO_OPTIONS
 
 PRED_COLUMNS = ["split", "fold", "method", "task", "metric", "suite", "model", "family", "step", "params", "tokens",
                 "compute_flops", "actual", "stderr", "predicted", "lower", "upper"]
@@ -116,7 +117,7 @@ def law_options(cfg: dict, split: dict, method: str, target: str) -> dict:
     return opts
 
 
-CALIBRATABLE_OPTIONS = {"n_bootstrap", "level", "random_state", "loss"}  # options that leave a candidate as it is
+CALIBRATABLE_OPTIONS = set(AUTO_OPTIONS)  # options that leave a candidate as it is: those auto takes
 
 
 def make_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame, policy=None):
@@ -209,9 +210,16 @@ def policies(source, cfg: dict, table: pd.DataFrame, jobs: list, processes: int 
 
     if source is None:
         return
+    from pipeline.ladders.calibration import exclusions
+
     level = float(cfg.get("level", 0.9))
-    wanted = sorted({frozenset(fold_families(select(table, f[1], f[0]), select(table, f[2], f[0]))) for _, f in jobs},
-                    key=sorted)
+    # one per set of ladder groups left out (the cache's key), not per set of families: two folds
+    # whose families are of the same lineages share a policy
+    by_groups = {}
+    for _, f in jobs:
+        families = fold_families(select(table, f[1], f[0]), select(table, f[2], f[0]))
+        by_groups.setdefault(tuple(exclusions(families, source.lineages)), sorted(families))
+    wanted = [by_groups[k] for k in sorted(by_groups)]
     learned = fork_map(lambda families: source.policy(level, families), wanted, processes)
     for families, policy in zip(wanted, learned):
         source.remember(level, families, policy)
