@@ -65,7 +65,11 @@ def read(path: str | Path = "params.yaml") -> dict:
 
 
 def load(section: str, path: str | Path = "params.yaml") -> dict:
-    params = read(path)
+    return section_of(read(path), section, path)
+
+
+def section_of(params: dict, section: str, path: str | Path = "params.yaml") -> dict:
+    """One section of a params file already read (:func:`read`); a one-line error where it is absent."""
     if section not in params:
         raise CapcastError(f"{path}: no '{section}:' section")
     return params[section] or {}

@@ -118,8 +118,9 @@ def from_params(args) -> int:
     "How big to reach it"); level and seed are the forecast's."""
     from pipeline.stages.backtest import calibration_source
 
-    goals = params.load("report", args.params_file).get("goals") or []
-    fc = params.load("forecast", args.params_file)
+    every = params.read(args.params_file)
+    goals = params.section_of(every, "report", args.params_file).get("goals") or []
+    fc = params.section_of(every, "forecast", args.params_file)
     scores_path = args.scores or "data/scores.parquet"
     out_path = Path(args.out or OUT)
     files.check_outputs([("--out", out_path)], [("--scores", scores_path)])

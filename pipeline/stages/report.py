@@ -77,20 +77,14 @@ FAMILY_TABLES = ["forecast.csv", "forecast_curves.csv", "backtest.csv", "backtes
                  "two_step_diagnostics.csv"]
 
 
-def _section(path, name: str) -> dict:
-    """Another stage's params section, for descriptive text only (split descriptions, report suites)."""
-    try:
-        return params.load(name, path)
-    except Exception:  # absent: the text is optional
-        return {}
-
-
 def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
-    """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report suites."""
-    cfg = params.load("report", path)
-    backtest = _section(path, "backtest")
+    """The DVC stage's configuration: params.yaml ``report:`` plus split descriptions and report
+    suites (the other stages' sections, read with it: absent ones are optional text)."""
+    every = params.read(path)
+    cfg = params.section_of(every, "report", path)
+    backtest = every.get("backtest") or {}
     splits = backtest.get("splits") or {}
-    emergence = (_section(path, "trends").get("emergence") or {})
+    emergence = ((every.get("trends") or {}).get("emergence") or {})
     overview = {k: cfg[k] for k in ("suite", "plot_tasks", "plot_metric", "num_fewshot") if k in cfg} or None
     return ReportConfig(
         default_method=cfg.get("default_method"),
@@ -105,7 +99,7 @@ def config_from_params(path: str | Path = "params.yaml") -> ReportConfig:
         backtest_level=float(backtest.get("level", 0.9)),
         report_suites=list(emergence.get("report_suites") or []),
         pipeline_outputs=True,
-        calibration_ladders=calibration_ladders(_section(path, "ladders")),
+        calibration_ladders=calibration_ladders(every.get("ladders") or {}),
     )
 
 
