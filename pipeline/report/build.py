@@ -42,10 +42,7 @@ def build(inp: ReportInput, cfg: ReportConfig | None = None, out: Path | str = "
     for section in SECTIONS:
         section(page, rep)
     page.draw(cfg.processes)
-    drawn = {Path(path).name for _, _, path in page.jobs}
-    for stale in (out / "plots").glob("*.png"):  # figures of targets or splits no longer configured
-        if stale.name not in drawn:
-            stale.unlink()
+    remove_stale_figures(out / "plots", {Path(path).name for _, _, path in page.jobs})
     return page.render_html(cfg.title), page.render_md()
 
 
@@ -80,6 +77,13 @@ def write(inp: ReportInput, cfg: ReportConfig | None = None, out: Path | str = "
 BUILD_PREFIX = ".report-build-"
 
 
+def remove_stale_figures(plots: Path, drawn: set) -> None:
+    """Delete the figures of ``plots`` not in ``drawn``: of targets or splits no longer configured."""
+    for stale in plots.glob("*.png"):
+        if stale.name not in drawn:
+            stale.unlink()
+
+
 def _publish(tmp: Path, out: Path) -> None:
     """Move a finished build into ``out``: the figures (and the old figures no longer drawn away),
     the tables, then forecast.md and index.html."""
@@ -88,9 +92,7 @@ def _publish(tmp: Path, out: Path) -> None:
     for name in sorted(drawn):
         os.chmod(tmp / "plots" / name, 0o644)
         os.replace(tmp / "plots" / name, out / "plots" / name)
-    for stale in (out / "plots").glob("*.png"):  # figures of targets or splits no longer configured
-        if stale.name not in drawn:
-            stale.unlink()
+    remove_stale_figures(out / "plots", drawn)
     last = ("forecast.md", "index.html")
     for path in sorted(p for p in tmp.iterdir() if p.is_file() and p.name not in last) + [tmp / n for n in last]:
         os.chmod(path, 0o644)
