@@ -29,33 +29,43 @@ def score_group(g: pd.DataFrame, level: float = 0.9) -> dict:
     ``n`` counts the predictions scored; ``skipped`` those with an actual value but no finite
     prediction (e.g. a family the law has no line for), so an MAE never covers fewer models
     than were asked for without saying so."""
-    has_actual = np.isfinite(g["actual"].astype(float))
-    skipped = int((has_actual & ~np.isfinite(g["predicted"].astype(float))).sum())
-    g = g[np.isfinite(g["predicted"].astype(float)) & has_actual]
-    scale = np.array([_points(scores.metric_kind(m)) for m in g["metric"]]) if len(g) else np.array([])
-    err = np.abs(g["predicted"].to_numpy(float) - g["actual"].to_numpy(float)) * scale
-    inside = (g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])
-    lo, hi, y = (g[c].to_numpy(float) for c in ("lower", "upper", "actual"))
+    y, p, lo, hi, se = (g[c].to_numpy(float) for c in ("actual", "predicted", "lower", "upper", "stderr"))
+    has_actual = np.isfinite(y)
+    skipped = int((has_actual & ~np.isfinite(p)).sum())
+    ok = np.isfinite(p) & has_actual
+    y, p, lo, hi, se = y[ok], p[ok], lo[ok], hi[ok], se[ok]
+    metric = g["metric"].to_numpy(object)[ok]
+    points = {m: _points(scores.metric_kind(m)) for m in set(metric)}
+    scale = np.array([points[m] for m in metric], float)
+    n = int(ok.sum())
+    err = np.abs(p - y) * scale
+    inside = (y >= lo) & (y <= hi)
     width = (hi - lo) * scale
     iscore = interval_score(lo, hi, y, 1 - level) * scale
-    return {"n": int(len(g)), "mae": float(err.mean()) if len(g) else np.nan,
-            "max_error": float(err.max()) if len(g) else np.nan,
-            "coverage": float(inside.mean()) if len(g) else np.nan,
-            "median_width": float(np.median(width)) if len(g) else np.nan,
-            "interval_score": float(np.mean(iscore)) if len(g) else np.nan,
-            "spearman": _spearman(g),
-            "noise": float(np.nanmean(g["stderr"].to_numpy(float) * scale)) if g["stderr"].notna().any() else np.nan,
+    return {"n": n, "mae": float(err.mean()) if n else np.nan,
+            "max_error": float(err.max()) if n else np.nan,
+            "coverage": float(inside.mean()) if n else np.nan,
+            "median_width": float(np.median(width)) if n else np.nan,
+            "interval_score": float(np.mean(iscore)) if n else np.nan,
+            "spearman": _spearman(g["task"].to_numpy(object)[ok], metric, p, y),
+            "noise": float(np.nanmean(se * scale)) if np.isfinite(se).any() else np.nan,
             "skipped": skipped}
 
 
-def _spearman(g: pd.DataFrame) -> float:
-    """Mean over targets of the rank correlation of predicted vs actual (>= 3 units each)."""
+def _spearman(task: np.ndarray, metric: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Mean over targets (in (task, metric) order) of the rank correlation of predicted vs actual
+    (>= 3 units each, neither constant)."""
     from scipy.stats import spearmanr
 
+    if not len(task):
+        return np.nan
+    # "\0" sorts before every other character: the joined keys sort as the (task, metric) pairs
+    keys, which = np.unique(np.char.add(np.char.add(task.astype(str), "\0"), metric.astype(str)), return_inverse=True)
     values = []
-    for _, t in g.groupby(["task", "metric"], sort=True):
-        if len(t) >= 3 and t["actual"].nunique() > 1 and t["predicted"].nunique() > 1:
-            values.append(float(spearmanr(t["predicted"], t["actual"]).statistic))
+    for k in range(len(keys)):
+        p, a = predicted[which == k], actual[which == k]
+        if len(p) >= 3 and len(np.unique(a)) > 1 and len(np.unique(p)) > 1:
+            values.append(float(spearmanr(p, a).statistic))
     return float(np.mean(values)) if values else np.nan
 
 
@@ -78,13 +88,14 @@ def score(preds: pd.DataFrame, errors: pd.DataFrame | None = None, level: float 
     failed = _failed_fits(errors)
     rows = []
     for split, s in preds.groupby("split", sort=False):
-        common = shared(s)
+        common = dict(tuple(shared(s).groupby("method", sort=False)))
         for method, g in s.groupby("method", sort=False):
-            mine = common.loc[common["method"] == method]
+            mine = common.get(method, s.iloc[:0])
+            by_target = dict(tuple(mine.groupby(["task", "metric"], sort=False)))
             for (task, metric), t in g.groupby(["task", "metric"], sort=False):
                 extra = {"n_components": int(t["n_components"].iloc[0])} if "n_components" in t and t["n_components"].notna().any() else {}
                 extra.update(choices(t))
-                own = mine.loc[(mine["task"] == task) & (mine["metric"] == metric)]
+                own = by_target.get((task, metric), mine.iloc[:0])
                 rows.append({"split": split, "method": method, "task": task, "metric": metric,
                              **score_group(t, level), "failed_fits": failed.get((split, method, f"{task}:{metric}"), 0),
                              **_shared_scores(own, level), **extra})
