@@ -17,6 +17,7 @@ import pandas as pd
 from pipeline import scores
 from pipeline.errors import CapcastError
 from pipeline.forecasting import caveats, diagnostics
+from pipeline.laws.data import IdentityCache
 from pipeline.parallel import fork_map
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
@@ -115,14 +116,24 @@ def non_embedding(family: str, n: np.ndarray, known: list | None = None) -> np.n
     return np.maximum(np.asarray(n, float) - emb, 0.05 * np.asarray(n, float))
 
 
+_ROWS = IdentityCache(64)  # one frame per target and kind of law: the laws of a target share their candidate fits
+
+
 def training_rows(table: pd.DataFrame, target: Target, method: str, cfg: dict) -> pd.DataFrame:
     """Rows a law sees: the target's suite (and shots), narrowed to its family unless the method
-    needs the other families too (``forecast.suite_wide_methods``)."""
-    rows = table[table["suite"] == target.suite]
+    needs the other families too (``forecast.suite_wide_methods``).  The same frame for every
+    method of a kind (see :class:`pipeline.laws.data.IdentityCache`): do not modify it."""
+    wide = method in set(cfg.get("suite_wide_methods") or [])
     shots = cfg.get("num_fewshot", 0)
+    return _ROWS.get((table,), (target.suite, target.family, shots, wide),
+                     lambda: _training_rows(table, target, shots, wide))
+
+
+def _training_rows(table: pd.DataFrame, target: Target, shots, wide: bool) -> pd.DataFrame:
+    rows = table[table["suite"] == target.suite]
     if shots is not None:
         rows = rows[(rows["num_fewshot"] == shots) | rows["num_fewshot"].isna()]
-    if method not in set(cfg.get("suite_wide_methods") or []):
+    if not wide:
         rows = rows[rows["family"] == target.family]
     if rows.empty:
         raise ForecastError(f"target {target.name!r}: suite {target.suite!r} has no rows of family "
