@@ -152,3 +152,15 @@ def test_report_for_a_family_without_params_yaml(table_csv, tmp_path, capsys, mo
     assert glance.coverage.iloc[0] == pytest.approx(fc.backtest_coverage.iloc[0])
     for name in ("forecast_curves.csv", "backtest.csv", "backtest_predictions.csv", "forecast.md"):
         assert (out / name).is_file()
+
+
+def test_families_of_one_configured_lineage_are_one_ladder_to_the_calibrated_interval():
+    """Training rows of two families that params.yaml ``ladders.lineage`` makes one recipe are one
+    ladder: a candidate forecasting up it gets the policy's interval; of two recipes, its own."""
+    from pipeline.laws import Calibrated
+
+    rows = pd.DataFrame({"family": ["a", "b"], "model": ["a-1", "b-1"]})
+    policy = Source().policy(0.9)
+    one = make_law("loglinear", "arc_easy:acc", {"n_bootstrap": 20}, rows, rows, policy, {"a": "r", "b": "r"})
+    two = make_law("loglinear", "arc_easy:acc", {"n_bootstrap": 20}, rows, rows, policy)
+    assert isinstance(one, Calibrated) and not isinstance(two, Calibrated)

@@ -120,11 +120,13 @@ def law_options(cfg: dict, split: dict, method: str, target: str) -> dict:
 CALIBRATABLE_OPTIONS = set(AUTO_OPTIONS)  # options that leave a candidate as it is: those auto takes
 
 
-def make_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame, policy=None):
+def make_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame, policy=None,
+             lineages: dict | None = None):
     """The law a backtest or forecast fits: ``auto`` with the policy; a method the policy has an
     interval for, as the policy's candidate, with that interval, where the training rows are one
-    ladder (one lineage's runs) and every unit predicted is of a training family (a forecast up
-    that ladder); else the law with its own interval (pooled families, a new family)."""
+    ladder (one lineage's runs; ``lineages``: params.yaml ``ladders.lineage``) and every unit
+    predicted is of a training family (a forecast up that ladder); else the law with its own
+    interval (pooled families, a new family)."""
     from pipeline import laws
     from pipeline.ladders.calibration import exclusions
 
@@ -135,14 +137,14 @@ def make_law(method: str, target: str, options: dict, train: pd.DataFrame, test:
                          **{k: v for k, v in options.items() if k in CALIBRATABLE_OPTIONS})
     families = set(train["family"].astype(str))
     if (policy is not None and method in policy.intervals and set(options) <= CALIBRATABLE_OPTIONS
-            and len(exclusions(families)) == 1 and set(test["family"].astype(str)) <= families):
+            and len(exclusions(families, lineages)) == 1 and set(test["family"].astype(str)) <= families):
         return laws.calibrated(method, policy, target=target, **options)
     return laws.make(method, target=target, **options)
 
 
 def run_law(method: str, target: str, options: dict, train: pd.DataFrame, test: pd.DataFrame,
-            policy=None) -> pd.DataFrame:
-    law = make_law(method, target, options, train, test, policy).fit(train)
+            policy=None, lineages: dict | None = None) -> pd.DataFrame:
+    law = make_law(method, target, options, train, test, policy, lineages).fit(train)
     pred = law.predict(test)
     pred["form"] = law.form_label()
     pred["inner_error"] = getattr(law, "inner_error_", float("nan"))
@@ -180,7 +182,8 @@ def run_fold(table: pd.DataFrame, name: str, split: dict, cfg: dict, fold: str, 
     for method in split["methods"]:
         for target in split["targets"]:
             try:
-                p = run_law(method, target, law_options(cfg, split, method, target), train, test, policy)
+                p = run_law(method, target, law_options(cfg, split, method, target), train, test, policy,
+                            source.lineages if source is not None else None)
             except CapcastError as exc:
                 errors.append({"split": name, "fold": fold, "method": method, "target": target, "error": str(exc)})
                 log(f"  {fold} {method} {target}: not fitted: {exc}")

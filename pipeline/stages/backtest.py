@@ -326,7 +326,7 @@ def cli(args) -> int:
                          ("--allow-overlap", "--allow-cross-suite"))
     source = calibration_source(args.calibration)
     policy = engine.fold_policy(source, {"level": args.level}, train, test) if source.path.exists() else None
-    pred = engine.run_law(args.method, target, _options(args), train, test, policy)
+    pred = engine.run_law(args.method, target, _options(args), train, test, policy, source.lineages)
     width = max(len(str(m)) for m in pred["model"])
     pct = int(round(args.level * 100))
     for _, r in pred.iterrows():
