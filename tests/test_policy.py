@@ -175,3 +175,22 @@ def test_auto_clones_and_refits_to_the_same_forecast():
     assert twin.get_params(deep=False).keys() == law.get_params(deep=False).keys()
     a, b = law.fit(train).predict(test), twin.fit(train).predict(test)
     assert np.allclose(a["predicted"], b["predicted"]) and np.allclose(a["upper"], b["upper"])
+
+
+def test_auto_and_a_calibrated_law_on_the_same_rows_fit_each_candidate_once():
+    """A fold's (or a forecast target's) auto and calibrated laws share their candidates' fits:
+    the calibrated line_final is auto's fitted candidate, not a second fit of it."""
+    from pipeline.laws import calibrated
+    from pipeline.ladders import zoo
+
+    ladder = zoo.simulate("multi_budget", 1)
+    rows = ladder.rows
+    train = rows.loc[rows["params"] < rows["params"].max()]
+    cands = ["line_final", "carry"]
+    table = pd.concat([_table().assign(candidate=c) for c in cands + ["auto"]], ignore_index=True)
+    policy = Policy.learn(table, cands)
+    auto = make("auto", target=ladder.target, policy=policy).fit(train)
+    line = calibrated("line_final", policy, target=ladder.target).fit(train)
+    assert line.law_ is auto.fits_["line_final"]
+    again = calibrated("line_final", policy, target=ladder.target).fit(train.copy())
+    assert again.law_ is not auto.fits_["line_final"]  # other rows: fitted anew

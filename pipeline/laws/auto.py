@@ -42,6 +42,13 @@ def fit_candidate(estimator, rows: pd.DataFrame):
     return _FITS.get((rows,), settings, fit)
 
 
+def with_tokens(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a token count (a ladder's runs); the same frame where that is all of them, so
+    that the candidates fitted on it are shared with the calibrated laws fitted on the same rows."""
+    keep = (rows["tokens"] > 0).to_numpy()
+    return rows if keep.all() else rows.loc[keep]
+
+
 _PREDICTED = data.IdentityCache(1024)  # a fitted candidate's predictions of a rows frame, by identity of both
 
 
@@ -118,7 +125,7 @@ class Auto(_Calibrated):
         if names != list(self.policy.candidates):
             raise FitError(f"auto: the estimators ({', '.join(names)}) are not the policy's candidates "
                            f"({', '.join(self.policy.candidates)})")
-        rows = rows.loc[(rows["tokens"] > 0)]
+        rows = with_tokens(rows)
         self._fit_context(rows, self.estimators)
         self.fits_ = {name: fit_candidate(est, rows) for name, est in self.estimators}
         failed = {m: str(f) for m, f in self.fits_.items() if isinstance(f, Exception)}
