@@ -567,7 +567,8 @@ def _sections() -> dict[str, Check]:
             "scores": Str(), "forecasts": Str(), "out_dir": Str(), "suites": ListOf(Str(), min_len=1),
             "min_sizes": Int(ge=3), "losses": ListOf(TaskMetric()), "lineage": MapOf(Str(), Str()),
             "factors": ListOf(Number(gt=1), min_len=1), "candidates": ListOf(Method(), min_len=2),
-            "level": Number(gt=0, lt=1), "processes": Int(ge=1),
+            "level": Number(gt=0, lt=1), "processes": Int(ge=1), "beyond_support": Struct(
+                {"learned_at": ListOf(Number(gt=1), min_len=1), "scored_at": Number(gt=1)}, ("learned_at", "scored_at")),
             "zoo": Struct({"per_design": Int(ge=0, le=1000), "seed": Int(ge=0), "folds": Int(ge=2)})}),
     }
 
@@ -583,10 +584,9 @@ def check(params: dict, origin: str = "params.yaml") -> None:
         for name in params:
             if name not in SECTIONS:
                 raise _Bad(str(name), f"unknown section{_close(name, SECTIONS)}")
-        checks = _sections()
-        for name in SECTIONS:
+        for name, section in _sections().items():
             if params.get(name) is not None:
-                checks[name](params[name], name, params)
+                section(params[name], name, params)
     except _Bad as exc:
         where = f"{origin}: {exc.path}: " if exc.path else f"{origin}: "
         raise ConfigError(where + exc.message) from None

@@ -139,6 +139,26 @@ def test_new_simulated_ladders_are_covered_at_the_stated_rate(start):
     assert n >= 20 and inside / n >= 0.66, (inside, n)
 
 
+def test_judged_beyond_its_support_the_policy_learns_nothing_from_the_farther_holdouts():
+    """ladders.beyond_support: learned from the 2x and 4x holdouts alone, the 16x forecasts and their
+    intervals are the same whatever the 16x actual values are; only their scores change."""
+    from pipeline.ladders import table as tables
+
+    committed = calibration.read(calibration.DEFAULT_PATH)
+    small = committed.loc[committed["group"].isin(["opt", "bloom", "zoo-fold0", "zoo-fold1"])]
+    cands = list(calibration.DEFAULT_CANDIDATES)
+    a = lolo.beyond_support(small, cands, 0.9, [2, 4], 16)
+    far = small["factor"] == 16
+    moved = small.assign(actual=np.where(far, 1 - small["actual"], small["actual"]))
+    b = lolo.beyond_support(moved, cands, 0.9, [2, 4], 16)
+    assert set(a["factor"]) == {16.0} and (a["candidate"] == "auto").any()
+    for col in ("predicted", "lower", "upper"):
+        assert np.allclose(a[col], b[col], equal_nan=True)
+    assert not np.allclose(a["actual"], b["actual"])
+    judged = tables.beyond_support(small, cands, 0.9, [2, 4], 16)
+    assert set(judged["factor"]) == {16.0} and (judged["shared_n"] > 0).all()
+
+
 def test_the_committed_forecast_table_matches_its_manifest_and_settings():
     """The table auto and the intervals are learned from was made by this law code and these settings
     (rebuild it with `python -m pipeline ladders` after changing either)."""
@@ -146,3 +166,15 @@ def test_the_committed_forecast_table_matches_its_manifest_and_settings():
 
     cfg = params.load("ladders")
     assert calibration.stale(cfg["forecasts"], cfg) is None
+
+
+def test_a_beyond_support_setting_outside_the_factors_is_refused_in_one_line():
+    from pipeline.errors import CapcastError
+    from pipeline.stages.ladders import beyond_support
+
+    forecasts = pd.DataFrame({"factor": [2.0, 4.0, 16.0]})
+    for spec in ({"learned_at": [2, 4], "scored_at": 4}, {"learned_at": [2], "scored_at": 64},
+                 {"learned_at": [3], "scored_at": 16}):
+        with pytest.raises(CapcastError, match=r"ladders\.beyond_support"):
+            beyond_support(forecasts, {"beyond_support": spec}, ["line_final"], 0.9)
+    assert beyond_support(forecasts, {}, ["line_final"], 0.9) is None

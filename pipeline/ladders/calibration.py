@@ -34,7 +34,7 @@ def code_digest(root: Path | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-NOT_IN_TABLE = ("processes", "out_dir")  # settings that change how it is made or where, not what
+NOT_IN_TABLE = ("processes", "out_dir", "beyond_support")  # settings of how it is made, where, or judged: not what
 
 
 def settings_digest(cfg: dict) -> str:

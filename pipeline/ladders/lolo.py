@@ -21,11 +21,14 @@ from pipeline.laws.policy import AUTO, Policy, prediction_matrix, with_spread
 OUT = ["lower", "upper"]
 
 
-def auto_forecasts(table: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
-    """Rows of candidate ``auto``: each group's units forecast with weights learned without it."""
+def auto_forecasts(table: pd.DataFrame, candidates: list[str], level: float,
+                   learn_from: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows of candidate ``auto``: each group's units forecast with weights learned without it
+    (from ``learn_from``'s other groups: by default the table's)."""
+    learn_from = table if learn_from is None else learn_from
     out = []
     for group in sorted(table["group"].unique()):
-        policy = Policy.learn(table, candidates, level, exclude=[group], intervals=False)
+        policy = Policy.learn(learn_from, candidates, level, exclude=[group], intervals=False)
         mine = table.loc[table["group"] == group]
         units, P = prediction_matrix(mine, candidates, fill=False)
         if not len(units):
@@ -36,11 +39,14 @@ def auto_forecasts(table: pd.DataFrame, candidates: list[str], level: float) -> 
     return pd.concat(out, ignore_index=True)[table.columns] if out else table.iloc[:0]
 
 
-def out_of_group_intervals(table: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
-    """``table`` with ``lower`` and ``upper`` for every forecast, each from a policy learned without its group."""
+def out_of_group_intervals(table: pd.DataFrame, candidates: list[str], level: float,
+                           learn_from: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``table`` with ``lower`` and ``upper`` for every forecast, each from a policy learned without
+    its group (from ``learn_from``'s other groups: by default the table's)."""
+    learn_from = table if learn_from is None else learn_from
     parts = []
     for group in sorted(table["group"].unique()):
-        policy = Policy.learn(table, candidates, level, exclude=[group], weights=False)
+        policy = Policy.learn(learn_from, candidates, level, exclude=[group], weights=False)
         mine = table.loc[table["group"] == group].copy()
         mine["lower"], mine["upper"] = np.nan, np.nan
         for method, rows in mine.loc[mine["status"] == "ok"].groupby("candidate"):
@@ -57,3 +63,16 @@ def evaluate(table: pd.DataFrame, candidates: list[str], level: float = 0.9) -> 
     table = with_spread(table)
     full = pd.concat([table, auto_forecasts(table, candidates, level)], ignore_index=True)
     return out_of_group_intervals(full, candidates, level)
+
+
+def beyond_support(table: pd.DataFrame, candidates: list[str], level: float, learned_at, scored_at: float
+                   ) -> pd.DataFrame:
+    """How the policy holds past the distances it learned from: weights and intervals learned from
+    the holdouts at factors ``learned_at`` alone (auto's first pass too), every group's forecasts
+    at ``scored_at`` judged out of group, as :func:`evaluate` judges them at every factor."""
+    table = with_spread(table.loc[table["candidate"] != AUTO])
+    near = list(learned_at)
+    full = pd.concat([table, auto_forecasts(table, candidates, level, table.loc[table["factor"].isin(near)])],
+                     ignore_index=True)
+    far = full.loc[full["factor"] == scored_at]
+    return out_of_group_intervals(far, candidates, level, full.loc[full["factor"].isin(near)])

@@ -88,6 +88,14 @@ def evaluate(forecasts: pd.DataFrame, candidates: list[str], level: float) -> pd
     return lolo_table(evaluated, methods_of(candidates), level)
 
 
+def beyond_support(forecasts: pd.DataFrame, candidates: list[str], level: float, learned_at, scored_at: float
+                   ) -> pd.DataFrame:
+    """The leave-one-ladder-out table of a policy learned from the holdouts at ``learned_at`` alone,
+    scored at ``scored_at`` (:func:`pipeline.ladders.lolo.beyond_support`)."""
+    evaluated = lolo.beyond_support(forecasts, candidates, level, learned_at, scored_at)
+    return lolo_table(evaluated, methods_of(candidates), level)
+
+
 def singles(group: pd.DataFrame) -> pd.DataFrame:
     """The single methods of one class x factor group of the leave-one-ladder-out table, by
     method, that share forecasts with auto."""
