@@ -150,6 +150,18 @@ def both_modes_help(stage: argparse.ArgumentParser, family: argparse.ArgumentPar
     return f"{stage.format_help()}\n{family.format_help()}"
 
 
+def two_modes(argv, stage_parser, family_parser, stage_main, family_main) -> int:
+    """A command with two modes (forecast, report): ``family_main(argv)`` with ``--family`` (one
+    family of any table at any (N, D), no params.yaml), both modes' help with ``--help``, else
+    ``stage_main`` of the DVC-stage mode's parsed arguments."""
+    if family_mode(argv):
+        return family_main(argv)
+    if help_asked(argv):
+        print(both_modes_help(stage_parser(), family_parser()))
+        return 0
+    return stage_main(stage_parser().parse_args(argv))
+
+
 def family_request(args):
     """The table (with --chance applied) and the :class:`pipeline.forecasting.family.Request`, from parsed
     arguments."""

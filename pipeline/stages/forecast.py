@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 
 from pipeline import files, params, scores
-from pipeline.cli import add_family_arguments, both_modes_help, family_mode, family_request, help_asked, run_cli
+from pipeline.cli import add_family_arguments, family_request, run_cli, two_modes
 from pipeline.forecasting import family_skills
 from pipeline.forecasting.comparison import family_comparison
 from pipeline.forecasting.family import describe, line, run
@@ -80,12 +80,11 @@ def parsers() -> dict:
 
 
 def _main(argv) -> int:
-    if family_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
-        return main_forecast(argv)
-    if help_asked(argv):
-        print(both_modes_help(stage_parser(), family_parser()))
-        return 0
-    args = stage_parser().parse_args(argv)
+    return two_modes(argv, stage_parser, family_parser, run_stage, main_forecast)
+
+
+def run_stage(args) -> int:
+    """The DVC-stage mode: every target of the params file's forecast: section."""
     files.check_into(args.out, ["forecast.csv", "forecast_curves.csv", "two_step_diagnostics.csv", "family_offsets.csv",
                      "capability.csv", "family_skills.csv"], "--out", [("--scores", args.scores),
                                                                        ("--predictions", args.predictions)])

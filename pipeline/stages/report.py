@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from pipeline import files, params, scores
-from pipeline.cli import add_family_arguments, both_modes_help, family_mode, family_request, help_asked, run_cli
+from pipeline.cli import add_family_arguments, family_request, run_cli, two_modes
 from pipeline.forecasting.family import SPLIT, Request, Result, run
 from pipeline.report.build import write
 from pipeline.report.inputs import ReportConfig, ReportInput, load_inputs
@@ -52,12 +52,11 @@ def parsers() -> dict:
 
 
 def _main(argv) -> int:
-    if family_mode(argv):  # --family: one family of any table at any (N, D), no params.yaml
-        return main_report(argv)
-    if help_asked(argv):
-        print(both_modes_help(stage_parser(), family_parser()))
-        return 0
-    args = stage_parser().parse_args(argv)
+    return two_modes(argv, stage_parser, family_parser, run_stage, main_report)
+
+
+def run_stage(args) -> int:
+    """The DVC-stage mode: the report of the stages' outputs."""
     out = Path(args.out)
     files.check_into(out, REPORT_FILES, "--out", [("--scores", args.scores)])
     inp = load_inputs(Path(args.scores), Path(args.in_dir) if args.in_dir else out)
