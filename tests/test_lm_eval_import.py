@@ -200,6 +200,21 @@ def test_a_hand_made_folder_gives_losses_and_chance_by_hand(tmp_path):
     assert set(table.step) == {3000} and set(table.params) == {1.2e9} and set(table.tokens) == {2e10}
 
 
+def test_runs_read_in_several_processes_give_the_same_table_and_notes(tmp_path):
+    for k in range(4):
+        fake_run(tmp_path / "runs", model=f"my-org/m{k}", revision=f"step{1000 * (k + 1)}", samples=k != 2)
+    said = {n: [] for n in (1, 3)}
+    tables = {n: lm.import_runs([tmp_path / "runs"], lm.Facts(family="mine", tokens_per_step=1e6),
+                                log=said[n].append, processes=n) for n in (1, 3)}
+    pd.testing.assert_frame_equal(tables[1], tables[3])
+    assert said[1] == said[3] and said[1]  # the notes (no tokenizer here) come back from the workers, in order
+    assert tables[1]["model"].nunique() == 4
+    _, samples = fake_run(tmp_path / "runs", model="my-org/m9", revision="step9000")
+    samples.write_text(samples.read_text()[:-40])  # a worker's error comes back as the one-line error
+    with pytest.raises(lm.LmEvalError, match=r"m9.*line \d+ is not an lm-eval sample"):
+        lm.import_runs([tmp_path / "runs"], lm.Facts(family="mine", tokens_per_step=1e6), processes=3)
+
+
 def test_a_local_folder_named_stepN_is_that_checkpoint_of_its_parent(tmp_path):
     ckpt = tmp_path / "runs" / "my-1b" / "step2000"
     ckpt.mkdir(parents=True)

@@ -37,7 +37,7 @@ import pandas as pd
 
 from pipeline import scores
 from pipeline.errors import CapcastError
-from pipeline.parallel import bar
+from pipeline.parallel import fork_map
 from pipeline.sources import families, taskloss
 
 SUITE = "lm_eval"
@@ -470,10 +470,12 @@ def tokens_of(run: Run, facts: Facts, params: float, found) -> float:
                        "--tokens-per-param R or --tokens-per-step S")
 
 
-def run_rows(run: Run, facts: Facts, notes: list) -> list[dict]:
-    """Scores rows of one results JSON: lm-eval's metrics, task losses and chance per task."""
+def run_rows(run: Run, facts: Facts) -> tuple[list[dict], list[str]]:
+    """Scores rows of one results JSON (lm-eval's metrics, task losses and chance per task), and
+    notes for the user (what was left out, and why)."""
     from pipeline.sources.lm_eval_run import lm_eval_metrics
 
+    notes: list[str] = []
     files = samples_files(run.path)
     leaves = sorted(t for t in run.doc["results"] if t in (run.doc.get("configs") or {}))
     have = [t for t in leaves if t in files]
@@ -510,7 +512,7 @@ def run_rows(run: Run, facts: Facts, notes: list) -> list[dict]:
                          "num_fewshot": shots,
                          "chance": taskloss.chance_of(metric, spec.output_type if spec else None, item["chance"]),
                          "task_version": _version(run.doc, task)})
-    return rows
+    return rows, notes
 
 
 def _shots(run: Run, task: str) -> int | None:
@@ -547,9 +549,10 @@ def _version(doc: dict, task: str):
     return None if v is None else str(v)
 
 
-def import_runs(paths, facts: Facts | None = None, log=None, progress=None) -> pd.DataFrame:
+def import_runs(paths, facts: Facts | None = None, log=None, progress=None, processes: int = 1) -> pd.DataFrame:
     """Validated scores rows of every run under ``paths`` (see the module docstring); ``progress``:
-    a bar over the results files (:mod:`pipeline.parallel`)."""
+    a bar over the results files (:mod:`pipeline.parallel`); the runs are read in ``processes``
+    forked workers (the same rows, in the same order, whatever the number)."""
     facts = facts or Facts()
     files = results_files(paths)
     orphans = orphan_samples(files)
@@ -565,9 +568,9 @@ def import_runs(paths, facts: Facts | None = None, log=None, progress=None) -> p
         raise LmEvalError(f"--params gives one count for {len({r.model for r in runs})} models; "
                            "give MODEL=N pairs, or import each model on its own")
     notes, rows, origin = [missing_samples(paths)], [], {}
-    done = bar(progress, len(runs))
-    for run in runs:
-        for row in run_rows(run, facts, notes):
+    for run, (mine, said) in zip(runs, fork_map(lambda r: run_rows(r, facts), runs, processes, progress)):
+        notes += said
+        for row in mine:
             key = tuple(row[k] for k in scores.KEY)
             if key in origin:
                 raise LmEvalError(f"{origin[key]} and {run.path} both hold {row['model']} step {row['step']} "
@@ -575,8 +578,6 @@ def import_runs(paths, facts: Facts | None = None, log=None, progress=None) -> p
                                    "runs (or, for two revisions that are not stepN, import them separately)")
             origin[key] = str(run.path)
             rows.append(row)
-        done.update()
-    done.close()
     if not rows:
         raise LmEvalError(f"{files[0]}: no metrics in the results (lm-eval's 'acc,none', ...); is this an lm-eval "
                           "0.4+ results file?")

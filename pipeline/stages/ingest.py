@@ -77,6 +77,8 @@ def lm_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", help="tokenizer (hub id or folder, read locally) for nll_token, when the "
                                        "checkpoints' own is not on this machine")
     p.add_argument("--suite", default=lm_eval.SUITE, help=f"suite of the rows (default {lm_eval.SUITE})")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="read the runs in N forked processes (the same table whatever N; default 1)")
     return p
 
 
@@ -84,13 +86,15 @@ def lm_eval_main(argv) -> int:
     """``python -m pipeline ingest lm-eval``: lm-eval output folders -> a scores table."""
     args = lm_eval_parser().parse_args(argv)
     out = Path(args.out)
+    if args.processes < 1:
+        raise lm_eval.LmEvalError(f"--processes {args.processes}: give 1 or more")
     if out.suffix not in (".csv", ".parquet"):
         raise lm_eval.LmEvalError(f"--out {out}: give a .csv or .parquet file")
     files.check_outputs([("--out", out)], [("PATH", p) for p in args.paths])
     facts = lm_eval.Facts(args.family, args.tokens, args.tokens_per_param, args.tokens_per_step, lm_eval.parse_params(args.params),
                   args.tokenizer, scores.parse_chance(args.chance), args.suite)
     with progress("ingest lm-eval", "file") as bars:
-        table = lm_eval.import_runs(args.paths, facts, progress=bars)
+        table = lm_eval.import_runs(args.paths, facts, progress=bars, processes=args.processes)
     scores.clean_stale_temps(out.parent, names=[out.name])
     scores.write(table, out, origin=f"ingest lm-eval -> {out}")
     ck = table.drop_duplicates(["model", "step"])
