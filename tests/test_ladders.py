@@ -170,11 +170,12 @@ def test_the_committed_forecast_table_matches_its_manifest_and_settings():
 
 def test_a_beyond_support_setting_outside_the_factors_is_refused_in_one_line():
     from pipeline.errors import CapcastError
-    from pipeline.stages.ladders import beyond_support
+    from pipeline.stages.ladders import beyond_factors
 
-    forecasts = pd.DataFrame({"factor": [2.0, 4.0, 16.0]})
     for spec in ({"learned_at": [2, 4], "scored_at": 4}, {"learned_at": [2], "scored_at": 64},
                  {"learned_at": [3], "scored_at": 16}):
         with pytest.raises(CapcastError, match=r"ladders\.beyond_support"):
-            beyond_support(forecasts, {"beyond_support": spec}, ["line_final"], 0.9)
-    assert beyond_support(forecasts, {}, ["line_final"], 0.9) is None
+            beyond_factors({"factors": [2, 4, 16], "beyond_support": spec})
+    assert beyond_factors({"factors": [2, 4, 16]}) is None
+    assert beyond_factors({"factors": [2, 4, 16], "beyond_support": {"learned_at": [2, 4], "scored_at": 16}}) == (
+        [2.0, 4.0], 16.0)

@@ -55,9 +55,10 @@ def _main(argv) -> int:
     t0 = time.perf_counter()
     forecasts_path = Path(cfg.get("forecasts", calibration.DEFAULT_PATH))
     out_dir = Path(cfg.get("out_dir", "reports/ladders"))
+    beyond_path = out_dir / "beyond_support.csv" if beyond_factors(cfg) else None  # checked before the long work
     files.check_outputs([("ladders.forecasts", None if args.evaluate_only else forecasts_path),
-                         ("ladders.out_dir", out_dir / "lolo.csv"),
-                         ("ladders.out_dir", out_dir / "beyond_support.csv" if cfg.get("beyond_support") else None)], [("ladders.scores", cfg.get("scores"))])
+                         ("ladders.out_dir", out_dir / "lolo.csv"), ("ladders.out_dir", beyond_path)],
+                        [("ladders.scores", cfg.get("scores"))])
     candidates, level = list(cfg["candidates"]), float(cfg.get("level", 0.9))
     if not args.evaluate_only:
         scores_table = scores.read(cfg.get("scores", "data/scores.parquet"))
@@ -70,29 +71,31 @@ def _main(argv) -> int:
     lolo = table.evaluate(calibration.read(forecasts_path), candidates, level)
     scores.write_csv(lolo.round(3), out_dir / "lolo.csv")
     print(summary(lolo))
-    beyond = beyond_support(calibration.read(forecasts_path), cfg, candidates, level)
-    if beyond is not None:
-        scores.write_csv(beyond.round(3), out_dir / "beyond_support.csv")
+    if beyond_path is not None:
+        beyond = table.beyond_support(calibration.read(forecasts_path), candidates, level, *beyond_factors(cfg))
+        scores.write_csv(beyond.round(3), beyond_path)
         print("beyond the support (policies learned from the nearer holdouts alone):\n" + summary(beyond))
     print(f"wrote {forecasts_path if not args.evaluate_only else ''} {out_dir / 'lolo.csv'}"
-          f"{' ' + str(out_dir / 'beyond_support.csv') if beyond is not None else ''} "
+          f"{' ' + str(beyond_path) if beyond_path is not None else ''} "
           f"({time.perf_counter() - t0:.0f}s)".replace("  ", " "))
     return 0
 
 
-def beyond_support(forecasts: pd.DataFrame, cfg: dict, candidates: list[str], level: float) -> pd.DataFrame | None:
-    """``ladders.beyond_support``'s table (None where it is not set): the policy learned from the
-    holdouts at ``learned_at`` alone, judged at ``scored_at``, a factor past them."""
+def beyond_factors(cfg: dict) -> tuple[list[float], float] | None:
+    """``ladders.beyond_support`` as (learned_at, scored_at), checked against ``ladders.factors``
+    (None where it is not set): the policy learned from the holdouts at ``learned_at`` alone,
+    judged at ``scored_at``, a factor past them."""
     spec = cfg.get("beyond_support")
     if not spec:
         return None
     learned_at, scored_at = [float(f) for f in spec["learned_at"]], float(spec["scored_at"])
-    factors = set(forecasts["factor"].astype(float))
+    factors = {float(f) for f in cfg.get("factors") or ()}
     if scored_at in learned_at or scored_at not in factors or not set(learned_at) <= factors:
+        shown = ", ".join(f"{f:g}" for f in sorted(factors))
         raise CapcastError(f"params.yaml ladders.beyond_support: learned_at {spec['learned_at']} and scored_at "
-                           f"{spec['scored_at']} must be factors of ladders.factors ({', '.join(f'{f:g}' for f in sorted(factors))}), "
-                           "scored_at not among learned_at")
-    return table.beyond_support(forecasts, candidates, level, learned_at, scored_at)
+                           f"{spec['scored_at']} must be among ladders.factors ({shown}), scored_at not among "
+                           "learned_at")
+    return learned_at, scored_at
 
 
 def summary(lolo: pd.DataFrame) -> str:
