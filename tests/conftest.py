@@ -25,4 +25,18 @@ def tiny_zoo(tmp_path_factory):
     patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(zoo.hub_cache))
     yield zoo
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def lm_eval_runs(tiny_zoo, tmp_path_factory):
+    """lm-eval's own CLI on the tiny ladder (3 sizes x 2 checkpoints, both tasks) with
+    --log_samples: what a user's ``lm_eval --output_path`` folder holds.  Run once per session
+    (about 40 s); tests copy it before changing anything in it."""
+    from tests.test_lm_eval_import import LADDER, LASTWORD, MC
+    from tests.tiny_models import run_lm_eval_cli
+
+    out = tmp_path_factory.mktemp("lm_eval_runs") / "out"
+    files = run_lm_eval_cli(tiny_zoo, out, LADDER, (MC, LASTWORD))
+    assert len(files) == len(LADDER)
+    return out
 # ------------------------------------------------------------------- end of evaluate stage block

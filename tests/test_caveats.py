@@ -152,14 +152,19 @@ def test_the_forecast_stage_and_the_family_forecast_write_the_same_note(tmp_path
 
 # ------------------------------------------------------------- the own-ladder journey, no samples
 @pytest.fixture(scope="module")
-def bare_ladder(tiny_zoo, tmp_path_factory):
-    """The README's step 1 on the tiny ladder, forgetting --log_samples."""
-    from tests.test_lm_eval_import import LADDER, LASTWORD, MC
-    from tests.tiny_models import run_lm_eval_cli
+def bare_ladder(lm_eval_runs, tmp_path_factory):
+    """The README's step 1 on the tiny ladder, forgetting --log_samples: lm-eval's folder without
+    its samples files (lm-eval writes the same results JSON either way: it records no
+    log_samples setting)."""
+    import shutil
+
+    from tests.test_lm_eval_import import LADDER
 
     out = tmp_path_factory.mktemp("no_samples") / "out"
-    files = run_lm_eval_cli(tiny_zoo, out, LADDER, (MC, LASTWORD), log_samples=False)
-    assert len(files) == len(LADDER) and not list(out.rglob("samples_*"))
+    shutil.copytree(lm_eval_runs, out)
+    for samples in out.rglob("samples_*.jsonl"):
+        samples.unlink()
+    assert len(list(out.rglob("results_*.json"))) == len(LADDER) and not list(out.rglob("samples_*"))
     return out
 
 

@@ -19,7 +19,7 @@ from pipeline.sources import lm_eval_run as lmrun
 from pipeline.sources import taskloss
 from pipeline.stages import ingest as ingest_stage
 from tests.paths import ROOT
-from tests.tiny_models import TOKENS_PER_STEP, run_lm_eval_cli
+from tests.tiny_models import TOKENS_PER_STEP
 
 MC, LASTWORD = "capcast_tiny_mc", "capcast_tiny_lastword"
 LADDER = [(f"capcast-test/tiny-neox-{size}", f"step{step}") for size in ("xs", "s", "m") for step in (4, 40)]
@@ -27,12 +27,9 @@ LOSSES = ("nll", "nll_token", "nll_char", "bpb", "prob_correct")
 
 
 @pytest.fixture(scope="module")
-def ladder(tiny_zoo, tmp_path_factory):
-    """lm-eval's CLI run on 3 sizes x 2 checkpoints, both tasks, with --log_samples."""
-    out = tmp_path_factory.mktemp("lm_eval_runs") / "out"
-    files = run_lm_eval_cli(tiny_zoo, out, LADDER, (MC, LASTWORD))
-    assert len(files) == len(LADDER)
-    return out
+def ladder(lm_eval_runs):
+    """lm-eval's CLI run on 3 sizes x 2 checkpoints, both tasks, with --log_samples (conftest.py)."""
+    return lm_eval_runs
 
 
 def ladder_facts(**kw) -> lm.Facts:

@@ -218,12 +218,10 @@ def build_zoo(root: Path, specs=NEOX + OPT) -> TinyZoo:
     return zoo
 
 
-def run_lm_eval_cli(zoo: TinyZoo, out: Path, checkpoints, tasks, jobs: int = 2, extra=(),
-                    log_samples: bool = True) -> list[Path]:
-    """lm-eval's own command line (``python -m lm_eval run ... --log_samples --output_path out``; without
-    ``--log_samples`` where ``log_samples`` is False) on (model, revision) pairs of the zoo, ``jobs``
-    processes at a time, offline; returns ``out``'s results files.  Raises with lm-eval's last lines
-    when a run fails."""
+def run_lm_eval_cli(zoo: TinyZoo, out: Path, checkpoints, tasks, jobs: int = 2, extra=()) -> list[Path]:
+    """lm-eval's own command line (``python -m lm_eval run ... --log_samples --output_path out``) on
+    (model, revision) pairs of the zoo, ``jobs`` processes at a time, offline; returns ``out``'s
+    results files.  Raises with lm-eval's last lines when a run fails."""
     import os
     import subprocess
     import sys
@@ -233,7 +231,7 @@ def run_lm_eval_cli(zoo: TinyZoo, out: Path, checkpoints, tasks, jobs: int = 2, 
     commands = [[sys.executable, "-m", "lm_eval", "run", "--model", "hf",
                  "--model_args", f"pretrained={model}" + (f",revision={revision}" if revision else ""),
                  "--tasks", ",".join(tasks), "--include_path", str(zoo.include_path), "--device", "cpu",
-                 "--batch_size", "8", *(["--log_samples"] if log_samples else []), "--output_path", str(out), *extra]
+                 "--batch_size", "8", "--log_samples", "--output_path", str(out), *extra]
                 for model, revision in checkpoints]
     running = []
     for i, cmd in enumerate(commands):
