@@ -39,6 +39,17 @@ def test_frontier_keeps_the_best_run_of_each_budget_where_it_improves():
     assert sorted(kept["model"]) == ["b", "d"]
 
 
+def test_a_preset_law_is_named_by_its_preset_in_its_messages():
+    """line_frontier is loglinear through the frontier: its errors say line_frontier, the method asked for."""
+    from pipeline.errors import FitError
+
+    rows = _rows([("a", None, 1e8, 1e9, .40), ("b", None, 2e8, 5e8, .45), ("d", None, 1e9, 1e10, .6)])
+    with pytest.raises(FitError, match="^line_frontier: 2 training points"):
+        make("line_frontier", target="t:acc", n_bootstrap=0).fit(rows)
+    assert make("loglinear", target="t:acc").method == "loglinear"
+    assert make("sigmoid_final", target="t:acc").method == "sigmoid_final"
+
+
 def test_carry_forward_predicts_the_top_rungs_mean_final_value():
     rows = _rows([("a", None, 1e8, 2e9, .30), ("b", None, 1e9, 2e10, .50), ("c", None, 1.05e9, 1.9e10, .54)])
     law = make("carry", target="t:acc", n_bootstrap=0).fit(rows)

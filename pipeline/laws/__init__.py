@@ -21,7 +21,7 @@ See docs/laws.md for the forms, the fitting choices and the backtest results.
 from __future__ import annotations
 
 from pipeline.errors import FitError
-from pipeline.laws.baselines import Direct, LogLinear, SigmoidCompute
+from pipeline.laws.baselines import PRESET_NAMES, Direct, LogLinear, SigmoidCompute
 from pipeline.laws.auto import Auto, Calibrated
 from pipeline.laws.carry import CarryForward
 from pipeline.laws.link import Link
@@ -45,8 +45,8 @@ METHODS = {
     "sigmoid_final": SigmoidCompute,
     "auto": Auto,
 }
-PRESETS = {"observational_compute": {"mode": "compute"}, "line_final": {"rows": "final"},
-           "line_frontier": {"rows": "frontier"}, "sigmoid_final": {"rows": "final"}}
+PRESETS = {"observational_compute": {"mode": "compute"},
+           **{name: {"rows": rows} for (_, rows), name in PRESET_NAMES.items()}}
 
 
 LOSS_METHODS = ("two_step", "link")  # methods that go through a loss (the loss option)

@@ -33,8 +33,21 @@ def _log_compute(units) -> np.ndarray:
     return np.log(units["compute_flops"].to_numpy(float))[:, None]
 
 
+# (law, row set) -> the name of that preset (pipeline.laws.PRESETS): what messages call the law
+PRESET_NAMES = {("loglinear", "final"): "line_final", ("loglinear", "frontier"): "line_frontier",
+                ("sigmoid", "final"): "sigmoid_final"}
+
+
 class _ComputeLaw(CurveLaw):
     """A curve of x = log C fitted to the target."""
+
+    law = "law"
+
+    @property
+    def method(self) -> str:
+        """The law's name in messages: its preset's where its row set makes one (``loglinear``
+        through each run's final checkpoint is ``line_final``)."""
+        return PRESET_NAMES.get((self.law, self.rows), self.law)
 
     def __init__(self, target, skip_fraction: float = 0.1, rows: Literal["all", "final", "frontier"] = "all",
                  n_bootstrap: int = 200, level: float = 0.9, random_state: int = 0):
@@ -73,7 +86,7 @@ class _ComputeLaw(CurveLaw):
 class LogLinear(_ComputeLaw):
     """Metric linear in log training compute (least squares)."""
 
-    method = "loglinear"
+    law = "loglinear"
 
     def _make_curve(self, x, y, stderr, rows):
         return Linear(x)
@@ -82,7 +95,7 @@ class LogLinear(_ComputeLaw):
 class SigmoidCompute(_ComputeLaw):
     """Metric as a sigmoid of log training compute, floor at chance, ceiling <= 1 (Huber)."""
 
-    method = "sigmoid"
+    law = "sigmoid"
 
     def __init__(self, target, floor: Literal["auto", "chance", "free"] = "auto", chance: float | None = None,
                  huber_delta: float = 0.01, skip_fraction: float = 0.1,
@@ -103,7 +116,7 @@ class Direct(SigmoidCompute):
     """Accuracy straight from log compute in ``form`` "power" (Krajewski et al. 2025, arXiv
     2512.08894, equation 2), "sigmoid" (as :class:`SigmoidCompute`) or "auto" (nested choice)."""
 
-    method = "direct"
+    law = "direct"
 
     def __init__(self, target, form: Literal["auto", "power", "sigmoid"] = "power",
                  floor: Literal["auto", "chance", "free"] = "auto", chance: float | None = None,
