@@ -162,6 +162,27 @@ def two_modes(argv, stage_parser, family_parser, stage_main, family_main) -> int
     return stage_main(stage_parser().parse_args(argv))
 
 
+def check_level_and_bootstrap(args) -> None:
+    """--level inside (0, 1), --bootstrap within 0..MAX_BOOTSTRAP: one-line errors."""
+    if not 0 < args.level < 1:
+        raise CapcastError(f"--level must be between 0 and 1, got {args.level}")
+    if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:
+        raise CapcastError(f"--bootstrap must be between 0 and {MAX_BOOTSTRAP}, got {args.bootstrap}")
+
+
+def calibration_for(method: str, path: str | None, default=None):
+    """The ladder calibration (:class:`pipeline.ladders.calibration.Source`) of --calibration
+    ``path``, else ``default``, else the committed one; a one-line error where ``method`` is auto
+    and its table is missing."""
+    from pipeline.ladders.calibration import Source
+
+    calibration = Source(path) if path else default or Source()
+    if method == "auto" and not calibration.path.exists():
+        raise CapcastError(f"--method auto: the ladder calibration table {calibration.path} is missing; write it with "
+                           "`python -m pipeline ladders`, pass --calibration FILE, or name a --method")
+    return calibration
+
+
 def family_request(args):
     """The table (with --chance applied) and the :class:`pipeline.forecasting.family.Request`, from parsed
     arguments."""
@@ -169,20 +190,12 @@ def family_request(args):
     from pipeline.forecasting.family import Request
     from pipeline.laws.data import Metric
 
-    if not 0 < args.level < 1:
-        raise CapcastError(f"--level must be between 0 and 1, got {args.level}")
-    if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:
-        raise CapcastError(f"--bootstrap must be between 0 and {MAX_BOOTSTRAP}, got {args.bootstrap}")
+    check_level_and_bootstrap(args)
     table = scores.with_chance(scores.read(args.scores), scores.parse_chance(args.chance))
     if args.loss:
         Metric.parse(args.loss, "--loss")
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
-    from pipeline.ladders.calibration import Source
-
-    calibration = Source() if not args.calibration else Source(args.calibration)
-    if args.method == "auto" and not calibration.path.exists():
-        raise CapcastError(f"--method auto: the ladder calibration table {calibration.path} is missing; write it with "
-                           "`python -m pipeline ladders`, pass --calibration FILE, or name a --method")
+    calibration = calibration_for(args.method, args.calibration)
     req = Request(args.family, family_targets(args.params, args.tokens, args.tokens_per_param), tasks, args.metric,
                   args.method, args.loss, args.suite, args.num_fewshot, args.level, args.bootstrap, args.seed,
                   source=str(args.scores), calibration=calibration)

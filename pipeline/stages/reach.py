@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from pipeline import files, params, scores
-from pipeline.cli import run_cli, whole
+from pipeline.cli import calibration_for, check_level_and_bootstrap, run_cli, whole
 from pipeline.config import MAX_BOOTSTRAP
 from pipeline.errors import CapcastError
 from pipeline.forecasting import reach
@@ -96,18 +96,9 @@ def _recipe(tokens, ratio, tokens_flag: str, ratio_flag: str):
 
 def _request(fam: str, args, source: str, **over):
     from pipeline.forecasting.family import Request
-    from pipeline.ladders.calibration import Source
 
-    if not 0 < args.level < 1:
-        raise CapcastError(f"--level must be between 0 and 1, got {args.level}")
-    if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:
-        raise CapcastError(f"--bootstrap must be between 0 and {MAX_BOOTSTRAP}, got {args.bootstrap}")
-    given = over.pop("calibration", None)
-    calibration = Source(args.calibration) if args.calibration else given or Source()
-    method = over.get("method", args.method)
-    if method == "auto" and not calibration.path.exists():
-        raise CapcastError(f"--method auto: the ladder calibration table {calibration.path} is missing; write it with "
-                           "`python -m pipeline ladders`, pass --calibration FILE, or name a --method")
+    check_level_and_bootstrap(args)
+    calibration = calibration_for(over.get("method", args.method), args.calibration, over.pop("calibration", None))
     fields = {"method": args.method, "loss": args.loss, "suite": args.suite, "num_fewshot": args.num_fewshot,
               "level": args.level, "n_bootstrap": args.bootstrap, "seed": args.seed, **over}
     return Request(fam, (), source=source, calibration=calibration, **fields)
