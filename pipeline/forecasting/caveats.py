@@ -124,10 +124,8 @@ def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", 
     where it failed: ``failure`` says why); ``loss``: the loss two_step was told to use;
     ``extrapolation``: the row's words; ``backtest``: why the ladder's backtest is missing;
     ``wide``: the interval's words (:func:`wide_intervals`)."""
-    chance = at_chance(rows, target)
-    parts = [failure, chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss),
-             wide, extrapolation, f"backtest: {backtest}" if backtest else ""]
-    return join(parts)
+    return join([failure, caveats(rows, target, method, law, loss), wide, extrapolation,
+                 f"backtest: {backtest}" if backtest else ""])
 
 
 def caveats(rows: pd.DataFrame, target: str, method: str, law=None, loss: str | None = None) -> str:
