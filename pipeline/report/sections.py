@@ -7,6 +7,7 @@ cell of a CSV it names.  A section whose input is absent says so in one note.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,12 @@ class Report:
     @property
     def plots(self) -> Path:
         return self.out / "plots"
+
+    @cached_property
+    def glance(self) -> pd.DataFrame:
+        """Every target x task at a glance (:func:`pipeline.report.evidence.glance_table`): the answer
+        and the table print the same one."""
+        return ev.glance_table(self.inp, self.chosen, self.cfg)
 
 
 def value_unit(metrics) -> str:
@@ -91,7 +98,7 @@ def section_answers(page: Page, rep: Report) -> None:
     """The answer per target, before the evidence: forecast, interval, method and its held-out error."""
     if rep.inp.forecast is None or rep.chosen.empty:
         return
-    glance = ev.glance_table(rep.inp, rep.chosen, rep.cfg)
+    glance = rep.glance
     page.heading(2, "The answer", "answer")
     page.bullets([answer(g) for _, g in glance.groupby("target", sort=False)])
     page.para("Per target and task: the forecast, its prediction interval, the method (the configured default, "
@@ -107,7 +114,7 @@ def section_glance(page: Page, rep: Report) -> None:
     if rep.inp.forecast is None:
         page.note("reports/forecast.csv is missing: run the forecast stage (dvc repro).")
         return
-    glance = ev.glance_table(rep.inp, rep.chosen, rep.cfg)
+    glance = rep.glance
     scores.write_csv(glance, rep.out / "at_a_glance.csv")
     scores.write_csv(rep.evidence, rep.out / "method_evidence.csv")
     level = fmt(glance["level"].iloc[0]) if len(glance) else "0.9"
