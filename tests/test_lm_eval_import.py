@@ -212,6 +212,15 @@ def test_runs_read_in_several_processes_give_the_same_table_and_notes(tmp_path):
         lm.import_runs([tmp_path / "runs"], lm.Facts(family="mine", tokens_per_step=1e6), processes=3)
 
 
+def test_processes_below_one_is_refused_in_one_line(tmp_path, capsys):
+    fake_run(tmp_path / "runs")
+    out = tmp_path / "t.csv"
+    assert ingest_stage.main(["lm-eval", str(tmp_path / "runs"), "--family", "mine", "--tokens", "2e10",
+                              "--processes", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--processes 0: give 1 or more" in err[0] and not out.exists()
+
+
 def test_a_local_folder_named_stepN_is_that_checkpoint_of_its_parent(tmp_path):
     ckpt = tmp_path / "runs" / "my-1b" / "step2000"
     ckpt.mkdir(parents=True)
