@@ -88,14 +88,15 @@ def test_the_readme_forecast_example_prints_what_the_readme_shows(capsys):
 
 
 def test_the_ladders_doc_prints_the_committed_leave_one_ladder_out_table():
-    """docs/ladders.md's two summaries are pipeline.ladders.table.markdown of reports/ladders/lolo.csv
-    and beyond_support.csv (rerun `python -m pipeline ladders --evaluate-only` and paste them after
-    changing an interval)."""
+    """docs/ladders.md's three summaries are pipeline.ladders.table.markdown of reports/ladders/lolo.csv,
+    beyond_support.csv and new_design.csv (rerun `python -m pipeline ladders --evaluate-only` and
+    paste them after changing an interval)."""
     from pipeline.ladders import table
 
     doc = (ROOT / "docs/ladders.md").read_text(encoding="utf-8").splitlines()
     starts = [i for i, line in enumerate(doc) if line == table.MARKDOWN_HEADER]
-    assert len(starts) == 2, "docs/ladders.md prints the leave-one-ladder-out table and the beyond-support one"
-    for start, name in zip(starts, ("lolo.csv", "beyond_support.csv")):
+    names = ("lolo.csv", "beyond_support.csv", "new_design.csv")
+    assert len(starts) == 3, "docs/ladders.md prints the leave-one-ladder-out table, the beyond-support one and the new-design one"
+    for start, name in zip(starts, names):
         expected = table.markdown(pd.read_csv(ROOT / "reports/ladders" / name)).splitlines()
         assert doc[start:start + len(expected)] == expected, name

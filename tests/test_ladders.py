@@ -159,6 +159,31 @@ def test_judged_beyond_its_support_the_policy_learns_nothing_from_the_farther_ho
     assert set(judged["factor"]) == {16.0} and (judged["shared_n"] > 0).all()
 
 
+def test_left_out_by_design_a_simulated_ladder_learns_nothing_from_its_own_generator():
+    """new_design leaves each simulated design out whole: the isoFLOP forecasts of one fold of seeds
+    do not move when another fold's isoFLOP actuals do (under the usual seed folds they would:
+    the other fold is among what the policy learned from); real ladders are not judged there."""
+    from pipeline.ladders import table as tables
+
+    committed = calibration.read(calibration.DEFAULT_PATH)
+    small = committed.loc[committed["group"].isin(["opt", "bloom", "zoo-fold0", "zoo-fold1"])]
+    cands = list(calibration.DEFAULT_CANDIDATES)
+    other = (small["group"] == "zoo-fold1") & (small["kind"] == "isoflop")
+    moved = small.assign(actual=np.where(other, 1 - small["actual"], small["actual"]))
+    a, b = lolo.new_design(small, cands, 0.9), lolo.new_design(moved, cands, 0.9)
+    assert set(a["kind"]) == set(small["kind"]) - {"real"}
+    mine = lambda f: f.loc[(f["group"] == "design:isoflop")].sort_values(["ladder", "factor", "candidate", "model"])
+    fold0 = lambda f: f.loc[f["ladder"].isin(small.loc[small["group"] == "zoo-fold0", "ladder"])]
+    for col in ("predicted", "lower", "upper"):
+        assert np.allclose(fold0(mine(a))[col], fold0(mine(b))[col], equal_nan=True)
+    candidates_only = lambda f: f.loc[f["candidate"] != "auto"]
+    seed_a, seed_b = lolo.evaluate(candidates_only(small), cands, 0.9), lolo.evaluate(candidates_only(moved), cands, 0.9)
+    pick = lambda f: f.loc[(f["group"] == "zoo-fold0") & (f["kind"] == "isoflop") & (f["candidate"] == "auto")]
+    assert not np.allclose(pick(seed_a)["upper"], pick(seed_b)["upper"], equal_nan=True)
+    judged = tables.new_design(small, cands, 0.9)
+    assert "real" not in set(judged["ladder_class"]) and (judged["shared_n"] > 0).all()
+
+
 def test_the_committed_forecast_table_matches_its_manifest_and_settings():
     """The table auto and the intervals are learned from was made by this law code and these settings
     (rebuild it with `python -m pipeline ladders` after changing either)."""

@@ -107,6 +107,51 @@ def test_a_local_bias_moves_the_interval_and_coverage_holds_on_both_sides():
     assert np.median((z_hi - z_lo)[biased]) < 0.75 * 2 * (0.15 + 1.645 * 0.1)
 
 
+def _mixture_quantile_by_scipy(w, centre, sd, p):
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    return brentq(lambda z: float(np.sum(w * norm.cdf((z - centre) / sd))) - p, -50, 50, xtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), floor=st.sampled_from([0.0, 0.25, 0.5]), k=st.integers(1, 5))
+def test_the_mixture_interval_is_the_mixtures_quantiles_inside_floor_to_one(seed, floor, k):
+    """Each candidate's interval read as a normal in link space; the mixture's 5% and 95% points,
+    checked against scipy's root finder on the same mixture; inside [floor, 1]."""
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(0, 2, k)
+    sd = rng.uniform(0.05, 1.5, k)
+    w = rng.dirichlet(np.ones(k))
+    z = conformal.ndtri(0.95)
+    lower, upper = conformal.from_link(centre - z * sd, floor), conformal.from_link(centre + z * sd, floor)
+    lo, hi = conformal.mixture_interval(w[None], lower[None], upper[None], np.array([floor]), 0.9)
+    for got, p in ((lo[0], 0.05), (hi[0], 0.95)):
+        # the candidates' intervals pass through the link's clip (0.1% from a bound): compare there
+        want = conformal.from_link(_mixture_quantile_by_scipy(w, conformal.to_link(lower, floor) / 2
+                                                              + conformal.to_link(upper, floor) / 2,
+                                                              (conformal.to_link(upper, floor)
+                                                               - conformal.to_link(lower, floor)) / (2 * z), p), floor)
+        assert got == pytest.approx(want, abs=1e-6)
+    assert floor <= lo[0] <= hi[0] <= 1
+
+
+def test_the_mixture_interval_is_a_lone_candidates_and_spans_candidates_that_disagree():
+    one = conformal.mixture_interval(np.array([[1.0, 0.0]]), np.array([[0.40, 0.1]]), np.array([[0.50, 0.9]]),
+                                     np.array([0.25]), 0.9)
+    assert one[0][0] == pytest.approx(0.40, abs=1e-6) and one[1][0] == pytest.approx(0.50, abs=1e-6)
+    # a candidate without an interval hands its weight to the others
+    gone = conformal.mixture_interval(np.array([[0.5, 0.5]]), np.array([[0.40, np.nan]]),
+                                      np.array([[0.50, np.nan]]), np.array([0.25]), 0.9)
+    assert gone[0][0] == pytest.approx(0.40, abs=1e-6) and gone[1][0] == pytest.approx(0.50, abs=1e-6)
+    apart = conformal.mixture_interval(np.array([[0.5, 0.5]]), np.array([[0.40, 0.60]]), np.array([[0.45, 0.65]]),
+                                       np.array([0.25]), 0.9)
+    assert apart[0][0] < 0.42 and apart[1][0] > 0.63  # two confident candidates 20 points apart: it spans both
+    none = conformal.mixture_interval(np.array([[1.0]]), np.array([[np.nan]]), np.array([[np.nan]]),
+                                      np.array([0.25]), 0.9)
+    assert np.isnan(none[0][0]) and np.isnan(none[1][0])
+
+
 def test_stacking_recovers_an_exact_mixture_and_stays_on_the_simplex():
     rng = np.random.default_rng(1)
     P = rng.uniform(0, 1, (200, 3))
@@ -114,6 +159,35 @@ def test_stacking_recovers_an_exact_mixture_and_stays_on_the_simplex():
     w = stack(P, y)
     assert w == pytest.approx([0.7, 0.0, 0.3], abs=1e-6)
     assert w.min() >= 0 and w.sum() == pytest.approx(1.0)
+
+
+def test_the_gate_and_the_scale_read_a_feature_past_their_calibration_at_its_edge():
+    """A ladder unlike every calibration ladder (here: more runs per budget than any) gets the
+    weights and interval scale of the nearest edge of what was learned, not an extrapolation."""
+    from pipeline.laws.policy import Gate
+
+    rng = np.random.default_rng(3)
+    n = 400
+    phi = np.column_stack([np.ones(n), rng.uniform(0, 1, n)])
+    P = np.column_stack([rng.uniform(0.3, 0.7, n), rng.uniform(0.3, 0.7, n)])
+    y = np.where(phi[:, 1] > 0.5, P[:, 0], P[:, 1])  # which candidate is right depends on the feature
+    gate = Gate.fit(P, y, phi, np.ones(n))
+    assert gate.weights(np.array([[1.0, 25.0]])) == pytest.approx(gate.weights(np.array([[1.0, 1.0]])))
+    assert gate.weights(np.array([[1.0, 1.0]]))[0, 0] > 0.6  # it did learn to trust the first candidate at high values
+    # the scale: a feature of the ladder is read at its edge; how far it extrapolates is not
+    full = np.zeros((n, len(conformal.PHI)))
+    full[:, 0] = 1.0
+    level, distance = conformal.PHI.index("level"), conformal.PHI.index("distance")
+    full[:, level], full[:, distance] = phi[:, 1], rng.uniform(0, 1, n)
+    e = rng.standard_normal(n) * 0.1 * np.exp(full[:, level] + full[:, distance])
+    scale = conformal.Conformal.fit(e, np.zeros(n), full, 0.9)
+    edge, far = full[:1].copy(), full[:1].copy()
+    edge[0, level], far[0, level] = 1.0, 25.0
+    assert scale.sigma(np.zeros(1), far) == pytest.approx(scale.sigma(np.zeros(1), edge))
+    assert scale.local_shift_q(far)[1] == pytest.approx(scale.local_shift_q(edge)[1])
+    farther = edge.copy()
+    farther[0, distance] = 3.0  # three times past the calibration's distances: a wider scale
+    assert scale.sigma(np.zeros(1), farther)[0] > 2 * scale.sigma(np.zeros(1), edge)[0]
 
 
 def _table(n_ladders=30, seed=0):

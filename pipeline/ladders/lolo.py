@@ -7,9 +7,8 @@ forecast combines g's candidate predictions with the weights learned elsewhere, 
 method's interval comes from its errors elsewhere.  The scores of :mod:`pipeline.ladders.scoring`
 on these out-of-group forecasts are the leave-one-ladder-out table.
 
-The auto forecast's own interval needs its errors on other groups; those are the auto forecasts
-of the first pass (each made without its own group): a cross-conformal approximation, in which
-the weights behind another group's auto errors did see g.
+The auto forecast's interval is the mixture of g's candidates' out-of-group intervals with the
+out-of-group weights (:meth:`pipeline.laws.policy.Policy.auto_interval`), as a forecast makes it.
 """
 from __future__ import annotations
 
@@ -46,16 +45,31 @@ def out_of_group_intervals(table: pd.DataFrame, candidates: list[str], level: fl
     learn_from = table if learn_from is None else learn_from
     parts = []
     for group in sorted(table["group"].unique()):
-        policy = Policy.learn(learn_from, candidates, level, exclude=[group], weights=False)
         mine = table.loc[table["group"] == group].copy()
+        auto = (mine["candidate"] == AUTO) & (mine["status"] == "ok")
+        policy = Policy.learn(learn_from, candidates, level, exclude=[group], weights=bool(auto.any()))
         mine["lower"], mine["upper"] = np.nan, np.nan
-        for method, rows in mine.loc[mine["status"] == "ok"].groupby("candidate"):
+        for method, rows in mine.loc[(mine["status"] == "ok") & ~auto].groupby("candidate"):
             if method not in policy.intervals:
                 continue
             lo, hi = policy.interval(str(method), rows["predicted"].to_numpy(float), rows)
             mine.loc[rows.index, "lower"], mine.loc[rows.index, "upper"] = lo, hi
+        if auto.any():
+            mine.loc[auto, "lower"], mine.loc[auto, "upper"] = _auto_intervals(mine, auto, policy)
         parts.append(mine)
     return pd.concat(parts).sort_index()
+
+
+def _auto_intervals(mine: pd.DataFrame, auto: pd.Series, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """The auto rows' intervals: the mixture of the same units' candidate forecasts, as a forecast
+    makes it (:meth:`pipeline.laws.policy.Policy.auto_interval`)."""
+    key = ["ladder", "factor", "model"]
+    rows = mine.loc[auto]
+    P = (mine.loc[~auto & (mine["status"] == "ok")].drop_duplicates(key + ["candidate"])
+         .set_index(key + ["candidate"])["predicted"].unstack("candidate")
+         .reindex(columns=policy.candidates))
+    P = P.reindex(pd.MultiIndex.from_frame(rows[key])).to_numpy(float)
+    return policy.auto_interval(rows["predicted"].to_numpy(float), rows, P)
 
 
 def evaluate(table: pd.DataFrame, candidates: list[str], level: float = 0.9) -> pd.DataFrame:
@@ -76,3 +90,18 @@ def beyond_support(table: pd.DataFrame, candidates: list[str], level: float, lea
                      ignore_index=True)
     far = full.loc[full["factor"] == scored_at]
     return out_of_group_intervals(far, candidates, level, full.loc[full["factor"].isin(near)])
+
+
+def new_design(table: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
+    """How the policy does on a kind of ladder it has never seen: each simulated design left out
+    whole (weights, intervals and auto's first pass learned from the real ladders and the other
+    designs), its forecasts judged as :func:`evaluate` judges them.  The usual grouping leaves out a
+    fold of seeds, which holds ladders of every design: a design's own generator is then among
+    what the policy learned from.  Only the simulated ladders' forecasts are returned."""
+    table = table.loc[table["candidate"] != AUTO]
+    table = with_spread(table.assign(group=np.where(table["kind"] == "real", table["group"],
+                                                    "design:" + table["kind"].astype(str))))
+    simulated = table["kind"] != "real"
+    full = pd.concat([table, auto_forecasts(table.loc[simulated], candidates, level, table)], ignore_index=True)
+    return out_of_group_intervals(full.loc[full["kind"] != "real"], candidates, level, full)
+

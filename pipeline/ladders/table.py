@@ -96,6 +96,13 @@ def beyond_support(forecasts: pd.DataFrame, candidates: list[str], level: float,
     return lolo_table(evaluated, methods_of(candidates), level)
 
 
+def new_design(forecasts: pd.DataFrame, candidates: list[str], level: float) -> pd.DataFrame:
+    """The leave-one-ladder-out table of the simulated ladders with each design left out whole
+    (:func:`pipeline.ladders.lolo.new_design`); class ALL: every simulated design."""
+    evaluated = lolo.new_design(forecasts, candidates, level)
+    return lolo_table(evaluated, methods_of(candidates), level)
+
+
 def singles(group: pd.DataFrame) -> pd.DataFrame:
     """The single methods of one class x factor group of the leave-one-ladder-out table, by
     method, that share forecasts with auto."""

@@ -140,7 +140,7 @@ class Auto(_Calibrated):
         feats = self._unit_features(rows, units)
         P = predictions(self.fits_, rows, units)
         point = self.policy.combine(feats, P)
-        lower, upper = self.policy.interval(AUTO, point, feats)
+        lower, upper = self.policy.auto_interval(point, feats, P)
         seen = self._seen(units)
         self.weights_ = self.policy.weights_for(feats)
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()

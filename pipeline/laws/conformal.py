@@ -31,13 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import expit, logit
+from scipy.special import expit, logit, ndtr, ndtri
 
 EPS = 1e-3  # link-space clip: an accuracy within 0.1% of its floor or ceiling
 MIN_FRACTION = 0.02  # the link's slope is taken no steeper than at 2% from a bound (noise through it)
 BELOW_CHANCE = 2.0  # stderr: training values this far below chance put the floor at 0
 PHI = ("one", "distance", "relative", "log_noise", "level", "slope", "abs_slope", "top_slope", "curvature",
        "checkpointed", "log_runs_per_budget", "log_spread", "log_misfit", "log_rung_error")
+EXTRAPOLATED = ("distance", "relative")  # the scale model's features read past the calibration's range
 MIN_SPREAD = 0.02
 LOG_FLOOR = 0.01  # link units added to |e| before its log: errors below it are all "none"
 SMOOTH = 0.05  # width of the pinball loss's smoothing, in log units
@@ -124,6 +125,11 @@ class Conformal:
     weights: np.ndarray | None = None
     centre: np.ndarray | None = None
     scale: np.ndarray | None = None
+    # the box of the calibration forecasts' features: a forecast outside it is read at its edge
+    # (the scale model and the neighbours are not extrapolated to a kind of ladder never seen),
+    # except in how far it extrapolates (EXTRAPOLATED): errors keep growing with the distance
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
 
     @classmethod
     def fit(cls, errors, noise_z, phi: np.ndarray, level: float, weights=None) -> "Conformal":
@@ -155,8 +161,14 @@ class Conformal:
         signed = np.asarray(errors, float)[ok] / _sigma(theta, nz, phi)
         centre, scale = phi.mean(axis=0), phi.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
+        lo, hi = phi.min(axis=0), phi.max(axis=0)
+        far = [PHI.index(name) for name in EXTRAPOLATED] if phi.shape[1] == len(PHI) else []
+        lo[far], hi[far] = -np.inf, np.inf
         return cls(theta, _quantile(np.abs(signed), w, level), level, int(len(e)), (phi - centre) / scale,
-                   signed, w, centre, scale)
+                   signed, w, centre, scale, lo, hi)
+
+    def _inside(self, phi: np.ndarray) -> np.ndarray:
+        return phi if self.lo is None else np.clip(phi, self.lo, self.hi)
 
     def local_shift_q(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(shift, q) at each forecast, in units of sigma: the median signed score of its
@@ -164,7 +176,7 @@ class Conformal:
         from it (0 and the global q where there are too few)."""
         if self.psi is None or len(self.scores) < NEIGHBOURS:
             return np.zeros(len(phi)), np.full(len(phi), self.q)
-        psi = (phi - self.centre) / self.scale
+        psi = (self._inside(phi) - self.centre) / self.scale
         shift, q = np.empty(len(phi)), np.empty(len(phi))
         for i, row in enumerate(psi):
             d2 = np.sum((self.psi - row) ** 2, axis=1)
@@ -175,7 +187,7 @@ class Conformal:
         return shift, q
 
     def sigma(self, noise_z, phi: np.ndarray) -> np.ndarray:
-        return _sigma(self.theta, np.asarray(noise_z, float), phi)
+        return _sigma(self.theta, np.asarray(noise_z, float), self._inside(phi))
 
     def interval(self, point, floor, noise_z, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) in accuracy units, inside [floor, 1]."""
@@ -202,6 +214,41 @@ def _quantile(scores, weights, level: float, finite: bool = True) -> float:
     order = np.argsort(scores)
     cum = np.cumsum(np.asarray(weights, float)[order])
     return float(scores[order][np.searchsorted(cum, target * cum[-1])])
+
+
+def mixture_interval(weights, lower, upper, floor, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``level`` interval of a weighted mixture of the candidates' predictive
+    distributions (stacking of predictive distributions, Yao, Vehtari, Simpson & Gelman 2018).
+
+    ``weights`` (n, k) per forecast; ``lower``, ``upper`` (n, k) each candidate's calibrated
+    ``level`` interval (NaN where the candidate made none: its weight goes to the others), read as
+    a normal distribution in link space with the same central ``level`` interval.  Where the
+    candidates agree the mixture is as wide as they are; where they disagree it spans them, as a
+    forecast on a ladder unlike any calibration ladder must.  NaN where no candidate has an interval.
+    """
+    f = np.asarray(floor, float)[:, None]
+    zl, zu = to_link(lower, f), to_link(upper, f)
+    have = np.isfinite(np.asarray(lower, float)) & np.isfinite(np.asarray(upper, float))
+    w = np.where(have, np.asarray(weights, float), 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    centre = np.where(have, (zl + zu) / 2, 0.0)
+    sd = np.where(have, np.maximum((zu - zl) / (2 * ndtri(0.5 + level / 2)), 1e-3), 1.0)
+
+    def quantile(p: float) -> np.ndarray:  # bisection on the mixture's CDF, every forecast at once
+        lo = np.where(have, centre - 10 * sd, np.inf).min(axis=1)
+        hi = np.where(have, centre + 10 * sd, -np.inf).max(axis=1)
+        lo, hi = np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            below = np.sum(w * ndtr((mid[:, None] - centre) / sd), axis=1) < p
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        return (lo + hi) / 2
+
+    some = total[:, 0] > 0
+    a = (1 - level) / 2
+    out_lo, out_hi = from_link(quantile(a), f[:, 0]), from_link(quantile(1 - a), f[:, 0])
+    return np.where(some, out_lo, np.nan), np.where(some, out_hi, np.nan)
 
 
 def interval_score(lower, upper, actual, alpha: float) -> np.ndarray:

@@ -10,8 +10,10 @@ method fitted below a ladder's top, predicting its top runs; :mod:`pipeline.ladd
   candidate methods, a softmax of the problem's features (how far it extrapolates, relative to
   the training range; the ladder's noise, level, slope and bend; checkpoints or isoFLOP budgets;
   how much the candidates disagree), that minimise the absolute error of the weighted mean on
-  the calibration ladders; its interval is the conformal model of the auto forecast's own errors, measured
-  out of group (each ladder group's auto forecasts made with weights learned without it).
+  the calibration ladders; its interval is the same weights' mixture of the candidates' calibrated
+  predictive distributions (stacking of predictive distributions: wide where the candidates
+  disagree, as on a kind of ladder the weights never saw). Gate and scale models read a feature
+  past the calibration's range at its edge.
 
 Nothing here looks at the ladder being forecast beyond its training rows: the policy is learned
 on other ladders (``exclude`` drops the groups a backtest holds out).
@@ -185,9 +187,10 @@ class Policy:
     @classmethod
     def learn(cls, table: pd.DataFrame, candidates: list[str], level: float = 0.9, exclude=(),
               intervals: bool = True, weights: bool = True) -> "Policy":
-        """From a forecast table (:data:`pipeline.ladders.harness.COLUMNS`, with ``auto`` rows made out of
-        group for its interval), leaving out the ladder groups ``exclude``."""
-        data = table.loc[~table["group"].isin(list(exclude)) & (table["status"] == "ok")]
+        """From a forecast table (:data:`pipeline.ladders.harness.COLUMNS`; its ``auto`` rows, if
+        any, are not learned from: auto's interval is the candidates'), leaving out the ladder
+        groups ``exclude``."""
+        data = table.loc[~table["group"].isin(list(exclude)) & (table["status"] == "ok") & (table["candidate"] != AUTO)]
         policy = cls(list(candidates), level)
         for method, rows in (data.groupby("candidate", sort=True) if intervals else ()):
             rows = link_errors(rows)
@@ -211,6 +214,21 @@ class Policy:
         """The candidates' mean weights over the forecasts ``feats``, the largest first."""
         mean = self.gate.weights(conformal.design(feats)).mean(axis=0)
         return sorted(zip(self.candidates, (float(w) for w in mean)), key=lambda t: (-t[1], t[0]))
+
+    def auto_interval(self, point, feats: pd.DataFrame, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of the auto forecasts ``point``: the stacking mixture of the candidates'
+        calibrated predictive distributions (``P``: their predictions, NaN = none), with the weights
+        that make the point (:func:`pipeline.laws.conformal.mixture_interval`); each holds its point."""
+        P = np.asarray(P, float)
+        lower, upper = np.full(P.shape, np.nan), np.full(P.shape, np.nan)
+        for j, method in enumerate(self.candidates):
+            ok = np.isfinite(P[:, j])
+            if method in self.intervals and ok.any():
+                lower[ok, j], upper[ok, j] = self.interval(method, P[ok, j], feats.loc[ok])
+        W = self.gate.weights(conformal.design(feats))
+        lo, hi = conformal.mixture_interval(W, lower, upper, feats["floor"].to_numpy(float), self.level)
+        p = np.asarray(point, float)
+        return np.minimum(lo, p), np.maximum(hi, p)
 
     def interval(self, method: str, point, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) of ``method``'s forecasts ``point`` with features ``feats`` (needs
@@ -237,9 +255,14 @@ class Gate:
     A: np.ndarray  # (candidates, features)
     mean: np.ndarray
     sd: np.ndarray
+    # the box of the features it was fitted on: a softmax of a linear function is not extrapolated
+    # past it (a kind of ladder none of the calibration ladders is, e.g. more runs per budget)
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
 
     def psi(self, phi: np.ndarray) -> np.ndarray:
-        return (phi - self.mean) / self.sd
+        inside = phi if self.lo is None else np.clip(phi, self.lo, self.hi)
+        return (inside - self.mean) / self.sd
 
     def weights(self, phi: np.ndarray) -> np.ndarray:
         logits = self.psi(phi) @ self.A.T
@@ -254,7 +277,7 @@ class Gate:
         mean, sd = phi.mean(axis=0), phi.std(axis=0)
         mean[0], sd[0] = 0.0, 1.0  # the constant column stays 1
         sd = np.where(sd > 0, sd, 1.0)
-        gate = cls(np.zeros((P.shape[1], phi.shape[1])), mean, sd)
+        gate = cls(np.zeros((P.shape[1], phi.shape[1])), mean, sd, np.nanmin(phi, axis=0), np.nanmax(phi, axis=0))
         psi = gate.psi(phi)
         wu = w_unit / w_unit.sum()
         gate.A[:, 0] = np.log(np.maximum(stack(P, y, w_unit), 1e-3))
