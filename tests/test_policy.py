@@ -262,6 +262,26 @@ def test_auto_clones_and_refits_to_the_same_forecast():
     assert np.allclose(a["predicted"], b["predicted"]) and np.allclose(a["upper"], b["upper"])
 
 
+def test_auto_does_not_carry_the_top_value_to_a_model_inside_the_training_runs():
+    """Trusting carry alone (the only candidate that was right on the calibration ladders), auto
+    forecasts the top's value beyond the ladder; for a smaller model inside it, carrying the top
+    value forward is no forecast, and the line's prediction stands."""
+    rows = _rows([(f"m{i}", None, 1e8 * 2 ** i, 2e10, 0.30 + 0.04 * i) for i in range(6)])
+    table = _table()
+    table = table.assign(candidate=table["candidate"].map({"good": "carry", "bad": "line_final"}))
+    law = make("auto", target="t:acc", policy=Policy.learn(table, ["line_final", "carry"])).fit(rows)
+    assert dict(law.policy.weights_for(table.iloc[:1]))["carry"] > 0.9
+    small, big = 1e8 * 2 ** 2.5, 1e8 * 2 ** 9
+    pred = law.predict(_rows([("inside", None, small, 2e10, 0.4), ("beyond", None, big, 2e10, 0.6)]))
+    line = make("line_final", target="t:acc", n_bootstrap=0).fit(rows).predict(
+        _rows([("inside", None, small, 2e10, 0.4)]))["predicted"].iloc[0]
+    inside, beyond = pred.set_index("model")["predicted"].loc[["inside", "beyond"]]
+    assert inside == pytest.approx(line, abs=1e-6)
+    assert beyond == pytest.approx(0.50, abs=0.02)  # mostly the top's value, carried
+    lo, hi = pred.set_index("model").loc["inside", ["lower", "upper"]]
+    assert lo <= inside <= hi and hi - lo < 0.2
+
+
 def test_auto_and_a_calibrated_law_on_the_same_rows_fit_each_candidate_once():
     """A fold's (or a forecast target's) auto and calibrated laws share their candidates' fits:
     the calibrated line_final is auto's fitted candidate, not a second fit of it."""

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, clone
 from pipeline.errors import CapcastError, FitError
 from pipeline.laws import data
 from pipeline.laws.base import OUTPUT
+from pipeline.laws.carry import CarryForward
 from pipeline.laws.data import Metric
 from pipeline.laws.policy import AUTO, SPREAD_MEMBERS, Policy, ladder_features
 
@@ -139,6 +140,11 @@ class Auto(_Calibrated):
         units = data.targets_to_predict(rows, Metric.parse(self.target))
         feats = self._unit_features(rows, units)
         P = predictions(self.fits_, rows, units)
+        if CarryForward.method in self.policy.candidates:
+            # carrying the top rung's value to a model inside the training runs' compute (a curve's
+            # lower points, a smaller model) is no forecast: its weight and interval go to the others
+            inside = feats["distance"].to_numpy(float) <= 0
+            P[inside, self.policy.candidates.index(CarryForward.method)] = np.nan
         point = self.policy.combine(feats, P)
         lower, upper = self.policy.auto_interval(point, feats, P)
         seen = self._seen(units)
