@@ -65,10 +65,9 @@ def _auto_intervals(mine: pd.DataFrame, auto: pd.Series, policy: Policy) -> tupl
     makes it (:meth:`pipeline.laws.policy.Policy.auto_interval`)."""
     key = ["ladder", "factor", "model"]
     rows = mine.loc[auto]
-    P = (mine.loc[~auto & (mine["status"] == "ok")].drop_duplicates(key + ["candidate"])
-         .set_index(key + ["candidate"])["predicted"].unstack("candidate")
-         .reindex(columns=policy.candidates))
-    P = P.reindex(pd.MultiIndex.from_frame(rows[key])).to_numpy(float)
+    units, P = prediction_matrix(mine.loc[~auto & (mine["status"] == "ok")], policy.candidates, fill=False)
+    at = pd.MultiIndex.from_frame(units[key]).get_indexer(pd.MultiIndex.from_frame(rows[key]))
+    P = np.vstack([P, np.full((1, P.shape[1]), np.nan)])[at]  # -1 (no candidate forecast): the NaN row
     return policy.auto_interval(rows["predicted"].to_numpy(float), rows, P)
 
 
