@@ -30,17 +30,3 @@ def _pin_numerics() -> None:
 
 _pin_numerics()
 
-
-def _python_strings() -> None:
-    """pandas' ``str`` columns held as Python objects, not Arrow arrays.
-
-    The laws select, copy and group small frames tens of thousands of times per stage; on Arrow
-    storage each such step pays pyarrow's per-call cost (``take``, casts, element iteration), on
-    Python storage a numpy take.  Same values, same output bytes: 16% less CPU for the backtest
-    stage (`benchmarks/repro_time.py`)."""
-    import pandas as pd
-
-    pd.set_option("mode.string_storage", "python")
-
-
-_python_strings()

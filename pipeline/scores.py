@@ -25,6 +25,13 @@ import pandas as pd
 
 from pipeline.errors import CapcastError
 
+# Tables hold their text columns as Python objects, not Arrow arrays: the laws select, copy and
+# group small frames tens of thousands of times per stage, and on Arrow storage each step pays
+# pyarrow's per-call cost (take, casts, element iteration).  Same values, same output bytes; 16%
+# less CPU for the backtest stage (benchmarks/repro_time.py).  Set here, where every stage's
+# tables come from, so that `python -m pipeline` alone does not import pandas.
+pd.set_option("mode.string_storage", "python")
+
 
 class ScoresError(CapcastError):
     """Bad scores-table input; the message names the file/row and the fix."""
