@@ -245,6 +245,22 @@ def test_ladder_features_come_from_the_training_rows_alone():
     assert f["n_runs"] == 2 and f["span"] == pytest.approx(2.0) and f["slope"] == pytest.approx(0.1)
 
 
+def test_an_isoflop_sweeps_shape_is_read_off_each_budgets_best_run():
+    # four budgets, each with its optimum (0.40 .. 0.55) and two off-optimal runs 5 points below:
+    # the shape features are those of the optima alone, not of a flat, scattered ladder
+    sweep, optima = [], []
+    for i, (C, best) in enumerate(zip([1e18, 1e19, 1e20, 1e21], [0.40, 0.45, 0.50, 0.55])):
+        for j, (scale, value) in enumerate([(0.3, best - 0.05), (1.0, best), (3.0, best - 0.05)]):
+            n = scale * np.sqrt(C / 120)
+            sweep.append((f"r{i}{j}", None, n, C / (6 * n), value))
+        optima.append(sweep[-2])
+    whole, best_only = ladder_features(_rows(sweep), "t:acc", 0.25), ladder_features(_rows(optima), "t:acc", 0.25)
+    assert whole["runs_per_budget"] == 3 and best_only["runs_per_budget"] == 1
+    for name in ("slope", "top_slope", "curvature", "misfit", "rung_error", "level", "noise", "span"):
+        assert whole[name] == pytest.approx(best_only[name]), name
+    assert whole["slope"] == pytest.approx(0.05)
+
+
 def test_auto_clones_and_refits_to_the_same_forecast():
     from sklearn.base import clone
 

@@ -21,7 +21,7 @@ from pipeline.ladders.zoo import DESIGNS, SimLadder, simulate, truth_curve, trut
 CHANCES = {0.0, 0.2, 0.25, 1 / 3, 0.5}
 FINALS_ONLY = {"isoflop", "narrow_range", "broken_power_law"}
 GOLDEN = {  # sha256 of simulate(design, 0).rows.to_csv(index=False), first 16 hex digits
-    "checkpoints_constant_lr": "e933f2329fd51fa3", "multi_budget": "278e0e4c2375dbfd", "isoflop": "88879985206ed8f7",
+    "checkpoints_constant_lr": "e933f2329fd51fa3", "multi_budget": "278e0e4c2375dbfd", "isoflop": "c572fc42d59d4a7a",
     "narrow_range": "91ee5b24c44439db", "broken_power_law": "9ce80067af6ce207", "odd_link": "f87cc2c76f17fca9",
     "near_chance": "d37223546270e93c", "near_ceiling": "39582e43591ee784", "emergent": "424150bd7b0c60d9",
     "inverse": "e3d527945f88daa7"}
@@ -193,15 +193,21 @@ def test_multi_budget_is_sizes_times_budgets(the_zoo):
         assert acc(ladder).groupby("model").size().max() <= 3
 
 
-def test_isoflop_has_budgets_with_sizes_around_the_optimum(the_zoo):
+def test_isoflop_has_budgets_with_sizes_around_the_optimum_and_one_optimal_target_beyond(the_zoo):
     for ladder in of(the_zoo, "isoflop"):
-        a, budgets = acc(ladder), ladder.truth["layout"]["budgets"]
+        a, lay = acc(ladder), ladder.truth["layout"]
+        budgets, target = lay["budgets"], a["model"].isin(ladder.truth["targets"])
         assert len(budgets) >= 4 and 1.7 <= np.log10(max(budgets) / min(budgets)) <= 2.3
         on_budget = [np.isclose(a["compute_flops"], C, rtol=1e-4) for C in budgets]
-        assert np.all(np.sum(on_budget, axis=0) == 1)  # every run on exactly one budget
-        for C, opt, on in zip(budgets, ladder.truth["layout"]["optimal_params"], on_budget):
+        assert np.all(np.sum(on_budget, axis=0) == ~target)  # every sweep run on exactly one budget
+        for C, opt, on in zip(budgets, lay["optimal_params"], on_budget):
             sizes = a.loc[on, "params"]
             assert len(sizes) >= 5 and sizes.min() < opt < sizes.max()
+        # the target: one run, 2-20x beyond the largest sweep, within 0.1 decades of its optimum
+        assert target.sum() == 1 and 1.9 <= lay["target_budget"] / max(budgets) <= 20.1
+        assert a.loc[target, "compute_flops"].iloc[0] == pytest.approx(lay["target_budget"], rel=1e-3)
+        optimum = zoo_module._optimum(ladder.truth["loss_law"], lay["target_budget"])
+        assert abs(np.log10(lay["target_params"] / optimum)) <= 0.1 + 1e-3
 
 
 def test_narrow_range_trains_on_a_narrow_span_and_targets_far_beyond(the_zoo):

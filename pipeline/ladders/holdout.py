@@ -3,8 +3,8 @@ predict the top runs' final checkpoints.
 
 For a factor k, the training runs are those whose final compute is at most C_top / k (all their
 checkpoints), and the predicted runs are those at the top rung (final compute within
-``TOP_RUNG`` of C_top: the largest size, or every run of the largest isoFLOP budget).  Each
-prediction carries its own distance in decades of compute beyond the largest training run.
+``TOP_RUNG`` of C_top: the largest size, or the run planned beyond an isoFLOP sweep's budgets).
+Each prediction carries its own distance in decades of compute beyond the largest training run.
 """
 from __future__ import annotations
 

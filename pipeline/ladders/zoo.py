@@ -259,17 +259,27 @@ def _multi_budget(rng):
 def _isoflop(rng, law: dict):
     """IsoFLOP profiles (Hoffmann et al. 2022, arXiv 2203.15556, approach 2): 4-6 budgets over
     ~2 decades, 5-8 sizes each spanning 0.7-1.2 decades around the law's true optimum (off-centre
-    by up to 0.15 decades, as a grid planned from a guess is), D = C / 6N, final models only."""
+    by up to 0.15 decades, as a grid planned from a guess is), D = C / 6N, final models only; and
+    the run the sweeps are made for, the target: one model at a budget 2-20x beyond the largest
+    sweep's, sized at the optimum (up to 0.1 decades off it, as one planned from a fit is)."""
     K, k = int(rng.integers(4, 7)), int(rng.integers(5, 9))
     budgets = forms.loguniform(rng, 1e18, 5e18) * 10 ** np.linspace(0, rng.uniform(1.8, 2.2), K)
     half, units, best = rng.uniform(0.35, 0.6), [], []
-    for b, C in enumerate(budgets):
-        # the optimum over a grid, kept to 5-200 tokens per parameter
-        grid = np.geomspace(np.sqrt(C / 1200), np.sqrt(C / 30), 400)
-        best.append(float(grid[np.argmin(forms.loss(law, grid, C / (6 * grid)))]))
+    for C in budgets:
+        best.append(_optimum(law, C))
         sizes = _sig(best[-1] * 10 ** (rng.uniform(-0.15, 0.15) + np.linspace(-half, half, k)), 3)
-        units += [u | {"target": b == K - 1} for i, N in enumerate(sizes) for u in _run(len(units) + i, N, C / (6 * N))]
-    return units, {"budgets": budgets.tolist(), "optimal_params": best, "sizes_per_budget": k}
+        units += [u | {"target": False} for i, N in enumerate(sizes) for u in _run(len(units) + i, N, C / (6 * N))]
+    C_target = _sig1(budgets[-1] * 10 ** rng.uniform(np.log10(2), np.log10(20)), 3)
+    N_target = _sig1(_optimum(law, C_target) * 10 ** rng.uniform(-0.1, 0.1), 3)
+    units += [u | {"target": True} for u in _run(len(units), N_target, C_target / (6 * N_target))]
+    return units, {"budgets": budgets.tolist(), "optimal_params": best, "sizes_per_budget": k,
+                   "target_budget": C_target, "target_params": N_target}
+
+
+def _optimum(law: dict, C: float) -> float:
+    """The loss-optimal size at compute ``C`` over a grid kept to 5-200 tokens per parameter."""
+    grid = np.geomspace(np.sqrt(C / 1200), np.sqrt(C / 30), 400)
+    return float(grid[np.argmin(forms.loss(law, grid, C / (6 * grid)))])
 
 
 def _narrow(rng):

@@ -309,13 +309,20 @@ def final_units(units: pd.DataFrame) -> pd.DataFrame:
     return units.loc[last].drop_duplicates("model", keep="last")
 
 
-def frontier_units(units: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """The compute-efficient frontier of ``units``: per compute budget (log10 C to
-    ``BUDGET_DECIMALS``) the best value, kept where it improves on every smaller budget."""
+def budget_best_units(units: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Per compute budget (log10 C to ``BUDGET_DECIMALS``) the unit of best value, in order of
+    compute (an isoFLOP sweep's compute-optimal run; a ladder of one run per budget: every run),
+    with the helper columns ``_budget`` and ``_score`` (the value, higher better)."""
     better = -1.0 if metric.kind == "loss" else 1.0
     u = units.assign(_budget=np.round(np.log10(units["compute_flops"].to_numpy(float)), BUDGET_DECIMALS),
                      _score=better * units["value"].to_numpy(float))
-    best = u.sort_values(["_budget", "_score", "model"], kind="mergesort").drop_duplicates("_budget", keep="last")
+    return u.sort_values(["_budget", "_score", "model"], kind="mergesort").drop_duplicates("_budget", keep="last")
+
+
+def frontier_units(units: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The compute-efficient frontier of ``units``: per compute budget (log10 C to
+    ``BUDGET_DECIMALS``) the best value, kept where it improves on every smaller budget."""
+    best = budget_best_units(units, metric)
     record = best["_score"].cummax()
     on_front = best["_score"].to_numpy() >= record.to_numpy()
     return best.loc[on_front].drop(columns=["_budget", "_score"])

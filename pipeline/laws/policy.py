@@ -46,10 +46,10 @@ def ladder_features(train: pd.DataFrame, target: str, chance: float) -> dict:
 
     span: decades of compute between the smallest and largest training run; n_runs, n_sizes;
     checkpoints: median checkpoints per run; runs_per_budget: runs per compute budget (an isoFLOP
-    sweep has several); noise: median stderr of the runs' final values; level: how far the largest
-    run's final value is from chance to 1 (0 at chance, 1 at the ceiling); slope, top_slope: the
-    least-squares slope of the final values per decade of compute, over every run and over the
-    top half; curvature: twice the quadratic coefficient of the same fit (> 0: taking off, < 0:
+    sweep has several).  The rest are read off each compute budget's best final value (one run per
+    budget: every run): noise: their median stderr; level: how far the top budget's value is from
+    chance to 1 (0 at chance, 1 at the ceiling); slope, top_slope: the least-squares slope of the
+    values per decade of compute, over every budget and over the top half; curvature: twice the quadratic coefficient of the same fit (> 0: taking off, < 0:
     saturating); misfit: the root-mean-square residual of that quadratic fit over the noise (a
     ladder whose runs scatter beyond their noise is one whose shape is not settled); rung_error:
     how far a line through the other runs' final values misses the largest run's, over the noise
@@ -60,12 +60,15 @@ def ladder_features(train: pd.DataFrame, target: str, chance: float) -> dict:
     units = data.values(train, Metric.parse(target), "ladder")
     units = units.loc[units["compute_flops"] > 0]
     final = data.final_units(units)
-    log_c = np.log10(final["compute_flops"].to_numpy(float))
-    y = final["value"].to_numpy(float)
+    budgets = np.unique(np.round(np.log10(final["compute_flops"].to_numpy(float)), data.BUDGET_DECIMALS)).size
+    # the shape is read off the best run of each compute budget: an isoFLOP sweep's off-optimal runs
+    # are not noise about its curve, and would read as a flat, scattered ladder
+    best = data.budget_best_units(final, Metric.parse(target))
+    log_c = np.log10(best["compute_flops"].to_numpy(float))
+    y = best["value"].to_numpy(float)
     top = y[log_c >= log_c.max() - 0.05].mean()
-    se = final["stderr"].to_numpy(float)
+    se = best["stderr"].to_numpy(float)
     upper = log_c >= np.median(log_c)
-    budgets = np.unique(np.round(log_c, data.BUDGET_DECIMALS)).size
     return {"floor": conformal.floor_of(chance, units["value"].to_numpy(float), units["stderr"].to_numpy(float)),
             "log_c_max": float(log_c.max()), "span": float(np.ptp(log_c)), "n_runs": int(final["model"].nunique()),
             "n_sizes": int(np.unique(np.round(np.log10(final["params"].to_numpy(float)), 2)).size),
