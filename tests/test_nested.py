@@ -9,6 +9,7 @@ from sklearn.base import clone
 
 from pipeline import scores
 from pipeline.forecasting.backtest import run_law
+from pipeline.ladders.zoo import simulate
 from pipeline.laws import METHODS, make, nested
 from tests.paths import ROOT, needs_shared
 from tests.test_laws import TOKENS_PER_STEP, chinchilla, observational_rows
@@ -109,6 +110,21 @@ def test_loss_law_uses_one_point_per_run_when_runs_have_their_own_schedules():
 
     law = LossLaw("toyloss:ppl", n_bootstrap=0).fit(runs_rows())
     assert law.chosen_["rows"] == "final", law.inner_errors_
+
+
+def test_an_isoflop_sweeps_top_rung_is_its_top_budget_not_its_largest_size():
+    ladder = simulate("isoflop", 3)
+    rows = ladder.rows[~ladder.rows["model"].isin(ladder.truth["targets"])]  # the sweeps alone
+    split = nested.inner_split(rows, ladder.target)
+    top = max(ladder.truth["layout"]["budgets"])
+    acc = rows[rows["metric"] == "acc"]
+    on_top = set(acc.loc[np.isclose(acc["compute_flops"], top, rtol=1e-3), "model"])
+    assert "top compute budget" in split.rung and len(on_top) >= 5
+    assert set(split.scored["model"]) == on_top  # every run of the top sweep, the largest size among them
+    assert split.train["compute_flops"].max() < top / 2
+    # a ladder of one run per size keeps its largest size as the rung
+    sizes = simulate("narrow_range", 3).rows
+    assert "largest size" in nested.inner_split(sizes, simulate("narrow_range", 3).target).rung
 
 
 # -- (b) the rows to predict never inform a fit or a choice ----------------------------------------

@@ -9,7 +9,8 @@ al. 2024, Ruan et al. 2024 and Krajewski et al. 2025 each fix their forms a prio
 choice stops depending on one family's shape.
 
 The top rung is the largest model size (all its checkpoints) when at least ``MIN_RUNGS`` smaller
-sizes remain to fit on; otherwise (few sizes, or one model over its checkpoints) the units in the
+sizes remain to fit on -- the top compute budget where the ladder is isoFLOP sweeps (several
+sizes per budget); otherwise (few sizes, or one model over its checkpoints) the units in the
 top ``1 - TOP_QUANTILE`` of training compute.  Scored is each held-out model's last checkpoint,
 the models weighted equally: a forecast is asked of finished runs, and on a ladder of runs
 with their own learning-rate schedules a mid-run checkpoint is not what a finished run of that
@@ -34,6 +35,7 @@ MIN_UNITS = 3  # inner training units of the target, at least
 TOP_QUANTILE = 0.9
 SIZE_DECIMALS = 2  # sizes within ~2% (log10 rounded to 0.01) are one rung: pythia and pythia-deduped
 MIN_DISTANCE = 0.05  # decades: below this an inner error says nothing about a rate per decade
+SIZES_PER_BUDGET = 1.5  # sizes per compute budget, on average, that make a ladder isoFLOP sweeps
 FOLDS = 2  # inner splits: the top rung, then the top two rungs (fewer where the rows run out)
 
 
@@ -70,12 +72,16 @@ def _inner_splits(rows, target, folds, min_rungs) -> list[InnerSplit]:
     out = []
     for k in range(1, folds + 1):
         split = inner_split(rows, target, min_rungs, top=k)
-        # a further fold must hold out more, and the same kind of rung (sizes, or compute)
+        # a further fold must hold out more, and the same kind of rung (sizes, budgets, or compute)
         if split is None or (out and (len(split.test) <= len(out[-1].test)
-                                      or ("size" in split.rung) != ("size" in out[-1].rung))):
+                                      or _rung_kind(split.rung) != _rung_kind(out[-1].rung))):
             break
         out.append(split)
     return out
+
+
+def _rung_kind(rung: str) -> str:
+    return "size" if "size" in rung else "budget" if "budget" in rung else "compute"
 
 
 def inner_split(rows: pd.DataFrame, target: Metric | str, min_rungs: int = MIN_RUNGS, top: int = 1) -> InnerSplit | None:
@@ -91,7 +97,15 @@ def inner_split(rows: pd.DataFrame, target: Metric | str, min_rungs: int = MIN_R
     log_c = np.log10(units["compute_flops"].to_numpy(float))
     sizes = np.round(np.log10(units["params"].to_numpy(float)), SIZE_DECIMALS)
     distinct = np.unique(sizes)
-    if distinct.size >= min_rungs + top:
+    budgets = _budgets_of_runs(units)
+    if budgets is not None and np.unique(budgets).size >= min_rungs + top:
+        cut = np.unique(budgets)[-top]
+        held_models = set(budgets.index[budgets >= cut])
+        held = units["model"].astype(str).isin(held_models).to_numpy()
+        keep_rows = ~rows["model"].astype(str).isin(held_models).to_numpy()
+        what = (f"{'top compute budget' if top == 1 else f'{top} top compute budgets'} >= {10 ** cut:.3g} FLOPs "
+                f"({len(held_models)} run{'s' * (len(held_models) > 1)})")
+    elif distinct.size >= min_rungs + top:
         cut = distinct[-top]
         held_models = set(units.loc[sizes >= cut, "model"].astype(str))
         held = units["model"].astype(str).isin(held_models).to_numpy()
@@ -112,6 +126,21 @@ def inner_split(rows: pd.DataFrame, target: Metric | str, min_rungs: int = MIN_R
     test = rows.merge(test_units[data.UNIT], on=data.UNIT, how="inner")
     log_c_max = float(log_c[~held].max())
     return InnerSplit(train, test, _scored(test_units, log_c_max), what, log_c_max)
+
+
+def _budgets_of_runs(units: pd.DataFrame) -> pd.Series | None:
+    """Each run's final compute budget (log10 FLOPs to ``data.BUDGET_DECIMALS``) where the ladder
+    is laid out in isoFLOP sweeps (``SIZES_PER_BUDGET`` or more sizes per budget on average), else
+    None.  There the top rung is the top budget: its largest size alone is an off-optimal run whose
+    budget's other runs would stay in the fit.  A multi-budget ladder (several token budgets per
+    size) keeps the largest size as its rung: the size beyond the ladder is what is asked of it."""
+    final = data.final_units(units)
+    size = np.round(np.log10(final["params"].to_numpy(float)), SIZE_DECIMALS)
+    budget = np.round(np.log10(final["compute_flops"].to_numpy(float)), data.BUDGET_DECIMALS)
+    per_budget = pd.DataFrame({"size": size, "budget": budget}).groupby("budget")["size"].nunique().mean()
+    if per_budget < SIZES_PER_BUDGET:
+        return None
+    return pd.Series(budget, index=final["model"].astype(str).to_numpy())
 
 
 def _scored(held: pd.DataFrame, log_c_max: float) -> pd.DataFrame:
