@@ -111,6 +111,7 @@ def _mixture_quantile_by_scipy(w, centre, sd, p):
     from scipy.optimize import brentq
     from scipy.stats import norm
 
+    sd = np.maximum(sd, 1e-3)  # an interval clipped to one point of the link: as narrow as the mixture takes it
     return brentq(lambda z: float(np.sum(w * norm.cdf((z - centre) / sd))) - p, -50, 50, xtol=1e-12)
 
 

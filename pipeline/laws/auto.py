@@ -145,10 +145,11 @@ class Auto(_Calibrated):
             # lower points, a smaller model) is no forecast: its weight and interval go to the others
             inside = feats["distance"].to_numpy(float) <= 0
             P[inside, self.policy.candidates.index(CarryForward.method)] = np.nan
-        point = self.policy.combine(feats, P)
-        lower, upper = self.policy.auto_interval(point, feats, P)
+        W = self.policy.weights(feats)  # one gate evaluation for the point, the interval and the label
+        point = self.policy.combine(feats, P, W)
+        lower, upper = self.policy.auto_interval(point, feats, P, W)
         seen = self._seen(units)
-        self.weights_ = self.policy.weights_for(feats)
+        self.weights_ = self.policy.weights_for(feats, W)
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()
         out["actual"], out["stderr"] = units["value"].to_numpy(float), units["stderr"].to_numpy(float)
         # the point the interval is around: inside [floor, 1], as every calibrated forecast

@@ -208,17 +208,23 @@ class Policy:
                               "relative": float(np.quantile(rel, SUPPORT_QUANTILE))}
         return policy
 
-    def combine(self, feats: pd.DataFrame, P: np.ndarray) -> np.ndarray:
-        """The auto point forecast of each row of ``P`` (candidates' predictions, NaN = none)."""
-        P = _fill(np.asarray(P, float))
-        return np.sum(self.gate.weights(conformal.design(feats)) * P, axis=1)
+    def weights(self, feats: pd.DataFrame) -> np.ndarray:
+        """(n, candidates): the gate's weights of each forecast of ``feats``."""
+        return self.gate.weights(conformal.design(feats))
 
-    def weights_for(self, feats: pd.DataFrame) -> list[tuple[str, float]]:
+    def combine(self, feats: pd.DataFrame, P: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+        """The auto point forecast of each row of ``P`` (candidates' predictions, NaN = none);
+        ``W``: the weights of ``feats`` where the caller has them (:meth:`weights`)."""
+        P = _fill(np.asarray(P, float))
+        return np.sum((self.weights(feats) if W is None else W) * P, axis=1)
+
+    def weights_for(self, feats: pd.DataFrame, W: np.ndarray | None = None) -> list[tuple[str, float]]:
         """The candidates' mean weights over the forecasts ``feats``, the largest first."""
-        mean = self.gate.weights(conformal.design(feats)).mean(axis=0)
+        mean = (self.weights(feats) if W is None else W).mean(axis=0)
         return sorted(zip(self.candidates, (float(w) for w in mean)), key=lambda t: (-t[1], t[0]))
 
-    def auto_interval(self, point, feats: pd.DataFrame, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def auto_interval(self, point, feats: pd.DataFrame, P: np.ndarray,
+                      W: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) of the auto forecasts ``point``: the stacking mixture of the candidates'
         calibrated predictive distributions (``P``: their predictions, NaN = none), with the weights
         that make the point (:func:`pipeline.laws.conformal.mixture_interval`); each holds its point."""
@@ -228,7 +234,7 @@ class Policy:
             ok = np.isfinite(P[:, j])
             if method in self.intervals and ok.any():
                 lower[ok, j], upper[ok, j] = self.interval(method, P[ok, j], feats.loc[ok])
-        W = self.gate.weights(conformal.design(feats))
+        W = self.weights(feats) if W is None else W
         lo, hi = conformal.mixture_interval(W, lower, upper, feats["floor"].to_numpy(float), self.level)
         p = np.asarray(point, float)
         return np.minimum(lo, p), np.maximum(hi, p)
