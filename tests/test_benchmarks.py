@@ -27,3 +27,18 @@ def test_a_synthetic_ladder_is_scored_on_sizes_beyond_its_training_rows():
     acc = rows["metric"] == "acc"
     assert test.loc[test["metric"] == "acc", "params"].min() > train["params"].max()
     assert rows.loc[acc, "value"].between(0, 1).all() and (rows.loc[~acc, "value"] > 0).all()
+
+
+def test_fresh_ladders_are_cut_below_the_top_and_drawn_outside_the_calibration_zoo():
+    import fresh_ladders
+    from pipeline import params
+
+    zoo = params.load("ladders")["zoo"]  # the calibration zoo's seeds: seed * 10000 + i, i < per_design
+    calibration = {int(zoo["seed"]) * 10000 + i for i in range(int(zoo["per_design"]))}
+    assert not calibration & set(range(fresh_ladders.FIRST_SEED, fresh_ladders.FIRST_SEED + 100))
+    train, final, _ = fresh_ladders.cut("isoflop", fresh_ladders.FIRST_SEED, 16.0)
+    assert len(final) == 1 and train["compute_flops"].max() <= final["compute_flops"].max() / 16
+    table = fresh_ladders.summary(fresh_ladders.run(["isoflop"], 1, 16.0, ("auto", "line_final")))
+    assert set(table["method"]) == {"auto", "line_final"} and (table["failed"] == 0).all()
+    assert np.isfinite(table[["mae", "interval_score"]]).all().all()
+    assert table.loc[table["method"] == "line_final", "mae_vs_line_final"].iloc[0] == 1.0

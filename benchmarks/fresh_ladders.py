@@ -1,0 +1,118 @@
+"""The one-command family forecast on ladders the calibration never held: fresh seeds of the zoo.
+
+The policy behind ``--method auto`` and every method's interval was learned from the zoo's seeds
+0-49 of each design (and the real ladders).  This draws seeds from 5000 on -- ladders of a known
+design that no calibration ladder is -- cuts each one as a user would have it (the runs at least
+``factor`` x below the top compute), and forecasts the top runs' final checkpoints with the same
+code path as ``python -m pipeline forecast --family`` (:func:`pipeline.forecasting.family.run`).
+An isoFLOP ladder's target is the compute-optimal run beyond its sweeps (:mod:`pipeline.ladders.zoo`).
+
+Printed per design and method: forecasts n, MAE (accuracy points), coverage of the 90% interval,
+median width (points), interval score (points; Gneiting & Raftery 2007) and the MAE as a ratio of
+the final-checkpoint line's in the same run (the simple baseline that won on other labs' ladders).
+
+    .venv/bin/python benchmarks/fresh_ladders.py [--designs isoflop,checkpoints_constant_lr]
+        [--ladders 10] [--factor 16] [--methods auto,line_final,line_frontier,direct,two_step]
+
+About 2 minutes for the defaults on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pipeline  # noqa: E402,F401  (pins the numerical kernels before numpy does any work)
+from pipeline.errors import CapcastError  # noqa: E402
+from pipeline.forecasting import family  # noqa: E402
+from pipeline.ladders.calibration import Source  # noqa: E402
+from pipeline.ladders.zoo import simulate  # noqa: E402
+
+FIRST_SEED = 5000  # the calibration zoo's seeds are 0..ladders.n_per_design - 1
+BASELINE = "line_final"
+METHODS = ("auto", "line_final", "line_frontier", "direct", "two_step")
+TOP_RUNG = 1.5  # the runs within this factor of the top compute are the ones forecast (as the harness)
+
+
+def cut(design: str, seed: int, factor: float) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(training rows, the top runs' final accuracies, task) of one fresh ladder."""
+    ladder = simulate(design, seed)
+    acc = ladder.rows[ladder.rows["metric"] == "acc"]
+    run_compute = acc.groupby("model")["compute_flops"].max()
+    top = float(run_compute.max())
+    train = ladder.rows[ladder.rows["model"].isin(run_compute.index[run_compute <= top / factor])]
+    held = acc[acc["model"].isin(run_compute.index[run_compute >= top / TOP_RUNG])]
+    final = held.loc[held.groupby("model")["tokens"].idxmax()]
+    return train.reset_index(drop=True), final.reset_index(drop=True), ladder.target.split(":")[0]
+
+
+def _key(params: float, tokens: float) -> str:
+    return f"{float(params):.6g} {float(tokens):.6g}"
+
+
+def run(designs, ladders: int, factor: float, methods=METHODS) -> pd.DataFrame:
+    """One row per (design, seed, held-out run, method): truth, forecast and interval (NaN: failed)."""
+    out, source = [], Source()
+    for design in designs:
+        for seed in range(FIRST_SEED, FIRST_SEED + ladders):
+            train, final, task = cut(design, seed, factor)
+            fam = str(train["family"].iloc[0])
+            targets = tuple((float(r.params), float(r.tokens)) for r in final.itertuples())
+            for method in methods:
+                req = family.Request(fam, targets, tasks=(task,), method=method, n_bootstrap=0, calibration=source)
+                try:
+                    fc = family.run(train, req).forecast
+                except CapcastError:
+                    fc = pd.DataFrame({"params": [p for p, _ in targets], "tokens": [d for _, d in targets],
+                                       "predicted": np.nan, "lower": np.nan, "upper": np.nan})
+                by_target = {_key(r.params, r.tokens): r for r in fc.itertuples()}
+                for truth in final.itertuples():
+                    row = by_target[_key(truth.params, truth.tokens)]
+                    out.append({"design": design, "seed": seed, "model": truth.model, "method": method,
+                                "actual": float(truth.value), "predicted": float(row.predicted),
+                                "lower": float(row.lower), "upper": float(row.upper)})
+    return pd.DataFrame(out)
+
+
+def summary(results: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
+    """Per design and method: n, failed, MAE, coverage, median width, interval score, MAE / baseline's."""
+    alpha = 1 - level
+    r = results.assign(err=(results["predicted"] - results["actual"]).abs() * 100,
+                       hit=(results["actual"] >= results["lower"]) & (results["actual"] <= results["upper"]),
+                       width=(results["upper"] - results["lower"]) * 100)
+    r["score"] = r["width"] + 200 / alpha * (np.maximum(r["lower"] - r["actual"], 0)
+                                             + np.maximum(r["actual"] - r["upper"], 0))
+    ok = r[np.isfinite(r["predicted"])]
+    table = ok.groupby(["design", "method"], sort=False).agg(
+        n=("err", "size"), mae=("err", "mean"), coverage=("hit", "mean"), median_width=("width", "median"),
+        interval_score=("score", "mean")).reset_index()
+    failed = r.groupby(["design", "method"], sort=False)["predicted"].apply(lambda s: int(s.isna().sum()))
+    table["failed"] = failed.reindex(pd.MultiIndex.from_frame(table[["design", "method"]])).to_numpy()
+    base = table[table["method"] == BASELINE].set_index("design")["mae"]
+    table["mae_vs_" + BASELINE] = table["mae"] / table["design"].map(base)
+    return table
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--designs", default="isoflop,checkpoints_constant_lr")
+    ap.add_argument("--ladders", type=int, default=10)
+    ap.add_argument("--factor", type=float, default=16.0)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    args = ap.parse_args(argv)
+    methods = args.methods.split(",")
+    if BASELINE not in methods:
+        methods.append(BASELINE)
+    table = summary(run(args.designs.split(","), args.ladders, args.factor, methods))
+    print(f"fresh zoo seeds {FIRST_SEED}-{FIRST_SEED + args.ladders - 1}, training runs <= top compute / {args.factor:g}")
+    print(table.round(3).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
