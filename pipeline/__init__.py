@@ -29,4 +29,3 @@ def _pin_numerics() -> None:
 
 
 _pin_numerics()
-

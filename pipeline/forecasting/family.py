@@ -6,9 +6,9 @@
 For every task and target it prints the forecast, its interval, the method, how far it
 extrapolates, and that method's backtest on *this family's own ladder*: the nested holdout of
 :mod:`pipeline.laws.nested` (the top rung -- the largest size, every run of the top budget of an
-isoFLOP sweep, or the top decile of compute when the sizes are few -- held out), the method fitted on the smaller rungs and scored on the last
-checkpoint of each held-out model (MAE in points, interval coverage, median width, interval score;
-:func:`pipeline.forecasting.scoring.score_group`).
+isoFLOP sweep, or the top decile of compute when the sizes are few -- held out), the method fitted
+on the smaller rungs and scored on the last checkpoint of each held-out model (MAE in points,
+interval coverage, median width, interval score; :func:`pipeline.forecasting.scoring.score_group`).
 
 ``--method auto`` (the default) is the policy learned across ladders (:mod:`pipeline.laws.policy`):
 the candidate methods weighted by the problem's features, with an interval calibrated on other

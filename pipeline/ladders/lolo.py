@@ -103,4 +103,3 @@ def new_design(table: pd.DataFrame, candidates: list[str], level: float) -> pd.D
     simulated = table["kind"] != "real"
     full = pd.concat([table, auto_forecasts(table.loc[simulated], candidates, level, table)], ignore_index=True)
     return out_of_group_intervals(full.loc[full["kind"] != "real"], candidates, level, full)
-

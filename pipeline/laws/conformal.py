@@ -39,11 +39,11 @@ BELOW_CHANCE = 2.0  # stderr: training values this far below chance put the floo
 PHI = ("one", "distance", "relative", "log_noise", "level", "slope", "abs_slope", "top_slope", "curvature",
        "checkpointed", "log_runs_per_budget", "log_spread", "log_misfit", "log_rung_error")
 EXTRAPOLATED = ("distance", "relative")  # the scale model's features read past the calibration's range
-MIN_SPREAD = 0.02
+MIN_SPREAD = 0.02  # link units: candidates closer than this agree
 LOG_FLOOR = 0.01  # link units added to |e| before its log: errors below it are all "none"
 SMOOTH = 0.05  # width of the pinball loss's smoothing, in log units
 NEIGHBOURS = 150  # calibration forecasts a local quantile is taken over
-RIDGE = 1e-3  # on the scale model's slopes: keeps it finite where a feature does not vary  # link units: candidates closer than this agree
+RIDGE = 1e-3  # on the scale model's slopes: keeps it finite where a feature does not vary
 
 
 def floor_of(chance: float, train_values, train_stderr) -> float:

@@ -309,13 +309,18 @@ def final_units(units: pd.DataFrame) -> pd.DataFrame:
     return units.loc[last].drop_duplicates("model", keep="last")
 
 
+def budget_of(compute_flops) -> np.ndarray:
+    """The compute budget of each value: log10 FLOPs rounded to ``BUDGET_DECIMALS`` (the runs of one
+    isoFLOP budget share it)."""
+    return np.round(np.log10(np.asarray(compute_flops, float)), BUDGET_DECIMALS)
+
+
 def budget_best_units(units: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     """Per compute budget (log10 C to ``BUDGET_DECIMALS``) the unit of best value, in order of
     compute (an isoFLOP sweep's compute-optimal run; a ladder of one run per budget: every run),
     with the helper columns ``_budget`` and ``_score`` (the value, higher better)."""
     better = -1.0 if metric.kind == "loss" else 1.0
-    u = units.assign(_budget=np.round(np.log10(units["compute_flops"].to_numpy(float)), BUDGET_DECIMALS),
-                     _score=better * units["value"].to_numpy(float))
+    u = units.assign(_budget=budget_of(units["compute_flops"]), _score=better * units["value"].to_numpy(float))
     return u.sort_values(["_budget", "_score", "model"], kind="mergesort").drop_duplicates("_budget", keep="last")
 
 

@@ -98,8 +98,9 @@ def inner_split(rows: pd.DataFrame, target: Metric | str, min_rungs: int = MIN_R
     sizes = np.round(np.log10(units["params"].to_numpy(float)), SIZE_DECIMALS)
     distinct = np.unique(sizes)
     budgets = _budgets_of_runs(units)
-    if budgets is not None and np.unique(budgets).size >= min_rungs + top:
-        cut = np.unique(budgets)[-top]
+    distinct_budgets = np.unique(budgets) if budgets is not None else np.array([])
+    if distinct_budgets.size >= min_rungs + top:
+        cut = distinct_budgets[-top]
         held_models = set(budgets.index[budgets >= cut])
         held = units["model"].astype(str).isin(held_models).to_numpy()
         keep_rows = ~rows["model"].astype(str).isin(held_models).to_numpy()
@@ -136,7 +137,7 @@ def _budgets_of_runs(units: pd.DataFrame) -> pd.Series | None:
     size) keeps the largest size as its rung: the size beyond the ladder is what is asked of it."""
     final = data.final_units(units)
     size = np.round(np.log10(final["params"].to_numpy(float)), SIZE_DECIMALS)
-    budget = np.round(np.log10(final["compute_flops"].to_numpy(float)), data.BUDGET_DECIMALS)
+    budget = data.budget_of(final["compute_flops"])
     per_budget = pd.DataFrame({"size": size, "budget": budget}).groupby("budget")["size"].nunique().mean()
     if per_budget < SIZES_PER_BUDGET:
         return None

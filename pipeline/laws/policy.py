@@ -49,8 +49,8 @@ def ladder_features(train: pd.DataFrame, target: str, chance: float) -> dict:
     sweep has several).  The rest are read off each compute budget's best final value (one run per
     budget: every run): noise: their median stderr; level: how far the top budget's value is from
     chance to 1 (0 at chance, 1 at the ceiling); slope, top_slope: the least-squares slope of the
-    values per decade of compute, over every budget and over the top half; curvature: twice the quadratic coefficient of the same fit (> 0: taking off, < 0:
-    saturating); misfit: the root-mean-square residual of that quadratic fit over the noise (a
+    values per decade of compute, over every budget and over the top half; curvature: twice the
+    quadratic coefficient of the same fit (> 0: taking off, < 0: saturating); misfit: the root-mean-square residual of that quadratic fit over the noise (a
     ladder whose runs scatter beyond their noise is one whose shape is not settled); rung_error:
     how far a line through the other runs' final values misses the largest run's, over the noise
     (the ladder's own top rung, as one feature among many: it adjusts the interval only as far as
@@ -60,7 +60,7 @@ def ladder_features(train: pd.DataFrame, target: str, chance: float) -> dict:
     units = data.values(train, Metric.parse(target), "ladder")
     units = units.loc[units["compute_flops"] > 0]
     final = data.final_units(units)
-    budgets = np.unique(np.round(np.log10(final["compute_flops"].to_numpy(float)), data.BUDGET_DECIMALS)).size
+    budgets = np.unique(data.budget_of(final["compute_flops"])).size
     # the shape is read off the best run of each compute budget: an isoFLOP sweep's off-optimal runs
     # are not noise about its curve, and would read as a flat, scattered ladder
     best = data.budget_best_units(final, Metric.parse(target))

@@ -15,8 +15,8 @@
 * ``reports/ladders/new_design.csv``: the same table for the simulated ladders with each design left
   out whole: how the policy does on a kind of ladder it has never seen.
 
-About 7 minutes on 2 cores, so it is not a ``dvc repro`` stage; ``--evaluate-only`` recomputes the
-three tables from the forecasts already written (about two minutes).
+About 6 minutes on 2 cores, so it is not a ``dvc repro`` stage; ``--evaluate-only`` recomputes the
+three tables from the forecasts already written (about a minute).
 """
 from __future__ import annotations
 
