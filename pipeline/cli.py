@@ -10,10 +10,27 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import re
 import sys
 
 from pipeline.config import MAX_BOOTSTRAP
 from pipeline.errors import CapcastError
+
+
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # -2, -0.5, -2e12
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with the commands' errors: one line (``error: ...``) naming the fix, exit
+    status 2, no usage block; and a negative number in scientific notation (``--tokens -2e12``)
+    read as the option's value, so that the command's own check says what is wrong with it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER  # argparse's own knows -2 and -0.5, not -2e12
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
 
 
 def run_cli(func, argv) -> int:

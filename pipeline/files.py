@@ -72,6 +72,8 @@ def _same(a: Path, b: Path) -> bool:
 
 def check_output(path, flag: str, folder: bool = False) -> Path:
     """``path`` as an output (a file, or a ``folder``): :class:`FilesError` when it cannot be one."""
+    if not folder and isinstance(path, str) and path.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise FilesError(f"{flag} {path}: names a folder; give a file name (e.g. {Path(path) / 'out.csv'})")
     path = Path(path)
     if not str(path).strip():
         raise FilesError(f"{flag}: empty path; give a {'folder' if folder else 'file name'}")
@@ -93,12 +95,10 @@ def check_outputs(outputs, inputs=(), folder_outputs=()) -> None:
     """Check every output (``[(flag, path), ...]``; ``folder_outputs`` the same for folders) with
     :func:`check_output`, that no two are the same file, and that none is an input
     (``[(flag, path), ...]``): a command never writes over what it reads."""
-    outs = [(flag, Path(p)) for flag, p in outputs if p is not None and str(p) != ""]
     for flag, p in folder_outputs:
         if p is not None:
             check_output(p, flag, folder=True)
-    for flag, p in outs:
-        check_output(p, flag)
+    outs = [(flag, check_output(p, flag)) for flag, p in outputs if p is not None and str(p) != ""]
     for i, (flag, p) in enumerate(outs):
         for other_flag, q in outs[:i]:
             if _same(p, q):

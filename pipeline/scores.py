@@ -175,7 +175,8 @@ def parse_chance(spec: str | list | None) -> dict[str, float]:
 
 
 def with_chance(table: pd.DataFrame, levels: dict[str, float]) -> pd.DataFrame:
-    """``table`` with the ``chance`` column set to ``levels[task]`` on every accuracy row of those tasks."""
+    """``table`` with the ``chance`` column filled with ``levels[task]`` on the accuracy rows of those
+    tasks that leave it empty.  The column wins: a level that contradicts it is refused, not applied."""
     if not levels:
         return table
     unknown = sorted(set(levels) - set(table["task"].astype(str)))
@@ -186,7 +187,14 @@ def with_chance(table: pd.DataFrame, levels: dict[str, float]) -> pd.DataFrame:
         out["chance"] = np.nan
     accuracy = out["metric"].astype(str).map(lambda m: metric_kind(m) == "accuracy").to_numpy(bool)
     for task, level in levels.items():
-        out.loc[accuracy & (out["task"] == task).to_numpy(bool), "chance"] = level
+        mine = accuracy & (out["task"] == task).to_numpy(bool)
+        given = pd.to_numeric(out.loc[mine, "chance"], errors="coerce")
+        clash = sorted(set(given.dropna().round(6)) - {round(float(level), 6)})
+        if clash:
+            raise ScoresError(f"--chance {task}={level:g}: the table's chance column already gives {task} "
+                              f"{', '.join(f'{c:g}' for c in clash)} (the column wins); drop {task} from --chance "
+                              "or fix the column")
+        out.loc[mine & out["chance"].isna().to_numpy(bool), "chance"] = level
     return out
 
 

@@ -50,6 +50,9 @@ def test_no_losses_for_two_step_and_auto_only_without_a_loss_named():
     assert caveats.no_losses(bare, "arc_easy:acc", "two_step", "toyloss:ppl") == ""  # another task's loss, named
     with_bpb = pd.concat([bare, bare[bare["task"] == "arc_easy"].assign(metric="bpb", value=1.0)])
     assert caveats.no_losses(with_bpb, "arc_easy:acc", "two_step", None) == ""
+    # another task's loss in the rows, not named: the caveat names it, not a re-run of lm-eval
+    other = caveats.no_losses(rows, "arc_easy:acc", "two_step", None)
+    assert other.startswith("no task losses of arc_easy") and "--loss" in other and "toyloss:ppl" in other
 
 
 def test_the_note_joins_every_caveat_in_order():
@@ -131,6 +134,8 @@ def test_two_step_without_task_losses_says_to_log_samples(tmp_path, capsys):
     (line,) = lines
     assert "no forecast (two_step: " in line and caveats.NO_LOSSES in line
     assert caveats.NO_LOSSES in fc["note"].iloc[0]
+    # the header names the rung the ladder holds out, not "too few rungs": the law failed, not the ladder
+    assert fc["heldout"].iloc[0].startswith("largest size")
 
 
 def test_the_forecast_stage_and_the_family_forecast_write_the_same_note(tmp_path, capsys):

@@ -125,3 +125,25 @@ def test_progress_shows_a_bar_on_a_terminal(monkeypatch):
     assert parallel.fork_map(lambda x: x, [1], 1) == [1]  # outside shown(): no bar
     assert term.getvalue() == shown
 
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_parser_fails_in_one_line_naming_the_fix(name, capsys):
+    parser = PARSERS[name]
+    assert isinstance(parser, cli.Parser)
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["--no-such-option"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert ("--no-such-option" in err or "are required" in err) and "--help" in err
+
+
+def test_a_negative_number_in_scientific_notation_is_a_value_for_the_commands_own_check(capsys):
+    from pipeline.stages import forecast
+
+    from tests.paths import ROOT
+
+    rc = forecast.main(["--scores", str(ROOT / "data/published/scores.csv"), "--family", "pythia", "--suite",
+                        "pythia_evals", "--params", "7e9", "--tokens", "-2e12"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--tokens '-2e12': give numbers > 0" in err, err

@@ -100,3 +100,14 @@ def test_the_ladders_doc_prints_the_committed_leave_one_ladder_out_table():
     for start, name in zip(starts, names):
         expected = table.markdown(pd.read_csv(ROOT / "reports/ladders" / name)).splitlines()
         assert doc[start:start + len(expected)] == expected, name
+
+
+def test_the_readme_dvc_metrics_block_shows_the_committed_metrics():
+    import json
+
+    text = (ROOT / "README.md").read_text()
+    shown = re.findall(r"^(reports/\S+\.json)\s+(\S+)\s+\S+\s+\.\.\.\s+(\S+)\s+(\d+)$", text, flags=re.M)
+    assert len(shown) >= 2  # the block's metric lines: path, coverage, -, ..., mae, n
+    for path, coverage, mae, n in shown:
+        committed = json.loads((ROOT / path).read_text())
+        assert (float(coverage), float(mae), int(n)) == (committed["coverage"], committed["mae"], committed["n"]), path

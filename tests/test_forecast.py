@@ -36,6 +36,16 @@ def test_targets_errors_name_the_fix(bad, msg):
         forecast.parse_targets({"targets": [t]})
 
 
+def test_a_targets_loss_must_name_rows_of_its_family():
+    table = pd.DataFrame({"family": ["f", "f", "g"], "suite": ["s"] * 3, "task": ["t", "lam", "lam2"],
+                          "metric": ["acc", "ppl", "ppl"]})
+    ok = Target("x", "f", "s", 1e9, 1e10, loss="lam:ppl")
+    forecast.check_losses(table, [ok, Target("y", "f", "s", 1e9, 1e10)])
+    with pytest.raises(ForecastError, match=r"targets\[1\] \(z\): loss 'lam2:ppl' has no rows of family 'f'.*"
+                                            r"its losses: lam:ppl"):
+        forecast.check_losses(table, [ok, Target("z", "f", "s", 1e9, 1e10, loss="lam2:ppl")])
+
+
 def test_targets_need_names_once():
     t = {"name": "x", "family": "pythia", "suite": "s", "params": 1e9, "tokens": 1e9}
     with pytest.raises(ForecastError, match="duplicate"):

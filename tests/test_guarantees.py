@@ -247,6 +247,13 @@ def test_two_outputs_on_one_file_are_refused(tmp_path, capsys):
     one_line_error(capsys, rc, f"--emergence-out {out} is also --out: two outputs would write the same file")
 
 
+def test_an_output_file_named_like_a_folder_is_refused_not_written_as_a_file(tmp_path, capsys):
+    out = str(tmp_path / "results") + "/"
+    rc = pipeline_main(["trends", "--scores", str(csv(tmp_path)), "--out", out])
+    one_line_error(capsys, rc, f"--out {out}: names a folder; give a file name")
+    assert not (tmp_path / "results").exists()
+
+
 def test_the_metrics_clean_up_deletes_only_what_the_stage_wrote(tmp_path):
     metrics = tmp_path / "metrics"
     for rel, text in (("old_split/loglinear.json", '{"coverage": 0.5, "mae": 1.0, "n": 3}'),  # a stale metrics file

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.errors import CapcastError
 from pipeline.forecasting import family, reach
 from pipeline.ladders.calibration import Source
 from pipeline.stages import reach as reach_stage
@@ -104,6 +105,17 @@ def test_not_reached_when_the_laws_ceiling_is_below_the_goal():
     assert "not reached" in line and "backtest:" in line
 
 
+def test_a_goal_the_smallest_model_already_meets_says_so_once():
+    rows = ladder(1.5, TOP + 0.5)
+    req = family.Request("toy", (), method="sigmoid", n_bootstrap=20)
+    r = reach.run(rows, [reach.Goal("arc_challenge", "acc", 0.2)], req, with_backtest=False).iloc[0]
+    assert r["reached"] and r["note"].startswith("already reached by the family's smallest model")
+    text = reach.line(r)
+    assert text.count("interpolation") <= 1 and text.count("already reached") == 1, text
+    r = reach.run(rows, [reach.Goal("arc_challenge", "acc", 0.5)], req, with_backtest=False).iloc[0]
+    assert r["reached"] and r["note"] == "" and "interpolation" in r["extrapolation"]  # inside the ladder, said once
+
+
 def test_the_backtest_holds_the_top_rung_out_and_scores_its_compute():
     rows = ladder(0.5, TOP - 0.5, seed=1)
     req = family.Request("toy", (), method="sigmoid", n_bootstrap=50)
@@ -151,11 +163,25 @@ def test_the_command_prints_one_line_per_goal_and_writes_the_csv(scores_csv, tmp
     ("arc_challenge:acc=-0.1", "must lie in [0, 1]"),
     ("arc_challenge:ppl=2", "not an accuracy"),
     ("hellaswag:acc=0.6", "no 'acc' rows of hellaswag"),
+    ("hellaswag:acc=0.6", "fix --goal"),
 ])
 def test_bad_goals_are_one_line_errors(scores_csv, capsys, goal, words):
     rc = reach_stage.main(["--scores", str(scores_csv), "--family", "toy", "--goal", goal, "--method", "sigmoid"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
+
+
+@pytest.mark.parametrize("loss, words", [
+    ("arc_challenge:acc", "'acc' is not a loss metric"),
+    ("lambada:ppl", "has no lambada:ppl rows"),
+])
+def test_a_loss_the_family_does_not_have_is_a_one_line_error_not_a_silent_forecast(scores_csv, capsys, loss, words):
+    rc = reach_stage.main(["--scores", str(scores_csv), "--family", "toy", "--goal", "arc_challenge:acc=0.6",
+                           "--loss", loss])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and words in err and "--loss" in err, err
+    with pytest.raises(CapcastError, match=words):
+        family.run(pd.read_csv(scores_csv), family.Request("toy", ((1e9, 2e10),), tasks=("arc_challenge",), loss=loss))
 
 
 def test_the_command_never_writes_over_its_input(scores_csv, capsys):

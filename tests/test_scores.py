@@ -85,8 +85,13 @@ def test_chance_column_is_data_and_the_table_is_the_fallback():
         scores.chance_level("t", "acc", mixed)
     with pytest.raises(ScoresError, match="chance must be in"):
         scores.validate(rows(chance=1.5), origin="my.csv")
-    set_ = scores.with_chance(table, scores.parse_chance("my_task=0.3"))
-    assert scores.chance_level("my_task", "acc", set_) == 0.3
+    # --chance fills a task's empty cells; the column wins: one that agrees is a no-op, one that contradicts is refused
+    blank = scores.validate(pd.concat([table, rows(task="blank_task", model="m3")]))
+    set_ = scores.with_chance(blank, scores.parse_chance("blank_task=0.3"))
+    assert scores.chance_level("blank_task", "acc", set_) == 0.3
+    assert scores.with_chance(set_, scores.parse_chance("blank_task=0.3,my_task=0.2")).equals(set_)
+    with pytest.raises(ScoresError, match=r"--chance my_task=0.5: .*already gives my_task 0.2 \(the column wins\)"):
+        scores.with_chance(set_, scores.parse_chance("my_task=0.5"))
     for bad in ("my_task", "my_task=2", "=0.2", "my_task=x"):
         with pytest.raises(ScoresError, match="is not TASK=LEVEL"):
             scores.parse_chance(bad)

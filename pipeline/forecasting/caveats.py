@@ -90,7 +90,14 @@ def no_losses(rows: pd.DataFrame, target: str, method: str, loss: str | None) ->
         return ""
     task = Metric.parse(target).task
     own = rows.loc[rows["task"] == task, "metric"].astype(str).unique()
-    return "" if any(scores.metric_kind(m) == "loss" for m in own) else NO_LOSSES
+    if any(scores.metric_kind(m) == "loss" for m in own):
+        return ""
+    others = sorted({f"{t}:{m}" for t, m in zip(rows["task"].astype(str), rows["metric"].astype(str))
+                     if scores.metric_kind(m) == "loss"})
+    if others:  # a loss of another task (a corpus's perplexity) is there to be named
+        return (f"no task losses of {task}: two_step cannot run unless --loss names one of the rows' losses "
+                f"({', '.join(others[:4])}{', ...' if len(others) > 4 else ''})")
+    return NO_LOSSES
 
 
 def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:

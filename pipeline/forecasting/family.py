@@ -94,19 +94,39 @@ def family_rows(table: pd.DataFrame, req: Request) -> tuple[pd.DataFrame, str]:
     return rows, suite
 
 
-def family_tasks(rows: pd.DataFrame, req: Request) -> list[str]:
-    """--tasks (each must have the metric), else every task of the family with the metric."""
+def family_tasks(rows: pd.DataFrame, req: Request, fix: str = "--tasks or --metric") -> list[str]:
+    """--tasks (each must have the metric), else every task of the family with the metric;
+    ``fix``: the flags an error tells the user to change."""
     have = sorted(rows.loc[rows["metric"] == req.metric, "task"].astype(str).unique())
+    metrics = ", ".join(sorted(rows["metric"].astype(str).unique()))
     if not req.tasks:
         if not have:
             raise CapcastError(f"{req.source}: family {req.family!r} has no {req.metric!r} rows; pick the accuracy "
-                               f"with --metric (it has {', '.join(sorted(rows['metric'].astype(str).unique()))})")
+                               f"with --metric (it has {metrics})")
         return have
     missing = [t for t in req.tasks if t not in have]
     if missing:
+        held = f"tasks with it: {', '.join(have)}" if have else f"no task has it; its metrics: {metrics}"
         raise CapcastError(f"{req.source}: family {req.family!r} has no {req.metric!r} rows of {', '.join(missing)} "
-                           f"(it has {', '.join(have) or 'none'}); fix --tasks or --metric")
+                           f"({held}); fix {fix}")
     return list(req.tasks)
+
+
+def check_loss(rows: pd.DataFrame, req: Request, flag: str = "--loss") -> None:
+    """A --loss that is a loss metric of the family's rows: one that is not would leave the two-step
+    law out of the forecast without a word (auto weighs the other candidates)."""
+    if not req.loss:
+        return
+    loss = Metric.parse(req.loss, flag)
+    losses = sorted({f"{t}:{m}" for t, m in zip(rows["task"].astype(str), rows["metric"].astype(str))
+                     if scores.metric_kind(m) == "loss"})
+    if scores.metric_kind(loss.metric) != "loss":
+        raise CapcastError(f"{flag} {req.loss}: {loss.metric!r} is not a loss metric (lower is better: "
+                           f"{', '.join(sorted(scores.LOSS_METRICS))}); name one of the family's losses "
+                           f"({', '.join(losses[:8]) or 'it has none'})")
+    if str(loss) not in losses:
+        raise CapcastError(f"{req.source}: family {req.family!r} has no {loss} rows (its losses: "
+                           f"{', '.join(losses[:8]) or 'none'}); fix {flag}")
 
 
 def check_task(rows: pd.DataFrame, task: str, req: Request) -> None:
@@ -207,8 +227,8 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         preds = [first] + [law.predict(units.iloc[i * k:(i + 1) * k]) for i in range(1, len(tgts))]
     except CapcastError as exc:
         failure = str(exc) if str(exc).startswith(req.method) else f"{req.method}: {exc}"
-        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note(b, failure=failure)}
-                for b in base], [], held, []
+        return [{**b, "predicted": np.nan, "lower": np.nan, "upper": np.nan, "note": note(b, failure=failure),
+                 "heldout": bt.split.rung if bt.split is not None else ""} for b in base], [], held, []
     summary = ";".join(f"{r.method}={r.stats['mae']:.4g}" if r.stats.get("n") else f"{r.method}=n/a" for r in tried)
     out, curves, diags = [], [], []
     for i, (pred, b) in enumerate(zip(preds, base)):
@@ -240,6 +260,7 @@ def run(table: pd.DataFrame, req: Request) -> Result:
     """Forecast every task of ``req.family`` at every target (see the module docstring)."""
     rows, suite = family_rows(table, req)
     tasks = family_tasks(rows, req)
+    check_loss(rows, req)
     for task in tasks:
         check_task(rows, task, req)
     tgts = target_objects(req, suite)

@@ -119,6 +119,7 @@ class Crossing:
     largest: float  # log10 of the family's largest compute
     at_max: float  # the point forecast at the grid's end
     ceiling: float  # the point forecast at FAR_FACTOR x the largest compute
+    start: float = float("nan")  # log10 C of the grid's first point: the smallest final model's
 
 
 def first_reach(log_c: np.ndarray, y: np.ndarray, goal: float) -> float:
@@ -158,7 +159,8 @@ def crossing(rows: pd.DataFrame, goal: Goal, req: family.Request, recipe: Recipe
     log_c = np.log10(grid["compute_flops"].to_numpy(float))
     y, lo_b, hi_b = (grid[c].to_numpy(float) for c in ("predicted", "lower", "upper"))
     return Crossing(first_reach(log_c, y, goal.value), first_reach(log_c, hi_b, goal.value),
-                    first_reach(log_c, lo_b, goal.value), largest, float(y[-1]), float(far_pred["predicted"]))
+                    first_reach(log_c, lo_b, goal.value), largest, float(y[-1]), float(far_pred["predicted"]),
+                    float(log_c[0]))
 
 
 # ------------------------------------------------------------------------------------ the answer
@@ -176,7 +178,8 @@ def reach(table: pd.DataFrame, goal: Goal, req: family.Request, recipe: Recipe |
     """One goal's answer and (``with_backtest``) its backtest, as a row of :data:`COLUMNS`."""
     req = _request(req, goal)
     rows, suite = family.family_rows(table, req)
-    family.family_tasks(rows, req)
+    family.family_tasks(rows, req, fix="--goal")
+    family.check_loss(rows, req)
     family.check_task(rows, goal.task, req)
     recipe = recipe or ladder_recipe(rows)
     cfg = _cfg(rows, goal, req)
@@ -213,10 +216,10 @@ def answer(rows: pd.DataFrame, goal: Goal, req: family.Request, recipe: Recipe, 
         out["factor"] = 10 ** (cr.point - cr.largest)
         out["extrapolation"] = forecast.extrapolation(rows, f"{goal.task}:{goal.metric}", out["compute_flops"],
                                                       policy)["extrapolation"]
-        out["note"] = ("reached at or below the family's smallest model: the goal is no extrapolation"
-                       if out["factor"] < 1 and cr.point <= float(np.log10(rows.loc[rows["compute_flops"] > 0,
-                                                                                   "compute_flops"].min())) + 1e-9
-                       else "interpolation: inside the ladder" if out["factor"] <= 1 else "")
+        # the extrapolation words already say "interpolation" inside the ladder; the note adds only
+        # that a goal met from the grid's start is met by the smallest model (not found there)
+        out["note"] = ("already reached by the family's smallest model: the goal lies at or below its forecast"
+                       if cr.point <= cr.start + 1e-9 else "")
     else:
         out["note"] = not_reached(cr, goal)
     return out

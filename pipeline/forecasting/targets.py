@@ -78,6 +78,21 @@ def parse_targets(cfg: dict) -> list[Target]:
     return out
 
 
+def check_losses(table: pd.DataFrame, targets: list[Target]) -> None:
+    """Each target's loss names rows of its family and suite: a loss that matches none would leave
+    the two-step law (and auto's two-step candidate) out of the forecast without a word."""
+    for i, t in enumerate(targets):
+        if not t.loss:
+            continue
+        mine = table.loc[(table["family"] == t.family) & (table["suite"] == t.suite)]
+        have = {f"{a}:{b}" for a, b in zip(mine["task"].astype(str), mine["metric"].astype(str))}
+        if t.loss not in have:
+            losses = sorted(h for h in have if scores.metric_kind(h.split(":", 1)[1]) == "loss")
+            raise ForecastError(f"params.yaml forecast.targets[{i}] ({t.name}): loss {t.loss!r} has no rows of family "
+                                f"{t.family!r} in suite {t.suite!r} (its losses: {', '.join(losses[:8]) or 'none'}); "
+                                "fix the loss")
+
+
 # ------------------------------------------------------------------------------- the laws
 def recipe(target: Target, compute: np.ndarray, fixed: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) along the target's recipe at each compute C = 6ND.
@@ -275,6 +290,7 @@ def forecast_all(table: pd.DataFrame, cfg: dict, extra=None, policy=None) -> tup
     learned from every ladder (a forecast is no backtest: its own family's ladders are evidence too)."""
     interval = float(cfg.get("interval", 0.9))
     targets = parse_targets(cfg)
+    check_losses(table, targets)
     jobs = list(range(len(targets))) + ([None] if extra else [])
 
     def job(i):

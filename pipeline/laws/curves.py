@@ -39,6 +39,12 @@ REFIT_ITER = 40
 REFIT_TOL = 1e-6
 
 
+def _exp(x) -> float:
+    """e^x of a fitted log-parameter, for printing: inf past float range, without numpy's warning."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(x))
+
+
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
@@ -161,7 +167,7 @@ class Chinchilla(Curve):
     @staticmethod
     def readable(theta) -> dict:
         a, b, e, al, be = np.asarray(theta, float).ravel()
-        return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
+        return {"E": _exp(e), "A": _exp(a), "B": _exp(b),
                 "alpha": float(al), "beta": float(be)}
 
 
@@ -193,7 +199,7 @@ class PowerCompute(Curve):
     @staticmethod
     def readable(theta) -> dict:
         a, e, g = np.asarray(theta, float).ravel()
-        return {"E": float(np.exp(e)), "A": float(np.exp(a)), "gamma": float(g)}
+        return {"E": _exp(e), "A": _exp(a), "gamma": float(g)}
 
 
 class ChinchillaNoFloor(Chinchilla):
@@ -227,7 +233,7 @@ class ChinchillaNoFloor(Chinchilla):
     @staticmethod
     def readable(theta) -> dict:
         a, b, al, be = np.asarray(theta, float).ravel()
-        return {"E": 0.0, "A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": float(al), "beta": float(be)}
+        return {"E": 0.0, "A": _exp(a), "B": _exp(b), "alpha": float(al), "beta": float(be)}
 
 
 class PowerComputeNoFloor(PowerCompute):
@@ -247,7 +253,7 @@ class PowerComputeNoFloor(PowerCompute):
     @staticmethod
     def readable(theta) -> dict:
         a, g = np.asarray(theta, float).ravel()
-        return {"E": 0.0, "A": float(np.exp(a)), "gamma": float(g)}
+        return {"E": 0.0, "A": _exp(a), "gamma": float(g)}
 
 
 class _Standardised(Curve):

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import config, files, scores
-from pipeline.cli import progress, run_cli, whole
+from pipeline.cli import Parser, progress, run_cli, whole
 from pipeline.errors import CapcastError, FitError
 from pipeline.forecasting import backtest as engine
 from pipeline.forecasting.backtest import PRED_COLUMNS
@@ -195,7 +195,7 @@ def _print_summary(results: pd.DataFrame) -> None:
 def _parser(cfg: dict) -> argparse.ArgumentParser:
     from pipeline.laws import METHODS
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m pipeline backtest",
         description="Without --scores: run the splits in params.yaml (backtest:). With --scores: fit one "
                     "law on the --train rows of FILE and predict the --test rows.")

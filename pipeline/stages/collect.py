@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import files, params, scores
+from pipeline.cli import Parser
 
 
 def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
@@ -36,7 +37,7 @@ def collect(published: str | Path, evals_dir: str | Path | None, lm_eval_dirs: l
 def parser(cfg: dict | None = None) -> argparse.ArgumentParser:
     """The command's options, their defaults from params.yaml ``collect:`` (``cfg``)."""
     cfg = cfg or {}
-    p = argparse.ArgumentParser(prog="python -m pipeline collect", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m pipeline collect", description=__doc__.split("\n")[0])
     p.add_argument("--published", default=cfg.get("published", "data/published/scores.csv"),
                    help="the published rows (default: collect.published, data/published/scores.csv)")
     p.add_argument("--evals-dir", default=cfg.get("evals_dir", "data/evals"),

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline import files, params
-from pipeline.cli import progress
+from pipeline.cli import Parser, progress
 from pipeline.errors import CapcastError
 from pipeline.sources.evaluation import (DEFAULT_TASKS, Checkpoint, Settings, check_batch_size, check_device,
                                          checkpoints_from_entries, describe_folder, log, settings_from_params)
@@ -25,7 +25,7 @@ from pipeline.sources.lm_eval_run import evaluate
 def parser() -> argparse.ArgumentParser:
     """The command's options; lm-eval's own spellings (``--model_args``, ``--num_fewshot``, ``--batch_size``,
     ``--include_path``, ``--output_path``) are accepted beside capcast's."""
-    p = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m pipeline evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--from-params", action="store_true", help="read everything from params.yaml's evaluate: section")
     p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
                    help="params file for --from-params (default: params.yaml; --params is the old spelling)")

@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 
 from pipeline import files, params, scores
-from pipeline.cli import add_family_arguments, family_request, run_cli, two_modes
+from pipeline.cli import Parser, add_family_arguments, family_request, run_cli, two_modes
 from pipeline.forecasting import family_skills
 from pipeline.forecasting.comparison import family_comparison
 from pipeline.forecasting.family import describe, line, run
@@ -49,8 +49,8 @@ from pipeline.laws.policy import AUTO as DEFAULT_METHOD  # the metrics' method
 
 def stage_parser() -> argparse.ArgumentParser:
     """The DVC stage: every target of params.yaml ``forecast.targets``."""
-    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
-                                description="DVC-stage mode (no --family): " + __doc__.split("\n")[0].split(": ", 1)[1])
+    p = Parser(prog="python -m pipeline forecast",
+               description="DVC-stage mode (no --family): " + __doc__.split("\n")[0].split(": ", 1)[1])
     p.add_argument("--scores", metavar="FILE", default="data/scores.parquet",
                    help="the scores table (default: data/scores.parquet)")
     p.add_argument("--out", "--out-dir", "--output_path", dest="out", metavar="DIR", default="reports",
@@ -66,9 +66,9 @@ def stage_parser() -> argparse.ArgumentParser:
 
 def family_parser() -> argparse.ArgumentParser:
     """The family mode: one family of any scores table at any (N, D)."""
-    p = argparse.ArgumentParser(prog="python -m pipeline forecast",
-                                description="Family mode (--family): forecast one family of a scores table at target "
-                                            "sizes (N, D); no params.yaml.")
+    p = Parser(prog="python -m pipeline forecast",
+               description="Family mode (--family): forecast one family of a scores table at target "
+                           "sizes (N, D); no params.yaml.")
     add_family_arguments(p)
     p.add_argument("--out", "--output_path", dest="out", metavar="FILE", help="write the forecast table here (CSV)")
     return p

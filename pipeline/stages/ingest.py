@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline import files, scores
-from pipeline.cli import progress, run_cli
+from pipeline.cli import Parser, progress, run_cli
 from pipeline.sources import lm_eval
 from pipeline.sources.published import ingest
 
@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0],
-                                epilog="python -m pipeline ingest lm-eval DIR... --out FILE: import your own "
-                                       "lm-eval output folders (see --help there)")
+    p = Parser(prog="python -m pipeline ingest", description=__doc__.split("\n")[0],
+               epilog="python -m pipeline ingest lm-eval DIR... --out FILE: import your own "
+                      "lm-eval output folders (see --help there)")
     p.add_argument("--from", dest="root", default="../shared/data/external",
                    help="local copy of the published files (shared/data/external), or 'github'")
     p.add_argument("--out", "--output_path", dest="out", metavar="FILE", default="data/published/scores.csv",
@@ -61,8 +61,8 @@ def _main(argv) -> int:
 
 # ------------------------------------------------------------------------------------ ingest lm-eval
 def lm_eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline ingest lm-eval",
-                                description="lm-eval output folders -> a scores table (suite lm_eval)")
+    p = Parser(prog="python -m pipeline ingest lm-eval",
+               description="lm-eval output folders -> a scores table (suite lm_eval)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders lm_eval --output_path wrote, or results JSONs")
     p.add_argument("--out", "--output_path", dest="out", metavar="FILE", required=True,
                    help="the scores table to write (.csv or .parquet)")

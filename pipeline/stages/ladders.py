@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import files, params, scores
-from pipeline.cli import progress, run_cli
+from pipeline.cli import Parser, progress, run_cli
 from pipeline.errors import CapcastError
 from pipeline.ladders import calibration, table
 from pipeline.parallel import shown
@@ -38,7 +38,7 @@ from pipeline.parallel import shown
 def parser(cfg: dict | None = None) -> argparse.ArgumentParser:
     """The command's options, their defaults from params.yaml ``ladders:`` (``cfg``)."""
     cfg = cfg or {}
-    p = argparse.ArgumentParser(prog="python -m pipeline ladders", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m pipeline ladders", description=__doc__.split("\n")[0])
     p.add_argument("--evaluate-only", action="store_true",
                    help="recompute the leave-one-ladder-out table from the forecasts already written")
     p.add_argument("--processes", type=int, default=int(cfg.get("processes", 1)),

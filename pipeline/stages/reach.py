@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from pipeline import files, params, scores
-from pipeline.cli import calibration_for, check_level_and_bootstrap, run_cli, whole
+from pipeline.cli import Parser, calibration_for, check_level_and_bootstrap, run_cli, whole
 from pipeline.config import MAX_BOOTSTRAP
 from pipeline.errors import CapcastError
 from pipeline.forecasting import reach
@@ -27,17 +27,17 @@ OUT = "reports/reach.csv"
 def _parser() -> argparse.ArgumentParser:
     from pipeline.laws import METHODS
 
-    p = argparse.ArgumentParser(prog="python -m pipeline reach", description=__doc__.split("\n")[0],
-                                epilog="Example: python -m pipeline reach --scores scores.csv --family my-ladder "
-                                       "--goal arc_challenge:acc=0.6 --tokens-per-param 20")
+    p = Parser(prog="python -m pipeline reach", description=__doc__.split("\n")[0],
+               epilog="Example: python -m pipeline reach --scores scores.csv --family my-ladder "
+                      "--goal arc_challenge:acc=0.6 --tokens-per-param 20")
     p.add_argument("--scores", help="CSV or Parquet in the scores-table schema (required without --from-params)")
     p.add_argument("--family", help="the family whose ladder answers (required without --from-params)")
     p.add_argument("--goal", action="append", metavar="TASK:METRIC=VALUE",
                    help="the accuracy to reach, e.g. arc_challenge:acc=0.6 (repeatable)")
-    p.add_argument("--tokens", type=float, help="the recipe: every size trains on D tokens")
+    p.add_argument("--tokens", type=float, help="the recipe: every size trains on D tokens (one number)")
     p.add_argument("--tokens-per-param", type=float, help="the recipe: D = R x N (e.g. 20); default: the ladder's own")
     methods = sorted(m for m in METHODS if m not in ("link", "observational", "observational_compute", "skills"))
-    p.add_argument("--method", default="auto", choices=["auto", *methods],
+    p.add_argument("--method", default="auto", choices=methods,
                    help="the law (default auto: the candidates weighted by what other ladders taught)")
     p.add_argument("--calibration", metavar="FILE", help="the ladder forecast table auto is learned from")
     p.add_argument("--loss", help="two_step: TASK:METRIC of the loss it goes through (default: the task's own)")

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from pipeline import files, params, scores
-from pipeline.cli import add_family_arguments, family_request, run_cli, two_modes
+from pipeline.cli import Parser, add_family_arguments, family_request, run_cli, two_modes
 from pipeline.forecasting.family import SPLIT, Request, Result, run
 from pipeline.report.build import write
 from pipeline.report.inputs import ReportConfig, ReportInput, load_inputs
@@ -21,9 +21,9 @@ from pipeline.report.inputs import ReportConfig, ReportInput, load_inputs
 
 def stage_parser() -> argparse.ArgumentParser:
     """The DVC stage: the report of the CSVs under reports/."""
-    p = argparse.ArgumentParser(prog="python -m pipeline report",
-                                description="DVC-stage mode (no --family): reports/index.html, reports/forecast.md "
-                                            "and plots, from the tables the other stages wrote.")
+    p = Parser(prog="python -m pipeline report",
+               description="DVC-stage mode (no --family): reports/index.html, reports/forecast.md "
+                           "and plots, from the tables the other stages wrote.")
     p.add_argument("--scores", metavar="FILE", default="data/scores.parquet",
                    help="the scores table (default: data/scores.parquet)")
     p.add_argument("--out", "--out-dir", "--output_path", dest="out", metavar="DIR", default="reports",
@@ -37,11 +37,11 @@ def stage_parser() -> argparse.ArgumentParser:
 
 def family_parser() -> argparse.ArgumentParser:
     """The family mode: the report of one family's forecast."""
-    p = argparse.ArgumentParser(prog="python -m pipeline report",
-                                description="Family mode (--family): the HTML report of one family's forecast at "
-                                            "target sizes (N, D); no params.yaml.")
+    p = Parser(prog="python -m pipeline report",
+               description="Family mode (--family): the HTML report of one family's forecast at "
+                           "target sizes (N, D); no params.yaml.")
     add_family_arguments(p)
-    p.add_argument("--out", "--output_path", dest="out", metavar="DIR", required=True,
+    p.add_argument("--out", "--out-dir", "--output_path", dest="out", metavar="DIR", required=True,
                    help="folder for index.html, forecast.md, the plots and the tables they print")
     return p
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import files, params, query, scores
-from pipeline.cli import progress, run_cli
+from pipeline.cli import Parser, progress, run_cli
 from pipeline.trends import backtest as trends_backtest
 from pipeline.trends.analysis import analyse_checkpoints, analyse_table, markdown, pct
 from pipeline.trends.curves import CURVE_KEY, LABELS, TrendsError, final_rows, x_column
@@ -65,7 +65,7 @@ def run(args) -> int:
                           "written by `dvc repro`")
     out = Path(args.out)
     stem = out.with_suffix("")
-    files.check_outputs([("--out", out), ("--emergence-out", args.emergence_out or f"{stem}_emergence.csv"),
+    files.check_outputs([("--out", args.out), ("--emergence-out", args.emergence_out or f"{stem}_emergence.csv"),
                          ("--checkpoints-out", args.checkpoints_out or f"{stem}_checkpoints.csv"),
                          ("--out", f"{stem}_heldout.csv" if args.train else None), ("--metrics-out", args.metrics_out),
                          ("--metrics-out", args.metrics_out and Path(args.metrics_out).with_name(
@@ -149,8 +149,8 @@ def run_backtests(full: pd.DataFrame, cfg: dict, args) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline trends", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pipeline trends", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scores", default="data/scores.parquet", help="scores table (CSV or Parquet)")
     p.add_argument("--x", choices=["params", "compute"], default=None, help="scale axis (default: params.yaml)")
     p.add_argument("--train", default=None,
