@@ -42,3 +42,26 @@ def test_fresh_ladders_are_cut_below_the_top_and_drawn_outside_the_calibration_z
     assert set(table["method"]) == {"auto", "line_final"} and (table["failed"] == 0).all()
     assert np.isfinite(table[["mae", "interval_score"]]).all().all()
     assert table.loc[table["method"] == "line_final", "mae_vs_line_final"].iloc[0] == 1.0
+
+
+def test_interval_variants_patch_the_library_only_inside_their_block_and_keep_intervals_in_bounds():
+    import interval_variants
+    from pipeline.laws import conformal, policy
+
+    rng = np.random.default_rng(3)
+    n = 600
+    phi = np.column_stack([np.ones(n), rng.uniform(0, 1, n)])
+    e = 0.1 * rng.standard_normal(n) + 0.1 * (rng.uniform(size=n) < 0.2)  # a long upper tail
+    fit = conformal.Conformal.fit(e, np.zeros(n), phi, 0.9)
+    point, floor = np.full(50, 0.3), np.full(50, 0.25)
+    in_use = fit.interval(point, floor, np.zeros(50), phi[:50])
+    with interval_variants.variant_code("signed_tails"):
+        lo, hi = fit.interval(point, floor, np.zeros(50), phi[:50])
+    assert (floor <= lo).all() and (lo <= point).all() and (point <= hi).all() and (hi <= 1).all()
+    assert not np.allclose(lo, in_use[0])  # the variant's code ran
+    assert np.array_equal(fit.interval(point, floor, np.zeros(50), phi[:50])[0], in_use[0])  # and is gone after
+    P, y, psi = rng.uniform(size=(40, 2)), rng.uniform(size=40), np.column_stack([np.ones(40), rng.uniform(size=40)])
+    with interval_variants.variant_code("ridge=0.5"):
+        patched = policy.Gate.fit(P, y, psi, np.ones(40))
+    assert np.allclose(patched.A, policy.Gate.fit(P, y, psi, np.ones(40), ridge=0.5).A)
+    assert not np.allclose(patched.A, policy.Gate.fit(P, y, psi, np.ones(40)).A)  # the default ridge is back

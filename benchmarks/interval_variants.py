@@ -1,0 +1,144 @@
+"""Auto's interval and gate against the variants tried and not kept, on the committed forecast table.
+
+Every variant is judged as :mod:`pipeline.ladders.lolo` judges the one in use: each ladder group
+left out in turn (the leave-one-ladder-out table) and each simulated design left out whole (the
+new-design table), its weights and intervals learned without it.
+
+* ``mixture``: auto's interval as it is, the stacking mixture of the candidates' calibrated
+  intervals (:meth:`pipeline.laws.policy.Policy.auto_interval`);
+* ``own_errors``: a normalised conformal model of auto's own errors instead (the same scale model
+  and localisation as a candidate's), nested: the calibration forecasts of the other groups are
+  auto forecasts whose weights were learned without the left-out group too, so nothing of it
+  reaches its interval (one gate fit per pair of groups: the slow one);
+* ``signed_tails``: each candidate's interval from the lower and upper conformal quantiles of its
+  neighbours' signed errors, in place of a centre (their median) and one quantile of the distances
+  from it (:meth:`pipeline.laws.conformal.Conformal.interval`);
+* ``ridge=R``: the gate's ridge on its feature slopes (``policy.GATE_RIDGE``) set to R; the
+  interval as in use.
+
+Printed per variant, table (lolo / new_design), class (real, emergent, ALL) and holdout factor:
+auto's forecasts n, MAE (points), coverage of the 90% interval, median width and interval score
+(points; Gneiting & Raftery 2007).  Every number here is a development number: the table the
+variants are judged on is the one the policy in use was developed on (docs/ladders.md).
+
+    .venv/bin/python benchmarks/interval_variants.py [--variants mixture,signed_tails,ridge=0.03]
+
+About 8 minutes for every variant on 2 cores (own_errors about 4 of them).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pipeline  # noqa: E402,F401  (pins the numerical kernels before numpy does any work)
+from pipeline.ladders import calibration, lolo, scoring  # noqa: E402
+from pipeline.laws import conformal, policy  # noqa: E402
+from pipeline.laws.policy import AUTO, link_errors, with_spread  # noqa: E402
+
+VARIANTS = ("mixture", "own_errors", "signed_tails", "ridge=0.03", "ridge=0.3")
+CLASSES = ("real", "emergent", "ALL")
+LEVEL = 0.9
+
+
+def design_groups(table: pd.DataFrame) -> pd.DataFrame:
+    """The grouping of :func:`pipeline.ladders.lolo.new_design`: a simulated design is one group."""
+    return table.assign(group=np.where(table["kind"] == "real", table["group"], "design:" + table["kind"].astype(str)))
+
+
+def own_error_intervals(judged: pd.DataFrame, candidates: list[str], grouped: pd.DataFrame) -> pd.DataFrame:
+    """``judged`` with auto's intervals from a conformal model of auto's errors on the other groups
+    of ``grouped`` (candidate rows, with spread), forecast with weights learned without both groups."""
+    out = judged.copy()
+    auto = judged.loc[(judged["candidate"] == AUTO) & (judged["status"] == "ok")]
+    for group in sorted(auto["group"].unique()):
+        others = lolo.auto_forecasts(grouped.loc[grouped["group"] != group], candidates, LEVEL)
+        cal = link_errors(others.loc[others["status"] == "ok"])
+        model = conformal.Conformal.fit(cal["e"], cal["nz"], conformal.design(cal), LEVEL, policy._group_weights(cal))
+        mine = auto.loc[auto["group"] == group]
+        floor = mine["floor"].to_numpy(float)
+        point = np.clip(mine["predicted"].to_numpy(float), floor, 1.0)
+        noise = conformal.link_noise(point, mine["noise"].to_numpy(float), floor)
+        out.loc[mine.index, "lower"], out.loc[mine.index, "upper"] = model.interval(point, floor, noise,
+                                                                                    conformal.design(mine))
+    return out
+
+
+def signed_interval(self, point, floor, noise_z, phi):
+    """Conformal.interval with a lower and an upper tail quantile of the neighbours' signed scores."""
+    sigma = self.sigma(noise_z, phi)
+    psi = (self._inside(phi) - self.centre) / self.scale
+    low, high = np.empty(len(phi)), np.empty(len(phi))
+    tail = 1 - (1 - self.level) / 2
+    for i, row in enumerate(psi):
+        near = np.argpartition(np.sum((self.psi - row) ** 2, axis=1), conformal.NEIGHBOURS - 1)[:conformal.NEIGHBOURS]
+        s, w = self.scores[near], self.weights[near]
+        high[i], low[i] = conformal._quantile(s, w, tail), -conformal._quantile(-s, w, tail)
+    z, p = conformal.to_link(point, floor), np.asarray(point, float)
+    return (np.minimum(conformal.from_link(z + low * sigma, floor), p),
+            np.maximum(conformal.from_link(z + high * sigma, floor), p))
+
+
+@contextmanager
+def variant_code(variant: str):
+    """The library code as the variant has it, for the duration of the block."""
+    if variant == "signed_tails":
+        with mock.patch.object(conformal.Conformal, "interval", signed_interval):
+            yield
+    elif variant.startswith("ridge="):
+        ridge, fit = float(variant.split("=", 1)[1]), policy.Gate.fit.__func__
+        with mock.patch.object(policy.Gate, "fit", classmethod(lambda cls, P, y, phi, w: fit(cls, P, y, phi, w, ridge))):
+            yield
+    else:
+        yield
+
+
+def judge(table: pd.DataFrame, candidates: list[str], variant: str) -> dict[str, pd.DataFrame]:
+    """The leave-one-ladder-out and new-design forecasts of ``variant``, auto's intervals included."""
+    table = table.loc[table["candidate"] != AUTO]  # the table's own auto rows are the variant's to make
+    with variant_code(variant):
+        judged = {"lolo": lolo.evaluate(table, candidates, LEVEL), "new_design": lolo.new_design(table, candidates, LEVEL)}
+    if variant == "own_errors":
+        rows = with_spread(table)
+        judged = {"lolo": own_error_intervals(judged["lolo"], candidates, rows),
+                  "new_design": own_error_intervals(judged["new_design"], candidates, design_groups(rows))}
+    return judged
+
+
+def summary(judged: dict[str, pd.DataFrame], variant: str) -> pd.DataFrame:
+    out = []
+    for name, rows in judged.items():
+        rows = rows.loc[rows["candidate"] == AUTO]
+        rows = rows.assign(ladder_class=np.where(rows["kind"] == "real", "real", rows["kind"]))
+        for cls in CLASSES:
+            mine = rows if cls == "ALL" else rows.loc[rows["ladder_class"] == cls]
+            for factor, g in mine.groupby("factor"):
+                out.append({"variant": variant, "table": name, "class": cls, "factor": factor, **scoring.score(g, LEVEL)})
+    return pd.DataFrame(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--table", default=str(calibration.DEFAULT_PATH))
+    args = ap.parse_args(argv)
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS and not v.startswith("ridge=")]
+    if unknown:
+        ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)} (or ridge=R)")
+    table = calibration.read(args.table)
+    candidates = list(calibration.DEFAULT_CANDIDATES)
+    result = pd.concat([summary(judge(table, candidates, v), v) for v in variants], ignore_index=True)
+    print(result.drop(columns=["failed"]).round(2).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
