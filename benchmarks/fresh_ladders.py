@@ -7,9 +7,16 @@ design that no calibration ladder is -- cuts each one as a user would have it (t
 code path as ``python -m pipeline forecast --family`` (:func:`pipeline.forecasting.family.run`).
 An isoFLOP ladder's target is the compute-optimal run beyond its sweeps (:mod:`pipeline.ladders.zoo`).
 
+``--designs line_in_log_c`` draws instead a ladder whose truth is one of the candidates: accuracy a
+straight line in log compute (6-12 sizes over 1.3-1.7 decades, 10 checkpoints a run that lag the
+finished run by 2-5% of their compute, binomial noise of 2,000 items).  The zoo leaves such
+ladders out on purpose -- the policy learns from forms it does not fit -- so this one measures
+what auto's hedging costs where the truth is the simplest candidate.
+
 Printed per design and method: forecasts n, MAE (accuracy points), coverage of the 90% interval,
-median width (points), interval score (points; Gneiting & Raftery 2007) and the MAE as a ratio of
-the final-checkpoint line's in the same run (the simple baseline that won on other labs' ladders).
+median width (points), interval score (points; Gneiting & Raftery 2007), auto's mean weight on the
+final-checkpoint line, and the MAE as a ratio of that line's in the same run (the simple baseline
+that won on other labs' ladders).
 
     .venv/bin/python benchmarks/fresh_ladders.py [--designs isoflop,checkpoints_constant_lr]
         [--ladders 10] [--factor 16] [--methods auto,line_final,line_frontier,direct,two_step]
@@ -19,6 +26,7 @@ About 2 minutes for the defaults on 2 cores.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -28,6 +36,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pipeline  # noqa: E402,F401  (pins the numerical kernels before numpy does any work)
+from pipeline import scores  # noqa: E402
 from pipeline.errors import CapcastError  # noqa: E402
 from pipeline.forecasting import family  # noqa: E402
 from pipeline.ladders.calibration import Source  # noqa: E402
@@ -39,16 +48,43 @@ METHODS = ("auto", "line_final", "line_frontier", "direct", "two_step")
 TOP_RUNG = 1.5  # the runs within this factor of the top compute are the ones forecast (as the harness)
 
 
+LINE = "line_in_log_c"  # a ladder of one candidate's own form (not a zoo design)
+
+
+def line_ladder(seed: int) -> tuple[pd.DataFrame, str]:
+    """(rows, target) of a constant-LR checkpoint ladder whose accuracy is a line in log compute."""
+    rng = np.random.default_rng([99, seed])
+    sizes = np.logspace(7.5, 7.5 + rng.uniform(1.3, 1.7), int(rng.integers(6, 13)))  # 30M to 0.6-1.6B
+    ratio, slope, lag = rng.uniform(10, 40), rng.uniform(0.04, 0.12), rng.uniform(0.02, 0.05)
+    top_c, top_acc, chance = np.log10(6 * ratio * sizes[-1] ** 2), rng.uniform(0.45, 0.75), 0.25
+    rows = []
+    for n in sizes:
+        for frac in np.linspace(0.1, 1.0, 10):
+            d = frac * ratio * n
+            seen = 6 * n * d * (1 - lag * (frac < 1))  # a mid-run checkpoint lags the finished run
+            p = max(top_acc + slope * (np.log10(seen) - top_c), chance + 0.005)
+            v = rng.binomial(2000, p) / 2000
+            rows.append({"model": f"line-{seed}-{n:.3g}", "family": f"line-{seed}", "params": n, "tokens": d,
+                         "compute_flops": 6 * n * d, "step": int(round(frac * 1000)), "task": "line_task",
+                         "metric": "acc", "value": v, "stderr": np.sqrt(v * (1 - v) / 2000), "num_fewshot": 0,
+                         "source": "benchmark", "suite": "benchmark", "chance": chance})
+    return scores.validate(pd.DataFrame(rows), origin=LINE), "line_task:acc"
+
+
 def cut(design: str, seed: int, factor: float) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(training rows, the top runs' final accuracies, task) of one fresh ladder."""
-    ladder = simulate(design, seed)
-    acc = ladder.rows[ladder.rows["metric"] == "acc"]
+    if design == LINE:
+        rows, target = line_ladder(seed)
+    else:
+        ladder = simulate(design, seed)
+        rows, target = ladder.rows, ladder.target
+    acc = rows[rows["metric"] == "acc"]
     run_compute = acc.groupby("model")["compute_flops"].max()
     top = float(run_compute.max())
-    train = ladder.rows[ladder.rows["model"].isin(run_compute.index[run_compute <= top / factor])]
+    train = rows[rows["model"].isin(run_compute.index[run_compute <= top / factor])]
     held = acc[acc["model"].isin(run_compute.index[run_compute >= top / TOP_RUNG])]
     final = held.loc[held.groupby("model")["tokens"].idxmax()]
-    return train.reset_index(drop=True), final.reset_index(drop=True), ladder.target.split(":")[0]
+    return train.reset_index(drop=True), final.reset_index(drop=True), target.split(":")[0]
 
 
 def _key(params: float, tokens: float) -> str:
@@ -75,8 +111,17 @@ def run(designs, ladders: int, factor: float, methods=METHODS) -> pd.DataFrame:
                     row = by_target[_key(truth.params, truth.tokens)]
                     out.append({"design": design, "seed": seed, "model": truth.model, "method": method,
                                 "actual": float(truth.value), "predicted": float(row.predicted),
-                                "lower": float(row.lower), "upper": float(row.upper)})
+                                "lower": float(row.lower), "upper": float(row.upper),
+                                "baseline_weight": baseline_weight(getattr(row, "form", ""), method)})
     return pd.DataFrame(out)
+
+
+def baseline_weight(form, method: str) -> float:
+    """Auto's weight on the baseline, read off its form label ("line_final 0.29, ..."); NaN for the others."""
+    if method != "auto" or not isinstance(form, str):
+        return np.nan
+    found = re.search(rf"(?:^|, ){BASELINE} ([0-9.]+)", form)
+    return float(found.group(1)) if found else 0.0
 
 
 def summary(results: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
@@ -88,9 +133,11 @@ def summary(results: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
     r["score"] = r["width"] + 200 / alpha * (np.maximum(r["lower"] - r["actual"], 0)
                                              + np.maximum(r["actual"] - r["upper"], 0))
     ok = r[np.isfinite(r["predicted"])]
-    table = ok.groupby(["design", "method"], sort=False).agg(
+    keys = r[["design", "method"]].drop_duplicates()  # a method that failed on every ladder keeps its row
+    table = keys.merge(ok.groupby(["design", "method"], sort=False).agg(
         n=("err", "size"), mae=("err", "mean"), coverage=("hit", "mean"), median_width=("width", "median"),
-        interval_score=("score", "mean")).reset_index()
+        interval_score=("score", "mean"), weight_on_baseline=("baseline_weight", "mean")).reset_index(),
+        on=["design", "method"], how="left").fillna({"n": 0}).astype({"n": int})
     failed = r.groupby(["design", "method"], sort=False)["predicted"].apply(lambda s: int(s.isna().sum()))
     table["failed"] = failed.reindex(pd.MultiIndex.from_frame(table[["design", "method"]])).to_numpy()
     base = table[table["method"] == BASELINE].set_index("design")["mae"]

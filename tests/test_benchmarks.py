@@ -65,3 +65,18 @@ def test_interval_variants_patch_the_library_only_inside_their_block_and_keep_in
         patched = policy.Gate.fit(P, y, psi, np.ones(40))
     assert np.allclose(patched.A, policy.Gate.fit(P, y, psi, np.ones(40), ridge=0.5).A)
     assert not np.allclose(patched.A, policy.Gate.fit(P, y, psi, np.ones(40)).A)  # the default ridge is back
+
+
+def test_the_line_ladder_is_a_line_in_log_compute_whose_checkpoints_lag():
+    import fresh_ladders
+
+    rows, target = fresh_ladders.line_ladder(3)
+    again, _ = fresh_ladders.line_ladder(3)
+    assert rows.equals(again) and target == "line_task:acc"
+    final = rows.loc[rows.groupby("model")["tokens"].idxmax()]
+    x, y = np.log10(final["compute_flops"].to_numpy(float)), final["value"].to_numpy(float)
+    resid = y - np.polyval(np.polyfit(x, y, 1), x)
+    assert np.abs(resid).max() < 4 * final["stderr"].max()  # a line, within binomial noise
+    assert 1.3 <= np.log10(final["params"].max() / final["params"].min()) <= 1.7
+    train, held, task = fresh_ladders.cut(fresh_ladders.LINE, 3, 16.0)
+    assert task == "line_task" and train["compute_flops"].max() <= held["compute_flops"].max() / 16
