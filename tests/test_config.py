@@ -159,6 +159,10 @@ def test_trends_reads_its_section_through_the_schema(tmp_path):
     path.write_text(yaml.safe_dump(p))
     with pytest.raises(ConfigError, match=r"trends\.level: unknown key"):
         trends_stage.load_config(path)
+    from pipeline.errors import CapcastError
+
+    with pytest.raises(CapcastError, match=r"--params-file .*nope\.yaml: not found"):  # named, not the defaults
+        trends_stage.load_config(tmp_path / "nope.yaml")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -275,7 +275,7 @@ def test_a_task_that_fails_midway_keeps_the_finished_one(tiny_zoo, tmp_path, mon
     assert evaluate_stage.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"error: tiny-opt-m: {LASTWORD}: lm-eval failed (RuntimeError: CUDA out of memory.")
-    assert "lower evaluate.batch_size" in err and "finished results are kept" in err
+    assert "lower --batch-size or use --dtype bfloat16" in err and "finished results are kept" in err
     record = json.loads((tmp_path / "tiny-opt-m@main.json").read_text())
     assert list(record["evaluations"]) == [f"{MC}|0shot"]
 
@@ -344,6 +344,21 @@ def test_config_errors_name_the_entry_and_the_fix(entry, message):
     with pytest.raises(CapcastError, match="evaluate.models\\[0\\]") as err:
         ev.checkpoints_from_entries([entry])
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--model", "someone/model-x", "--tokens", "1", "--tasks", MC], "give --family NAME"),
+    (["--model", "someone/model-x", "--family", "x", "--tasks", MC], "give its training tokens: --tokens D or"),
+    (["--model", "someone/model-x", "--family", "x", "--tokens=-1", "--tasks", MC], "--tokens: must be"),
+    (["--model", "someone/model-x", "--family", "x", "--tokens", "1", "--tasks", MC, "--limit=-3"], "--limit: must be"),
+    (["--model", "someone/model-x", "--family", "x", "--tokens", "1", "--tasks", MC, "--include-path", "/nope"],
+     "--include-path: /nope is not a folder"),
+])
+def test_command_line_errors_speak_of_flags_not_params_keys(argv, words, capsys):
+    rc = evaluate_stage.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
+    assert "evaluate." not in err and "[0]" not in err, err
 
 
 def test_registry_models_need_no_facts_in_params():

@@ -295,6 +295,20 @@ def _no_params(folder):
     fake_run(folder, params=None)
 
 
+def _edited(section, value):
+    def make(folder):
+        path, _ = fake_run(folder)
+        doc = json.loads(path.read_text())
+        doc[section]["my_mc"] = value
+        path.write_text(json.dumps(doc))
+    return make
+
+
+def _stray_samples(folder):
+    _, samples = fake_run(folder)  # the run's only samples file is of a task its results do not hold
+    samples.rename(samples.parent / samples.name.replace("my_mc", "other_mc"))
+
+
 @pytest.mark.parametrize("make, words", [
     (_no_results, ["results_2026-01-01T00-00-00.000001.json", "no 'results'"]),
     (_fewer_documents, ["samples_my_mc_", "2 documents", "says 3"]),
@@ -305,6 +319,9 @@ def _no_params(folder):
     (_malformed, ["results_2026-01-01", "malformed JSON"]),
     (_partial_samples, ["results_2026-01-01", "none for other_mc"]),
     (_no_params, ["results_2026-01-01", "no parameter count", "--params N"]),
+    (_edited("results", [1, 2]), ["results_2026-01-01", "results.my_mc is not an object of metrics"]),
+    (_edited("configs", "multiple_choice"), ["results_2026-01-01", "configs.my_mc is not an object"]),
+    (_stray_samples, ["results_2026-01-01", "samples files for other_mc", "do not hold"]),
 ])
 def test_bad_folders_stop_with_one_line_naming_the_file(make, words, tmp_path, capsys):
     err = _bad(tmp_path, make, capsys=capsys)
@@ -341,6 +358,17 @@ def test_two_runs_of_one_checkpoint_name_both_files(tmp_path):
     b, _ = fake_run(tmp_path / "runs", stamp="2026-01-03T00-00-00.000001")
     with pytest.raises(lm.LmEvalError, match=f"{a.name}.* and .*{b.name} both hold"):
         lm.import_runs([tmp_path / "runs"], lm.Facts(family="mine", tokens=1))
+    # the fix the message asks for: one run's results file, named alone (the other run's samples are its own)
+    table = lm.import_runs([b], lm.Facts(family="mine", tokens=1))
+    assert set(table["source"]) == {str(b)} and "nll" in set(table["metric"])
+
+
+def test_a_stepN_folder_of_a_machine_that_is_not_this_one_is_still_a_step(tmp_path):
+    for step in (1000, 2000):  # lm-eval ran on another machine: ckpts/my-1b/stepN is not here
+        fake_run(tmp_path / "out", model=f"ckpts/my-1b/step{step}", revision=None,
+                 stamp=f"2026-01-0{step // 1000}T00-00-00.000001")
+    table = lm.import_runs([tmp_path / "out"], lm.Facts(family="mine", tokens_per_step=1e6))
+    assert set(table.model) == {"ckpts/my-1b"} and set(table.step) == {1000, 2000}
 
 
 def test_without_samples_the_accuracies_come_alone(tmp_path):

@@ -184,6 +184,11 @@ def test_a_loss_the_family_does_not_have_is_a_one_line_error_not_a_silent_foreca
         family.run(pd.read_csv(scores_csv), family.Request("toy", ((1e9, 2e10),), tasks=("arc_challenge",), loss=loss))
 
 
+def test_the_family_forecast_of_a_loss_is_refused_not_clipped_into_0_1(scores_csv):
+    with pytest.raises(CapcastError, match="--metric bpb: not an accuracy"):
+        family.run(pd.read_csv(scores_csv), family.Request("toy", ((1e9, 2e10),), metric="bpb"))
+
+
 def test_the_command_never_writes_over_its_input(scores_csv, capsys):
     rc = reach_stage.main(["--scores", str(scores_csv), "--family", "toy", "--goal", "arc_challenge:acc=0.6",
                            "--out", str(scores_csv)])

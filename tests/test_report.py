@@ -624,3 +624,16 @@ def test_report_builds_from_a_scores_table_and_forecast_alone(tmp_path):
     assert 'id="glance"' in text and "backtest.csv is missing" in text
     glance = pd.read_csv(tmp_path / "at_a_glance.csv")
     assert glance["method"].tolist() == ["y"] and "no backtest predictions" in glance["evidence"].iloc[0]
+
+
+def test_the_best_mark_is_among_methods_scored_on_the_same_predictions_and_checkpoints_are_model_steps():
+    import pandas as pd
+
+    from pipeline.report import sections
+
+    bt = pd.DataFrame({"split": ["a", "a", "a", "b"], "method": ["x", "y", "z", "x"], "n": [2, 1, 2, 3],
+                       "mae": [3.0, 1.0, 2.0, 5.0]})
+    assert list(sections.best_marks(bt, ["split"])) == ["", "", "★", "★"]  # y's 1.0 is on one prediction of two
+    table = pd.DataFrame({"suite": "s", "family": "f", "model": ["m1", "m1", "m2", "m2"], "step": [1, 2, 1, 1],
+                          "task": ["t", "t", "t", "u"], "value": 0.5})
+    assert sections.data_summary(table)["checkpoints"].tolist() == [3]

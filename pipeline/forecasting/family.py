@@ -96,7 +96,12 @@ def family_rows(table: pd.DataFrame, req: Request) -> tuple[pd.DataFrame, str]:
 
 def family_tasks(rows: pd.DataFrame, req: Request, fix: str = "--tasks or --metric") -> list[str]:
     """--tasks (each must have the metric), else every task of the family with the metric;
-    ``fix``: the flags an error tells the user to change."""
+    ``fix``: the flags an error tells the user to change.  The metric is an accuracy: the laws and
+    the calibration are of accuracies in [0, 1] (a loss would be clipped into it)."""
+    if scores.metric_kind(req.metric) != "accuracy":
+        raise CapcastError(f"--metric {req.metric}: not an accuracy (higher is better, in [0, 1]); the family "
+                           f"forecast is of accuracies: pick one ({', '.join(sorted(scores.ACCURACY_METRICS)[:6])}, "
+                           "...), and give a loss to go through with --loss")
     have = sorted(rows.loc[rows["metric"] == req.metric, "task"].astype(str).unique())
     metrics = ", ".join(sorted(rows["metric"].astype(str).unique()))
     if not req.tasks:

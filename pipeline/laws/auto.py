@@ -149,7 +149,11 @@ class Auto(_Calibrated):
         point = self.policy.combine(feats, P, W)
         lower, upper = self.policy.auto_interval(point, feats, P, W)
         seen = self._seen(units)
-        self.weights_ = self.policy.weights_for(feats, W)
+        # the label's weights are the point's: a candidate without a prediction hands its weight to
+        # the others in equal parts (policy.combine fills it with their mean)
+        have = np.isfinite(P)
+        spare = np.sum(np.where(have, 0.0, W), axis=1, keepdims=True) / np.maximum(have.sum(axis=1, keepdims=True), 1)
+        self.weights_ = self.policy.weights_for(feats, np.where(have, W + spare, 0.0))
         out = units.reindex(columns=data.UNIT + data.SCALE).copy()
         out["actual"], out["stderr"] = units["value"].to_numpy(float), units["stderr"].to_numpy(float)
         # the point the interval is around: inside [floor, 1], as every calibrated forecast

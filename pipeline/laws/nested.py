@@ -104,15 +104,17 @@ def inner_split(rows: pd.DataFrame, target: Metric | str, min_rungs: int = MIN_R
         held_models = set(budgets.index[budgets >= cut])
         held = units["model"].astype(str).isin(held_models).to_numpy()
         keep_rows = ~rows["model"].astype(str).isin(held_models).to_numpy()
-        what = (f"{'top compute budget' if top == 1 else f'{top} top compute budgets'} >= {10 ** cut:.3g} FLOPs "
+        what = (f"{'top compute budget' if top == 1 else f'{top} top compute budgets'} >= "
+                f"{data.final_units(units.loc[held])['compute_flops'].min():.3g} FLOPs "
                 f"({len(held_models)} run{'s' * (len(held_models) > 1)})")
     elif distinct.size >= min_rungs + top:
         cut = distinct[-top]
         held_models = set(units.loc[sizes >= cut, "model"].astype(str))
         held = units["model"].astype(str).isin(held_models).to_numpy()
         keep_rows = ~rows["model"].astype(str).isin(held_models).to_numpy()
-        what = (f"{'largest size' if top == 1 else f'{top} largest sizes'} >= {10 ** cut:.3g} params "
-                f"({len(held_models)} model{'s' * (len(held_models) > 1)})")
+        # the smallest held-out size as it is, not the rounded cut (3.2e9, not 3.24e9)
+        what = (f"{'largest size' if top == 1 else f'{top} largest sizes'} >= {units.loc[held, 'params'].min():.3g} "
+                f"params ({len(held_models)} model{'s' * (len(held_models) > 1)})")
     else:
         threshold = float(np.quantile(log_c, 1 - top * (1 - TOP_QUANTILE)))
         held = log_c >= threshold

@@ -242,9 +242,14 @@ def _two_step_figures(page: Page, rep: Report, target: str) -> None:
 
 # ------------------------------------------------------------------------------------ backtests
 def best_marks(df: pd.DataFrame, by: list[str], value: str = "mae") -> np.ndarray:
-    """'★' on the row with the lowest ``value`` within each ``by`` group (first on ties)."""
+    """'★' on the row with the lowest ``value`` within each ``by`` group (first on ties), among the
+    rows scored on the group's most predictions (``n``): a method that failed on some is not best
+    on fewer."""
     marks = np.array([""] * len(df), dtype=object)
     ok = df[value].notna()
+    if "n" in df.columns:
+        n = pd.to_numeric(df["n"], errors="coerce")
+        ok &= n.eq(n.where(ok).groupby([df[b] for b in by], dropna=False, sort=False).transform("max"))
     if ok.any():
         idx = df[ok].reset_index(drop=True).groupby(by, dropna=False, sort=False)[value].idxmin()
         pos = np.flatnonzero(ok.to_numpy())[idx.to_numpy()]
@@ -463,10 +468,12 @@ def _trend_backtests(page: Page, rep: Report) -> None:
 
 # ------------------------------------------------------------------------------------ data
 def data_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows, models, tasks and checkpoints per (suite, family)."""
+    """Rows, models, tasks and checkpoints (model and step pairs, as the forecast counts them; 0
+    where the rows give no step) per (suite, family)."""
+    table = table.assign(checkpoint=table["model"].astype(str) + "@" + table["step"].astype(str))
     return (table.groupby(["suite", "family"])
             .agg(rows=("value", "size"), models=("model", "nunique"), tasks=("task", "nunique"),
-                 checkpoints=("step", "nunique"))
+                 checkpoints=("checkpoint", "nunique"))
             .reset_index())
 
 

@@ -36,18 +36,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline import scores
-from pipeline.errors import CapcastError
 from pipeline.parallel import fork_map
 from pipeline.sources import families, taskloss
+from pipeline.sources.lm_eval_files import (LmEvalError, date_id, missing_samples, orphan_samples,  # noqa: F401
+                                            results_files, samples_files)
 
 SUITE = "lm_eval"
-DATE = re.compile(r"_(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)\.jsonl?$")
 # A local checkpoint folder named stepN is checkpoint N of the model in the folder above it.
 STEP_FOLDER = re.compile(r"^step(\d+)$")
-
-
-class LmEvalError(CapcastError):
-    """Bad or partial lm-eval output; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -110,62 +106,6 @@ def parse_params(spec: str | float | dict | None) -> dict:
 
 
 # ------------------------------------------------------------------------------------ finding files
-def results_files(paths) -> list[Path]:
-    """Every results JSON under ``paths`` (a folder lm-eval wrote, or one of its results files)."""
-    found = []
-    for p in map(Path, paths):
-        if p.is_file():
-            found.append(p)
-        elif p.is_dir():
-            here = sorted(p.rglob("results_*.json"))
-            if not here:
-                raise LmEvalError(f"{p}: no results_*.json under it; is this the folder lm_eval's "
-                                   "--output_path wrote?")
-            found += here
-        else:
-            raise LmEvalError(f"{p}: no such file or folder")
-    return sorted(set(found), key=str)
-
-
-def date_id(path: Path) -> str | None:
-    m = DATE.search(path.name)
-    return m.group(1) if m else None
-
-
-def samples_files(results: Path) -> dict[str, Path]:
-    """{task: samples file} of the run that wrote ``results`` (same folder, same date)."""
-    stamp = date_id(results)
-    if stamp is None:
-        return {}
-    suffix = f"_{stamp}.jsonl"
-    return {p.name[len("samples_"):-len(suffix)]: p for p in sorted(results.parent.glob(f"samples_*{suffix}"))}
-
-
-def missing_samples(paths) -> str:
-    """One warning line naming the folders whose results files have no samples beside them (lm_eval
-    ran without ``--log_samples``), or '' where every one has them."""
-    found = []
-    for p in map(Path, paths):
-        files = results_files([p])
-        bare = [f for f in files if not samples_files(f)]
-        if bare:
-            found.append(f"{p} ({len(bare)} of {len(files)} results files)")
-    if not found:
-        return ""
-    return (f"warning: no samples in {', '.join(found)}: lm_eval ran without --log_samples, so the task losses "
-            "(nll, bpb, ...) are not imported and two_step, which goes through them, cannot run; re-run lm_eval "
-            "with --log_samples")
-
-
-def orphan_samples(results: list[Path]) -> list[Path]:
-    """Samples files whose run left no results JSON beside them (a run killed while writing)."""
-    stamps = {(r.parent, date_id(r)) for r in results}
-    out = []
-    for folder in sorted({r.parent for r in results}):
-        out += [p for p in sorted(folder.glob("samples_*.jsonl")) if (folder, date_id(p)) not in stamps]
-    return out
-
-
 # --------------------------------------------------------------------------------------- one run
 @dataclass
 class Run:
@@ -212,6 +152,15 @@ def read_run(path: Path) -> Run:
                            "point at the folder lm_eval --output_path wrote")
     if not isinstance(doc.get("config"), dict):
         raise LmEvalError(f"{path}: no 'config' object; is this an lm-eval (0.4+) results file?")
+    for section in ("results", "configs", "n-shot", "versions", "n-samples"):
+        if doc.get(section) is not None and not isinstance(doc[section], dict):
+            raise LmEvalError(f"{path}: '{section}' is not an object (task -> ...); not lm-eval's output, or an "
+                              "edited one: re-run lm-eval for it or remove it")
+    for section in ("results", "configs"):
+        bad = sorted(t for t, v in (doc.get(section) or {}).items() if not isinstance(v, dict))
+        if bad:
+            raise LmEvalError(f"{path}: {section}.{bad[0]} is not an object of {'metrics' if section == 'results' else 'settings'}; "
+                              "not lm-eval's output, or an edited one: re-run lm-eval for it or remove it")
     flat = [k for res in doc["results"].values() if isinstance(res, dict) for k in res if k != "alias"]
     if flat and not any("," in k for k in flat):
         raise LmEvalError(f"{path}: metrics without a filter ('acc', not 'acc,none'): an lm-eval 0.3 results file; "
@@ -225,7 +174,9 @@ def read_run(path: Path) -> Run:
     revision = None if revision in (None, "", "main") else str(revision)
     model, step = pretrained.rstrip("/").removeprefix("./"), _step(revision)
     folder = STEP_FOLDER.match(Path(model).name)
-    if folder and revision is None and _is_local(pretrained):
+    # a path (local here, or of the machine that ran lm-eval: a hub id has one slash at most)
+    path_like = _is_local(pretrained) or model.count("/") >= 2 or pretrained.startswith((".", "/", "~"))
+    if folder and revision is None and path_like:
         model, step = str(Path(model).parent), int(folder.group(1))
     return Run(path, doc, args, model, pretrained, revision, step)
 
@@ -477,6 +428,13 @@ def run_rows(run: Run, facts: Facts) -> tuple[list[dict], list[str]]:
 
     notes: list[str] = []
     files = samples_files(run.path)
+    stray = sorted(set(files) - set(run.doc["results"]))
+    if stray:
+        raise LmEvalError(f"{run.path}: samples files for {', '.join(stray)}, a task its results do not hold (files of "
+                          "two runs mixed, or renamed); re-run lm-eval for this checkpoint or remove the stray files")
+    if files and not run.doc.get("configs"):
+        notes.append(f"{run.path}: no 'configs' in the results, so the samples cannot be read as choices: task losses "
+                     "left out, accuracies imported")
     leaves = sorted(t for t in run.doc["results"] if t in (run.doc.get("configs") or {}))
     have = [t for t in leaves if t in files]
     if have and len(have) < len(leaves):

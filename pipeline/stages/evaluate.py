@@ -102,8 +102,38 @@ def config_from_args(args: argparse.Namespace) -> tuple[list[Checkpoint], Settin
     return checkpoints_from_entries([entry], where="--model"), settings
 
 
+# params.yaml's words -> the flags of the command-line mode, for its messages
+CLI_WORDS = [
+    (r"--model\[0\]\.tokens_per_step", "--tokens-per-step"), (r"--model\[0\]\.tokens", "--tokens"),
+    (r"--model\[0\]: ", "--model: "), (r"give 'family: <name>'", "give --family NAME"),
+    (r"give tokens: \{revision: tokens\} instead", "give --tokens D instead (or one count per revision in "
+     "params.yaml: tokens: {revision: tokens})"),
+    (r"give its training tokens: 'tokens: N', 'tokens: \{revision: N\}' or 'tokens_per_step: N'",
+     "give its training tokens: --tokens D or --tokens-per-step S"),
+    (r"fix evaluate\.tasks \(or --tasks\)", "fix --tasks"), (r"evaluate\.models", "--model"),
+    (r"\bdtype: bfloat16", "--dtype bfloat16"),
+    (r"evaluate\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-")),
+]
+
+
+def in_flags(message: str) -> str:
+    """A settings error in the words of the command line (``--limit``, not ``evaluate.limit``)."""
+    for pattern, flag in CLI_WORDS:
+        message = re.sub(pattern, flag, message)
+    return message
+
+
 def _main(argv: list[str]) -> int:
     args = parse_args(argv)
+    try:
+        return _evaluate(args)
+    except CapcastError as exc:
+        if args.from_params:
+            raise
+        raise CapcastError(in_flags(str(exc))) from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     checkpoints, settings = config_from_args(args)
     files.check_output(settings.out_dir, "--out" if args.out else "evaluate.out_dir", folder=True)
     checkpoints = shard(checkpoints, args.shard)

@@ -25,9 +25,12 @@ from pipeline.trends.settings import over_defaults
 
 
 # ----------------------------------------------------------------------------- configuration
-def load_config(path: str | Path = "params.yaml") -> dict:
-    """The ``trends:`` section of params.yaml over the built-in defaults (same values)."""
-    p = Path(path)
+def load_config(path: str | Path | None = None) -> dict:
+    """The ``trends:`` section of ``path`` over the built-in defaults (same values); without a path,
+    params.yaml where there is one (the command also runs outside the repository), else the defaults."""
+    p = Path(path or "params.yaml")
+    if path is not None and not p.exists():
+        raise TrendsError(f"--params-file {p}: not found; give an existing params file, or leave the flag out")
     section = (params.read(p).get("trends") or {}) if p.exists() else {}  # checked (pipeline/config.py)
     cfg = over_defaults(section)
     if cfg["x"] not in ("compute", "params"):
@@ -169,7 +172,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-out", default=None, help="DVC metrics JSON of the backtest (a few flat numbers; "
                                                        "every split's in trends_backtest_summary.csv beside it)")
     p.add_argument("--markdown-out", default=None, help="the report's trends section (markdown)")
-    p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default="params.yaml",
+    p.add_argument("--params-file", "--params", dest="params_file", metavar="FILE", default=None,
                    help="the params file whose trends: section sets every knob (default: params.yaml; --params is "
                         "the old spelling)")
     return p
