@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.errors import CapcastError
 from pipeline.forecasting import backtest, scoring
 from pipeline.stages import backtest as backtest_stage
 from tests.test_laws import ladder_rows, observational_rows
@@ -164,12 +165,26 @@ def test_stage_writes_reports_and_is_byte_identical(stage_table, tmp_path, capsy
     assert not (out / "metrics/gone").exists()
 
 
-def test_stage_records_a_law_that_cannot_be_fitted(stage_table, tmp_path, capsys):
+def test_stage_records_a_law_that_cannot_be_fitted_and_refuses_a_target_with_no_rows(stage_table, tmp_path, capsys):
     cfg = stage_cfg()
-    cfg["splits"]["size"]["targets"].append("piqa:acc")
+    cfg["splits"]["size"]["targets"].append("toyloss:ppl")  # a loss: the accuracy laws cannot be fitted to it
     backtest_stage.run_stage(cfg, str(stage_table), str(tmp_path))
     errors = pd.read_csv(tmp_path / "backtest_errors.csv")
-    assert len(errors) == 3 and errors["error"].str.contains("piqa:acc has no rows").all()
+    assert set(errors["method"]) == {"two_step", "sigmoid"} and (errors["target"] == "toyloss:ppl").all()
+    cfg["splits"]["size"]["targets"].append("piqaa:acc")  # a typo: refused before anything is fitted
+    with pytest.raises(CapcastError, match=r"backtest.splits.size.targets: 'piqaa:acc' has no test rows"):
+        backtest_stage.run_stage(cfg, str(stage_table), str(tmp_path / "typo"))
+    assert not (tmp_path / "typo").exists()
+
+
+def test_only_reruns_its_splits_and_leaves_the_others_numbers(stage_table, tmp_path):
+    out = tmp_path / "reports"
+    backtest_stage.run_stage(stage_cfg(), str(stage_table), str(out))
+    full = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    backtest_stage.run_stage(stage_cfg(), str(stage_table), str(out), only=["lofo"])
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == full  # the same bytes
+    with pytest.raises(CapcastError, match="--only nosuch: no such split"):
+        backtest_stage.run_stage(stage_cfg(), str(stage_table), str(out), only=["nosuch"])
 
 
 def test_folds_and_scores():

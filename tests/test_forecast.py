@@ -36,14 +36,21 @@ def test_targets_errors_name_the_fix(bad, msg):
         forecast.parse_targets({"targets": [t]})
 
 
-def test_a_targets_loss_must_name_rows_of_its_family():
+@pytest.mark.parametrize("target, cfg, words", [
+    (Target("z", "f", "s", 1e9, 1e10, loss="lam2:ppl"), {}, r"targets\[1\] \(z\): loss 'lam2:ppl' has no rows of family "
+                                                        r"'f'.*its losses: lam:ppl"),
+    (Target("z", "ff", "s", 1e9, 1e10), {}, r"targets\[1\] \(z\): family 'ff' has no rows.*families: f, g"),
+    (Target("z", "f", "s2", 1e9, 1e10), {}, r"family 'f' has no rows in suite 's2' \(its suites: s\)"),
+    (Target("z", "f", "s", 1e9, 1e10), {"metric": "acc_norm"}, r"no 'acc_norm' rows in suite 's'.*fix forecast.metric"),
+    (Target("z", "f", "s", 1e9, 1e10), {"tasks": ["t", "tt"]}, r"forecast.tasks: 'tt' has no 'acc' rows of any"),
+])
+def test_a_target_names_rows_of_its_family_suite_metric_tasks_and_loss(target, cfg, words):
     table = pd.DataFrame({"family": ["f", "f", "g"], "suite": ["s"] * 3, "task": ["t", "lam", "lam2"],
                           "metric": ["acc", "ppl", "ppl"]})
     ok = Target("x", "f", "s", 1e9, 1e10, loss="lam:ppl")
-    forecast.check_losses(table, [ok, Target("y", "f", "s", 1e9, 1e10)])
-    with pytest.raises(ForecastError, match=r"targets\[1\] \(z\): loss 'lam2:ppl' has no rows of family 'f'.*"
-                                            r"its losses: lam:ppl"):
-        forecast.check_losses(table, [ok, Target("z", "f", "s", 1e9, 1e10, loss="lam2:ppl")])
+    forecast.check_targets(table, [ok, Target("y", "f", "s", 1e9, 1e10)], {"tasks": ["t"]})
+    with pytest.raises(ForecastError, match=words):
+        forecast.check_targets(table, [ok, target], cfg)
 
 
 def test_targets_need_names_once():
@@ -132,6 +139,10 @@ def test_capability_rises_with_compute_and_offsets_find_the_efficient_family():
     k = off.set_index("family").loc["opt", "k"]
     assert 0.3 < k < 0.8  # opt needs about half the compute (exactly 0.5 for a linear capability)
     assert list(off.columns) == comparison.OFFSET_COLUMNS and caps["in_fit"].all()
+    with pytest.raises(ForecastError, match=r"family_comparison\[0\].families: 'optt' has no models.*families there: "
+                                            r"opt, pythia"):  # a typo: not pythia compared with itself
+        comparison.family_comparison(
+            table, {"family_comparison": [{"suite": "s", "reference": "pythia", "families": ["pythia", "optt"]}]}, 0.9)
 
 
 # ------------------------------------------------------------------------------- forecasts
@@ -142,9 +153,12 @@ def test_forecast_table_and_curves(tmp_path):
                                                                      "sigmoid": {"n_bootstrap": 20}},
            "curve_points": 5,
            "targets": [{"name": "big", "family": "pythia", "suite": "s", "params": 1e11, "tokens": 3e11}]}
+    with pytest.raises(ForecastError, match="forecast.tasks: 'sciq' has no 'acc' rows"):  # a task no family holds
+        forecast.forecast_all(table, cfg)
+    cfg["tasks"] = ["piqa", "arc_easy"]
     fc, curves, _ = forecast.forecast_all(table, cfg)
     assert list(fc.columns) == forecast.FORECAST_COLUMNS + ["note"]
-    assert sorted(fc["task"].unique()) == ["arc_easy", "piqa"]  # sciq: no rows, not forecast
+    assert sorted(fc["task"].unique()) == ["arc_easy", "piqa"]
     assert len(fc) == 4 and fc["predicted"].notna().all()
     assert (fc["lower"] <= fc["predicted"]).all() and (fc["predicted"] <= fc["upper"]).all()
     assert np.allclose(fc["compute_flops"], 6 * 1e11 * 3e11)

@@ -387,3 +387,14 @@ def test_a_params_yaml_entry_is_checked(tmp_path):
                        ({"path": "b", "chance": {"t": 2}}, "chance.t")]:
         with pytest.raises(config.ConfigError, match=words):
             config.check({"collect": {"lm_eval_dirs": [bad]}})
+
+
+def test_collect_names_the_params_key_of_a_missing_folder_and_warns_of_one_dvc_does_not_watch(tmp_path, capsys):
+    from pipeline.errors import CapcastError
+    from pipeline.stages.collect import lm_eval_rows
+
+    with pytest.raises(CapcastError, match=r"collect.lm_eval_dirs\[1\]: .*nope: no such folder"):
+        lm_eval_rows([str(tmp_path), str(tmp_path / "nope")])  # the first exists (and is checked first)
+    fake_run(tmp_path / "runs")
+    (table,) = lm_eval_rows([{"path": str(tmp_path / "runs"), "family": "mine", "tokens": 1}])
+    assert len(table) and "outside data/lm_eval/, which dvc.yaml watches" in capsys.readouterr().err

@@ -248,3 +248,13 @@ def test_the_readme_reach_example_prints_what_the_readme_shows(capsys):
     assert reach_stage.main([a if a != "data/published/scores.csv" else str(ROOT / a) for a in argv]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("pythia arc_easy:acc >= 0.75") and printed in text
+
+
+def test_a_goal_of_params_yaml_is_told_to_fix_its_own_key(scores_csv, tmp_path, capsys):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("forecast: {interval: 0.9, seed: 0}\n"
+                           "report: {goals: [{family: toyy, goal: 'arc_challenge:acc=0.6', method: sigmoid}]}\n")
+    rc = reach_stage.main(["--from-params", "--params-file", str(params_file), "--scores", str(scores_csv),
+                           "--out", str(tmp_path / "r.csv")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "no rows of family 'toyy'" in err and "fix params.yaml report.goals[0].family" in err, err

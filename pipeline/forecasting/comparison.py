@@ -121,6 +121,11 @@ def family_comparison(table: pd.DataFrame, cfg: dict, interval: float) -> tuple[
         suite = c["suite"]
         cap, tasks = capability_scores(table, suite, c.get("tasks"), c.get("num_fewshot"))
         fams = list(c["families"])
+        missing = [f for f in fams if f not in set(cap["family"])]
+        if missing:  # a typo would compare the others among themselves without a word
+            raise ForecastError(f"params.yaml forecast.family_comparison[{i}].families: {missing[0]!r} has no models "
+                                f"with every task in suite {suite!r} (families there: "
+                                f"{', '.join(sorted(cap['family'].astype(str).unique()))}); fix the name")
         cap = cap[cap["family"].isin(fams)]
         used = common_range(cap, fams, float(c["common_range_margin"])) if c.get("common_range_margin") else cap
         off = shared_slope_fit(used, fams, c.get("reference", fams[0]), interval)

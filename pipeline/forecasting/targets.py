@@ -78,13 +78,37 @@ def parse_targets(cfg: dict) -> list[Target]:
     return out
 
 
-def check_losses(table: pd.DataFrame, targets: list[Target]) -> None:
-    """Each target's loss names rows of its family and suite: a loss that matches none would leave
-    the two-step law (and auto's two-step candidate) out of the forecast without a word."""
+def check_targets(table: pd.DataFrame, targets: list[Target], cfg: dict) -> None:
+    """Each target names rows: its family, in its suite, with the metric, and its loss; every task of
+    forecast.tasks is some target's. A name that matches nothing would drop a target, a task or the
+    two-step law from the forecast without a word."""
+    metric = cfg.get("metric", "acc")
+    held = set()
     for i, t in enumerate(targets):
-        if not t.loss:
-            continue
-        mine = table.loc[(table["family"] == t.family) & (table["suite"] == t.suite)]
+        where = f"params.yaml forecast.targets[{i}] ({t.name})"
+        family = table.loc[table["family"] == t.family]
+        if family.empty:
+            names = sorted(table["family"].astype(str).unique())
+            raise ForecastError(f"{where}: family {t.family!r} has no rows in the scores table (families: "
+                                f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''}); fix the family")
+        mine = family.loc[family["suite"] == t.suite]
+        if mine.empty:
+            raise ForecastError(f"{where}: family {t.family!r} has no rows in suite {t.suite!r} (its suites: "
+                                f"{', '.join(sorted(family['suite'].astype(str).unique()))}); fix the suite")
+        tasks = set(mine.loc[mine["metric"] == metric, "task"].astype(str))
+        if not tasks:
+            raise ForecastError(f"{where}: family {t.family!r} has no {metric!r} rows in suite {t.suite!r} (its "
+                                f"metrics: {', '.join(sorted(mine['metric'].astype(str).unique()))}); fix forecast.metric")
+        held |= tasks
+        _check_loss(mine, t, i)
+    unknown = [task for task in cfg.get("tasks") or [] if task not in held]
+    if unknown:
+        raise ForecastError(f"params.yaml forecast.tasks: {unknown[0]!r} has no {metric!r} rows of any target's family "
+                            f"(they have: {', '.join(sorted(held))}); fix the task")
+
+
+def _check_loss(mine: pd.DataFrame, t: Target, i: int) -> None:
+    if t.loss:
         have = {f"{a}:{b}" for a, b in zip(mine["task"].astype(str), mine["metric"].astype(str))}
         if t.loss not in have:
             losses = sorted(h for h in have if scores.metric_kind(h.split(":", 1)[1]) == "loss")
@@ -290,7 +314,7 @@ def forecast_all(table: pd.DataFrame, cfg: dict, extra=None, policy=None) -> tup
     learned from every ladder (a forecast is no backtest: its own family's ladders are evidence too)."""
     interval = float(cfg.get("interval", 0.9))
     targets = parse_targets(cfg)
-    check_losses(table, targets)
+    check_targets(table, targets, cfg)
     jobs = list(range(len(targets))) + ([None] if extra else [])
 
     def job(i):

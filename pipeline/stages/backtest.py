@@ -38,7 +38,7 @@ OUT_COLUMNS = ["model", "step", "task", "metric", "actual", "predicted", "lower"
 
 
 # -- the stage -------------------------------------------------------------------------
-def write_metrics(summary: dict, out_dir: Path) -> None:
+def write_metrics(summary: dict, out_dir: Path, sweep: bool = True) -> None:
     """``out_dir/<split>/<method>.json`` for every entry of :func:`metrics` (each written atomically),
     then the files of splits or methods no longer run removed: those the last run wrote (the
     manifest ``out_dir/.written``, :func:`pipeline.files.sweep`).  Without a manifest only
@@ -62,7 +62,8 @@ def write_metrics(summary: dict, out_dir: Path) -> None:
         return (len(parts) == 2 and files.is_plain(parts[0]) and parts[1].removesuffix(".json") in METHODS
                 and parts[1].endswith(".json") and files.is_metrics_json(out_dir / rel, METRIC_KEYS))
 
-    files.sweep(out_dir, written, ours)
+    if sweep:  # (an --only run writes its own splits' files and leaves the others' alone)
+        files.sweep(out_dir, written, ours)
 
 
 # what a file under reports/metrics/ holds (forecasting.scoring.metrics and its two_step summary)
@@ -81,9 +82,20 @@ def check_splits(table: pd.DataFrame, splits: dict, jobs: list) -> None:
     for name, (fold, train_q, test_q) in jobs:
         split = splits[name]
         where = f"params.yaml: backtest.splits.{name}" + (f" (fold {fold})" if fold != name else "")
-        engine.check_heldout(engine.select(table, train_q, f"{fold}: train"), engine.select(table, test_q, f"{fold}: test"),
-                             where, split.get("targets") or (), bool(split.get("allow_overlap")),
+        train = engine.select(table, train_q, f"params.yaml backtest.splits.{fold}: train")
+        test = engine.select(table, test_q, f"params.yaml backtest.splits.{fold}: test")
+        idle = sorted(set(split.get("options") or {}) - set(split.get("methods") or ()))
+        if idle:  # options of a method the split does not run would be ignored without a word
+            raise CapcastError(f"{where}.options: {idle[0]!r} is not among the split's methods "
+                               f"({', '.join(split.get('methods') or ())}); add it to methods or drop its options")
+        engine.check_heldout(train, test, where, split.get("targets") or (), bool(split.get("allow_overlap")),
                              bool(split.get("allow_cross_suite")))
+        held = set(test["task"].astype(str) + ":" + test["metric"].astype(str))
+        for target in split.get("targets") or ():
+            if target not in held:  # a typo would be one "not fitted" line per method, or no split at all
+                tasks = sorted({t.split(":")[0] for t in held})
+                raise CapcastError(f"{where}.targets: {target!r} has no test rows (test tasks: {', '.join(tasks[:10])}"
+                                   f"{', ...' if len(tasks) > 10 else ''}); fix the target (TASK:METRIC)")
 
 
 def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = None, only=None) -> dict:
@@ -98,6 +110,9 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
     splits = cfg.get("splits") or {}
     if not splits:
         raise CapcastError("params.yaml: backtest.splits is empty; declare at least one split")
+    unknown = [n for n in only or () if n not in splits]
+    if unknown:
+        raise CapcastError(f"--only {unknown[0]}: no such split in params.yaml backtest.splits ({', '.join(splits)})")
     names = [n for n in splits if not only or n in only]
     source = calibration_source(warn=True)
     # one job per fold (not per split): a leave-one-family-out split of 16 folds is most of the work
@@ -129,19 +144,43 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
         print(f"{name}: {len(split_preds)} predictions, {e} not fitted ({t:.1f}s of fitting)")
     preds = pd.concat(all_preds, ignore_index=True) if all_preds else pd.DataFrame(columns=PRED_COLUMNS)
     errors = pd.DataFrame(all_errors, columns=["split", "fold", "method", "target", "error"])
+    if preds.empty:
+        first = errors.iloc[0] if len(errors) else None
+        raise CapcastError("backtest: no method made a prediction" + (
+            f" (e.g. {first['split']} {first['method']} {first['target']}: {first['error']})" if first is not None
+            else "") + "; fix the splits in params.yaml backtest.splits")
     results = score(preds, errors, float(cfg.get("level", 0.9)))
+    if only:  # the other splits' rows (and so their metrics), as the last run wrote them, stay
+        results, preds, errors = (with_other_splits(out / name, names, list(splits), frame) for name, frame in
+                                  (("backtest.csv", results), ("backtest_predictions.csv", preds),
+                                   ("backtest_errors.csv", errors)))
     scores.write_csv(results, out / "backtest.csv")
     scores.write_csv(preds.reindex(columns=PRED_COLUMNS + [c for c in ("intermediate", "n_components", "form", "inner_error",
                                                                  "params_used", "note") if c in preds]),
               out / "backtest_predictions.csv")
     scores.write_csv(errors, out / "backtest_errors.csv")
     summary = metrics(results)
-    write_metrics(summary, out / "metrics")
+    if only:  # the other splits' metrics files as they are (recomputed from the rounded tables, a last
+        # digit could move)
+        from pipeline.forecasting.scoring import TWO_STEP_SPLITS
+
+        summary = {k: v for k, v in summary.items() if k in names or k == TWO_STEP_SPLITS}
+    write_metrics(summary, out / "metrics", sweep=not only)
     _print_summary(results)
     overall = score_group(preds, float(cfg.get("level", 0.9)))
     print(f"overall {cfg.get('level', 0.9):.0%} interval coverage {overall['coverage']:.3f} over {overall['n']} "
           f"predictions; wrote {out}/backtest.csv and {out}/metrics/ ({time.perf_counter() - t0:.1f}s)")
     return summary
+
+
+def with_other_splits(path: Path, names: list, order: list, new: pd.DataFrame) -> pd.DataFrame:
+    """``new`` (the rows of the splits ``names``: an ``--only`` run) beside the other splits' rows
+    of the table at ``path`` as the last run wrote it, in the splits' order of params.yaml."""
+    old = pd.read_csv(path) if path.exists() else new.iloc[:0]
+    old = old.loc[~old["split"].astype(str).isin(names)] if "split" in old else old.iloc[:0]
+    both = pd.concat([old, new], ignore_index=True) if len(old) else new
+    rank = both["split"].map({s: i for i, s in enumerate(order)}).fillna(len(order))
+    return both.assign(_rank=rank).sort_values("_rank", kind="mergesort").drop(columns="_rank").reset_index(drop=True)
 
 
 def calibration_source(path=None, warn: bool = False):

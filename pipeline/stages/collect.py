@@ -6,12 +6,16 @@ every folder listed in ``collect.lm_eval_dirs`` (suite ``lm_eval``, see :mod:`pi
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline import files, params, scores
 from pipeline.cli import Parser
+from pipeline.errors import CapcastError
+
+WATCHED = Path("data/lm_eval")  # the folder dvc.yaml's collect stage depends on
 
 
 def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
@@ -21,7 +25,21 @@ def lm_eval_rows(entries: list) -> list[pd.DataFrame]:
     from pipeline.sources import lm_eval as lm
 
     entries = [{"path": e} if isinstance(e, str) else e for e in entries]
-    return [lm.import_runs([e["path"]], lm.Facts.from_entry(e)) for e in entries]
+    where = [f"params.yaml collect.lm_eval_dirs[{i}]" for i in range(len(entries))]
+    for w, e in zip(where, entries):
+        if not Path(e["path"]).exists():
+            raise CapcastError(f"{w}: {e['path']}: no such folder; put lm-eval's output under data/lm_eval/ "
+                               "and name it here")
+        if not Path(e["path"]).resolve().is_relative_to(WATCHED.resolve()):
+            print(f"collect: warning: {w} ({e['path']}) is outside {WATCHED}/, which dvc.yaml watches: dvc repro "
+                  "will not see new runs there; move it under it", file=sys.stderr)
+    out = []
+    for w, e in zip(where, entries):
+        try:
+            out.append(lm.import_runs([e["path"]], lm.Facts.from_entry(e)))
+        except CapcastError as exc:
+            raise CapcastError(f"{w}: {exc}") from None
+    return out
 
 
 def collect(published: str | Path, evals_dir: str | Path | None, lm_eval_dirs: list | None = None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 from pipeline import files, params, scores
@@ -126,7 +127,11 @@ def from_params(args) -> int:
         req = _request(g["family"], args, source="data/scores.parquet", calibration=source,
                        method=g.get("method", "auto"), suite=g.get("suite"), loss=g.get("loss"),
                        num_fewshot=g.get("num_fewshot", fc.get("num_fewshot")))
-        rows.append(reach.run(table, [goal], req, recipe))
+        try:
+            rows.append(reach.run(table, [goal], req, recipe))
+        except CapcastError as exc:  # in params.yaml's words: the goal's own keys, not the flags
+            raise CapcastError(re.sub(r"fix --(family|suite|num-fewshot|goal|loss)\b",
+                                      lambda m: f"fix {where}.{m.group(1).replace('-', '_')}", str(exc))) from None
         print(reach.line(rows[-1].iloc[0]))
     import pandas as pd
 
