@@ -61,6 +61,11 @@ def check_names(names, what: str = "name") -> None:
             raise FilesError(f"{what} {name!r} {why}", name, why)
 
 
+def slug(text: str) -> str:
+    """A name as the report's file names and anchors write it: lower case, "-" for the rest."""
+    return "".join(ch if ch.isalnum() else "-" for ch in str(text).lower()).strip("-").replace("--", "-")
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         if a.exists() and b.exists():

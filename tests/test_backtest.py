@@ -215,3 +215,11 @@ def test_no_committed_accuracy_interval_spans_chance_to_one_without_saying_why()
     assert wide.sum() > 0  # there are such intervals (obsscaling cutoffs, below-chance ARC-Challenge)
     unexplained = acc.loc[wide & ~acc["note"].fillna("").str.startswith("wide interval").to_numpy()]
     assert unexplained.empty, unexplained[["split", "method", "task", "model", "lower", "upper"]].head().to_string()
+
+
+def test_a_backtest_without_bootstrap_says_what_its_intervals_are(stage_table, tmp_path, capsys):
+    cfg = {**stage_cfg(), "n_bootstrap": 0}
+    cfg["splits"] = {"lofo": cfg["splits"]["lofo"]}
+    backtest_stage.run_stage(cfg, str(stage_table), str(tmp_path))
+    assert "n_bootstrap is 0: the intervals of pooled and new-family splits are the measurement noise alone" in \
+        capsys.readouterr().err

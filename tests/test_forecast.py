@@ -55,8 +55,11 @@ def test_a_target_names_rows_of_its_family_suite_metric_tasks_and_loss(target, c
 
 def test_targets_need_names_once():
     t = {"name": "x", "family": "pythia", "suite": "s", "params": 1e9, "tokens": 1e9}
-    with pytest.raises(ForecastError, match="duplicate"):
+    with pytest.raises(ForecastError, match="the name 'x' is given twice"):
         forecast.parse_targets({"targets": [t, t]})
+    with pytest.raises(ForecastError, match=r"'Pythia 7B' and 'pythia-7b' would share the report's figure "
+                                            r"target-pythia-7b.png"):
+        forecast.parse_targets({"targets": [{**t, "name": "Pythia 7B"}, {**t, "name": "pythia-7b"}]})
     with pytest.raises(ForecastError, match="empty"):
         forecast.parse_targets({"targets": []})
 

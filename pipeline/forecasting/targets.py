@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import scores
+from pipeline import files, scores
 from pipeline.errors import CapcastError
 from pipeline.forecasting import caveats, diagnostics
 from pipeline.laws.data import IdentityCache
@@ -74,7 +74,14 @@ def parse_targets(cfg: dict) -> list[Target]:
         raise ForecastError("params.yaml forecast.targets is empty; add at least one target")
     names = [t.name for t in out]
     if len(set(names)) != len(names):
-        raise ForecastError(f"params.yaml forecast.targets: duplicate names in {names}")
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ForecastError(f"params.yaml forecast.targets: the name {twice!r} is given twice; give each its own")
+    by_file = {}
+    for name in names:  # the report draws a target's figure into target-<slug>.png
+        other = by_file.setdefault(files.slug(name), name)
+        if other != name:
+            raise ForecastError(f"params.yaml forecast.targets: {other!r} and {name!r} would share the report's "
+                                f"figure target-{files.slug(name)}.png; rename one")
     return out
 
 

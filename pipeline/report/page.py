@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import CapcastError
+from pipeline.files import slug  # noqa: F401  (the report's file names)
 
 DASH = "–"  # printed for an empty cell
 TIMES = "×"  # after a multiple (MULTIPLES): "15.6×"
@@ -76,10 +77,6 @@ def read_csv(path: Path) -> pd.DataFrame | None:
 
 def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in str(text).lower()).strip("-").replace("--", "-")
 
 
 @dataclass

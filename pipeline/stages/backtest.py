@@ -115,6 +115,9 @@ def run_stage(cfg: dict, scores_path: str | None = None, out_dir: str | None = N
         raise CapcastError(f"--only {unknown[0]}: no such split in params.yaml backtest.splits ({', '.join(splits)})")
     names = [n for n in splits if not only or n in only]
     source = calibration_source(warn=True)
+    if int(cfg.get("n_bootstrap", 200)) == 0:
+        print("backtest: warning: backtest.n_bootstrap is 0: the intervals of pooled and new-family splits are the "
+              "measurement noise alone, and their coverage says so", file=sys.stderr)
     # one job per fold (not per split): a leave-one-family-out split of 16 folds is most of the work
     jobs = [(name, fold) for name in names for fold in engine.table_folds(name, splits[name], table)]
     check_splits(table, {n: splits[n] for n in names}, jobs)
