@@ -353,6 +353,8 @@ def test_config_errors_name_the_entry_and_the_fix(entry, message):
     (["--model", "someone/model-x", "--family", "x", "--tokens", "1", "--tasks", MC, "--limit=-3"], "--limit: must be"),
     (["--model", "someone/model-x", "--family", "x", "--tokens", "1", "--tasks", MC, "--include-path", "/nope"],
      "--include-path: /nope is not a folder"),
+    (["--model", "someone/model-x", "--family", "x", "--tokens", "1", "--tasks", MC, "--dtype", "float99"],
+     "--dtype: 'float99' is not one of auto"),  # before any model loads
 ])
 def test_command_line_errors_speak_of_flags_not_params_keys(argv, words, capsys):
     rc = evaluate_stage.main(argv)

@@ -232,12 +232,22 @@ def settings_from_params(section: dict) -> Settings:
         tasks=tasks, num_fewshot=shots, limit=limit,
         batch_size=check_batch_size(section.get("batch_size") or defaults.batch_size, "evaluate.batch_size"),
         device=check_device(section.get("device") or defaults.device, "evaluate.device"),
-        dtype=str(section.get("dtype") or defaults.dtype),
+        dtype=check_dtype(str(section.get("dtype") or defaults.dtype)),
         backend=backend,
         include_path=str(section["include_path"]) if section.get("include_path") else None,
         out_dir=Path(section.get("out_dir") or defaults.out_dir),
         model_args=dict(section.get("model_args") or {}),
     )
+
+
+DTYPES = ("auto", "float32", "float16", "bfloat16", "float", "half", "float64")  # what lm-eval's hf model takes
+
+
+def check_dtype(dtype: str) -> str:
+    """The weights' dtype, checked before any model loads (a typo would surface as a load failure)."""
+    if dtype not in DTYPES:
+        raise CapcastError(f"evaluate.dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+    return dtype
 
 
 # ------------------------------------------------------------------------------------- the records

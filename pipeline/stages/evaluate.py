@@ -35,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name in the scores table (default: the id or path)")
     p.add_argument("--tokens", type=float, help="training tokens at this checkpoint (models outside the registry)")
     p.add_argument("--tokens-per-step", type=float, help="tokens per training step, for stepN revisions")
-    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated lm-eval task names")
+    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
+                   help=f"comma-separated lm-eval task names (default: {', '.join(DEFAULT_TASKS)})")
     p.add_argument("--include-path", "--include_path", dest="include_path", metavar="DIR", help="folder of local task YAMLs")
     p.add_argument("--num-fewshot", "--num_fewshot", dest="num_fewshot", metavar="N", type=int, default=0,
                    help="shots per task (default 0)")
