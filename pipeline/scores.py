@@ -108,6 +108,12 @@ def metric_kind(metric: str) -> str:
     return "other"
 
 
+def loss_metrics(rows: pd.DataFrame) -> list[str]:
+    """The ``TASK:METRIC`` of every loss among ``rows``, sorted (what a ``--loss`` may name)."""
+    return sorted({f"{t}:{m}" for t, m in zip(rows["task"].astype(str), rows["metric"].astype(str))
+                   if metric_kind(m) == "loss"})
+
+
 def chance(task: str, metric: str = "acc") -> float:
     """Random-guess level of an accuracy-like metric on ``task``; 0 for losses' purposes is meaningless.
 

@@ -92,8 +92,7 @@ def no_losses(rows: pd.DataFrame, target: str, method: str, loss: str | None) ->
     own = rows.loc[rows["task"] == task, "metric"].astype(str).unique()
     if any(scores.metric_kind(m) == "loss" for m in own):
         return ""
-    others = sorted({f"{t}:{m}" for t, m in zip(rows["task"].astype(str), rows["metric"].astype(str))
-                     if scores.metric_kind(m) == "loss"})
+    others = scores.loss_metrics(rows)
     if others:  # a loss of another task (a corpus's perplexity) is there to be named
         return (f"no task losses of {task}: two_step cannot run unless --loss names one of the rows' losses "
                 f"({', '.join(others[:4])}{', ...' if len(others) > 4 else ''})")

@@ -123,8 +123,7 @@ def check_loss(rows: pd.DataFrame, req: Request, flag: str = "--loss") -> None:
     if not req.loss:
         return
     loss = Metric.parse(req.loss, flag)
-    losses = sorted({f"{t}:{m}" for t, m in zip(rows["task"].astype(str), rows["metric"].astype(str))
-                     if scores.metric_kind(m) == "loss"})
+    losses = scores.loss_metrics(rows)
     if scores.metric_kind(loss.metric) != "loss":
         raise CapcastError(f"{flag} {req.loss}: {loss.metric!r} is not a loss metric (lower is better: "
                            f"{', '.join(sorted(scores.LOSS_METRICS))}); name one of the family's losses "

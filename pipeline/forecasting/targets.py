@@ -118,7 +118,7 @@ def _check_loss(mine: pd.DataFrame, t: Target, i: int) -> None:
     if t.loss:
         have = {f"{a}:{b}" for a, b in zip(mine["task"].astype(str), mine["metric"].astype(str))}
         if t.loss not in have:
-            losses = sorted(h for h in have if scores.metric_kind(h.split(":", 1)[1]) == "loss")
+            losses = scores.loss_metrics(mine)
             raise ForecastError(f"params.yaml forecast.targets[{i}] ({t.name}): loss {t.loss!r} has no rows of family "
                                 f"{t.family!r} in suite {t.suite!r} (its losses: {', '.join(losses[:8]) or 'none'}); "
                                 "fix the loss")
