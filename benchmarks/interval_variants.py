@@ -14,20 +14,26 @@ new-design table), its weights and intervals learned without it.
   neighbours' signed errors, in place of a centre (their median) and one quantile of the distances
   from it (:meth:`pipeline.laws.conformal.Conformal.interval`);
 * ``ridge=R``: the gate's ridge on its feature slopes (``policy.GATE_RIDGE``) set to R; the
-  interval as in use.
+  interval as in use;
+* ``neighbours=K``: each candidate's local conformal quantile taken over its K nearest calibration
+  forecasts (``conformal.NEIGHBOURS``) instead of the number in use: fewer is more local (a class
+  of ladders gets nearer its own coverage) and noisier.
 
-Printed per variant, table (lolo / new_design), class (real, emergent, ALL) and holdout factor:
+Printed per variant, table (lolo / new_design), class (real, emergent, ALL; ``--classes all``: every
+ladder class) and holdout factor:
 auto's forecasts n, MAE (points), coverage of the 90% interval, median width and interval score
 (points; Gneiting & Raftery 2007).  Every number here is a development number: the table the
 variants are judged on is the one the policy in use was developed on (docs/ladders.md).
 
-    .venv/bin/python benchmarks/interval_variants.py [--variants mixture,signed_tails,ridge=0.03]
+    .venv/bin/python benchmarks/interval_variants.py [--variants mixture,signed_tails,ridge=0.03,neighbours=50]
+        [--classes all]
 
 About 8 minutes for every variant on 2 cores (own_errors about 4 of them).
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +102,9 @@ def variant_code(variant: str):
         ridge, fit = float(variant.split("=", 1)[1]), policy.Gate.fit.__func__
         with mock.patch.object(policy.Gate, "fit", classmethod(lambda cls, P, y, phi, w: fit(cls, P, y, phi, w, ridge))):
             yield
+    elif variant.startswith("neighbours="):
+        with mock.patch.object(conformal, "NEIGHBOURS", int(variant.split("=", 1)[1])):
+            yield
     else:
         yield
 
@@ -112,12 +121,12 @@ def judge(table: pd.DataFrame, candidates: list[str], variant: str) -> dict[str,
     return judged
 
 
-def summary(judged: dict[str, pd.DataFrame], variant: str) -> pd.DataFrame:
+def summary(judged: dict[str, pd.DataFrame], variant: str, classes=CLASSES) -> pd.DataFrame:
     out = []
     for name, rows in judged.items():
         rows = rows.loc[rows["candidate"] == AUTO]
         rows = rows.assign(ladder_class=np.where(rows["kind"] == "real", "real", rows["kind"]))
-        for cls in CLASSES:
+        for cls in (sorted(rows["ladder_class"].unique()) + ["ALL"] if classes == "all" else classes):
             mine = rows if cls == "ALL" else rows.loc[rows["ladder_class"] == cls]
             for factor, g in mine.groupby("factor"):
                 out.append({"variant": variant, "table": name, "class": cls, "factor": factor, **scoring.score(g, LEVEL)})
@@ -128,14 +137,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--table", default=str(calibration.DEFAULT_PATH))
+    ap.add_argument("--classes", choices=["some", "all"], default="some",
+                    help="some: real, emergent and ALL; all: every ladder class")
     args = ap.parse_args(argv)
     variants = args.variants.split(",")
-    unknown = [v for v in variants if v not in VARIANTS and not v.startswith("ridge=")]
+    unknown = [v for v in variants if v not in VARIANTS and not re.fullmatch(r"ridge=[0-9.e-]+|neighbours=[0-9]+", v)]
     if unknown:
-        ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)} (or ridge=R)")
+        ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)} (or ridge=R, neighbours=K)")
     table = calibration.read(args.table)
     candidates = list(calibration.DEFAULT_CANDIDATES)
-    result = pd.concat([summary(judge(table, candidates, v), v) for v in variants], ignore_index=True)
+    classes = "all" if args.classes == "all" else CLASSES
+    result = pd.concat([summary(judge(table, candidates, v), v, classes) for v in variants], ignore_index=True)
     print(result.drop(columns=["failed"]).round(2).to_string(index=False))
     return 0
 

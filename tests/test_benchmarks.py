@@ -65,6 +65,11 @@ def test_interval_variants_patch_the_library_only_inside_their_block_and_keep_in
         patched = policy.Gate.fit(P, y, psi, np.ones(40))
     assert np.allclose(patched.A, policy.Gate.fit(P, y, psi, np.ones(40), ridge=0.5).A)
     assert not np.allclose(patched.A, policy.Gate.fit(P, y, psi, np.ones(40)).A)  # the default ridge is back
+    big, in_use_k = conformal.Conformal.fit(e, np.zeros(n), phi, 0.9), conformal.NEIGHBOURS  # n > K: local
+    with interval_variants.variant_code("neighbours=20"):
+        assert conformal.NEIGHBOURS == 20
+        few = big.local_shift_q(phi[:50])[1]
+    assert conformal.NEIGHBOURS == in_use_k and not np.allclose(few, big.local_shift_q(phi[:50])[1])
 
 
 def test_the_line_ladder_is_a_line_in_log_compute_whose_checkpoints_lag():

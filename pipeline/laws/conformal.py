@@ -42,7 +42,10 @@ EXTRAPOLATED = ("distance", "relative")  # the scale model's features read past 
 MIN_SPREAD = 0.02  # link units: candidates closer than this agree
 LOG_FLOOR = 0.01  # link units added to |e| before its log: errors below it are all "none"
 SMOOTH = 0.05  # width of the pinball loss's smoothing, in log units
-NEIGHBOURS = 150  # calibration forecasts a local quantile is taken over
+# calibration forecasts a local quantile is taken over: 50 rather than 150 lowered the interval score on
+# fresh zoo seeds no calibration ladder is (10 designs, at 4x and 16x), most on emergent tasks
+# (docs/ladders.md; benchmarks/interval_variants.py compares 25-400 on the forecast table)
+NEIGHBOURS = 50
 RIDGE = 1e-3  # on the scale model's slopes: keeps it finite where a feature does not vary
 
 
