@@ -19,7 +19,7 @@ final-checkpoint line, and the MAE as a ratio of that line's in the same run (th
 that won on other labs' ladders).
 
     .venv/bin/python benchmarks/fresh_ladders.py [--designs isoflop,checkpoints_constant_lr]
-        [--ladders 10] [--factor 16] [--methods auto,line_final,line_frontier,direct,two_step]
+        [--ladders 10] [--factor 16] [--methods auto,line_final,line_frontier,direct,two_step] [--neighbours K]
 
 About 2 minutes for the defaults on 2 cores.
 """
@@ -41,6 +41,7 @@ from pipeline.errors import CapcastError  # noqa: E402
 from pipeline.forecasting import family  # noqa: E402
 from pipeline.ladders.calibration import Source  # noqa: E402
 from pipeline.ladders.zoo import simulate  # noqa: E402
+from pipeline.laws import conformal  # noqa: E402
 
 FIRST_SEED = 5000  # the calibration zoo's seeds are 0..ladders.n_per_design - 1
 BASELINE = "line_final"
@@ -151,7 +152,13 @@ def main(argv=None) -> int:
     ap.add_argument("--ladders", type=int, default=10)
     ap.add_argument("--factor", type=float, default=16.0)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--neighbours", type=int, default=conformal.NEIGHBOURS,
+                    help="calibration forecasts each local conformal quantile is taken over (the library's by "
+                         "default): compare a neighbourhood on ladders no calibration table holds")
     args = ap.parse_args(argv)
+    if args.neighbours < 1:
+        ap.error("--neighbours: give a count >= 1")
+    conformal.NEIGHBOURS = args.neighbours
     methods = args.methods.split(",")
     if BASELINE not in methods:
         methods.append(BASELINE)

@@ -10,6 +10,10 @@ new-design table), its weights and intervals learned without it.
   and localisation as a candidate's), nested: the calibration forecasts of the other groups are
   auto forecasts whose weights were learned without the left-out group too, so nothing of it
   reaches its interval (one gate fit per pair of groups: the slow one);
+* ``mixture_factor``: the mixture in use, its link-space half-width rescaled by a local conformal
+  factor: the (1 - alpha) quantile, over the ``conformal.NEIGHBOURS`` nearest auto forecasts of the
+  other groups, of |actual - the mixture's centre| over its half-width (each scored with its own
+  out-of-group interval: one level of nesting, which favours the variant);
 * ``signed_tails``: each candidate's interval from the lower and upper conformal quantiles of its
   neighbours' signed errors, in place of a centre (their median) and one quantile of the distances
   from it (:meth:`pipeline.laws.conformal.Conformal.interval`);
@@ -28,7 +32,7 @@ variants are judged on is the one the policy in use was developed on (docs/ladde
     .venv/bin/python benchmarks/interval_variants.py [--variants mixture,signed_tails,ridge=0.03,neighbours=50]
         [--classes all]
 
-About 8 minutes for every variant on 2 cores (own_errors about 4 of them).
+About 7 minutes for the default variants (410 s measured on one core; own_errors about half of it).
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ from pipeline.ladders import calibration, lolo, scoring  # noqa: E402
 from pipeline.laws import conformal, policy  # noqa: E402
 from pipeline.laws.policy import AUTO, link_errors, with_spread  # noqa: E402
 
-VARIANTS = ("mixture", "own_errors", "signed_tails", "ridge=0.03", "ridge=0.3")
+VARIANTS = ("mixture", "own_errors", "mixture_factor", "signed_tails", "ridge=0.03", "ridge=0.3")
 CLASSES = ("real", "emergent", "ALL")
 LEVEL = 0.9
 
@@ -74,6 +78,32 @@ def own_error_intervals(judged: pd.DataFrame, candidates: list[str], grouped: pd
         noise = conformal.link_noise(point, mine["noise"].to_numpy(float), floor)
         out.loc[mine.index, "lower"], out.loc[mine.index, "upper"] = model.interval(point, floor, noise,
                                                                                     conformal.design(mine))
+    return out
+
+
+def factor_intervals(judged: pd.DataFrame) -> pd.DataFrame:
+    """``judged`` with auto's mixture intervals rescaled, group by group, by the local conformal
+    factor of the other groups' auto forecasts (their |error| over their half-width, in link space)."""
+    out = judged.copy()
+    auto = judged.loc[(judged["candidate"] == AUTO) & (judged["status"] == "ok") & judged["lower"].notna()]
+    floor = auto["floor"].to_numpy(float)
+    zl, zu = conformal.to_link(auto["lower"], floor), conformal.to_link(auto["upper"], floor)
+    centre, half = (zl + zu) / 2, np.maximum((zu - zl) / 2, 1e-3)
+    scores = np.abs(conformal.to_link(auto["actual"], floor) - centre) / half
+    phi, weights = conformal.design(auto), policy._group_weights(auto)
+    k = conformal.NEIGHBOURS
+    for group in sorted(auto["group"].unique()):
+        mine = (auto["group"] == group).to_numpy()
+        cal = phi[~mine]
+        mean, sd = cal.mean(axis=0), np.where(cal.std(axis=0) > 0, cal.std(axis=0), 1.0)
+        psi = (cal - mean) / sd
+        q = np.array([conformal._quantile(scores[~mine][near], weights[~mine][near], LEVEL)
+                      for near in (np.argpartition(((psi - row) ** 2).sum(axis=1), k - 1)[:k]
+                                   for row in (np.clip(phi[mine], cal.min(axis=0), cal.max(axis=0)) - mean) / sd)])
+        point = auto["predicted"].to_numpy(float)[mine]
+        lo = conformal.from_link(centre[mine] - q * half[mine], floor[mine])
+        hi = conformal.from_link(centre[mine] + q * half[mine], floor[mine])
+        out.loc[auto.index[mine], "lower"], out.loc[auto.index[mine], "upper"] = np.minimum(lo, point), np.maximum(hi, point)
     return out
 
 
@@ -114,6 +144,8 @@ def judge(table: pd.DataFrame, candidates: list[str], variant: str) -> dict[str,
     table = table.loc[table["candidate"] != AUTO]  # the table's own auto rows are the variant's to make
     with variant_code(variant):
         judged = {"lolo": lolo.evaluate(table, candidates, LEVEL), "new_design": lolo.new_design(table, candidates, LEVEL)}
+    if variant == "mixture_factor":
+        judged = {name: factor_intervals(rows) for name, rows in judged.items()}
     if variant == "own_errors":
         rows = with_spread(table)
         judged = {"lolo": own_error_intervals(judged["lolo"], candidates, rows),

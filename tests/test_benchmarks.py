@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pandas as pd
 
 from tests.paths import ROOT
 
@@ -70,6 +71,27 @@ def test_interval_variants_patch_the_library_only_inside_their_block_and_keep_in
         assert conformal.NEIGHBOURS == 20
         few = big.local_shift_q(phi[:50])[1]
     assert conformal.NEIGHBOURS == in_use_k and not np.allclose(few, big.local_shift_q(phi[:50])[1])
+
+
+def test_the_mixture_factor_rescales_auto_intervals_by_the_other_groups_errors_inside_the_bounds():
+    import interval_variants
+    from pipeline.laws import conformal
+
+    rng = np.random.default_rng(5)
+    n = 400
+    feats = {c: rng.uniform(0.1, 1.0, n) for c in ("distance", "span", "noise", "level", "spread", "slope",
+                                                    "top_slope", "curvature", "misfit", "rung_error")}
+    point = rng.uniform(0.4, 0.7, n)
+    judged = pd.DataFrame({**feats, "checkpoints": 10.0, "runs_per_budget": 1.0, "floor": 0.25, "ladder": np.arange(n),
+                           "group": np.where(np.arange(n) < n // 2, "a", "b"), "candidate": "auto", "status": "ok",
+                           "predicted": point, "lower": point - 0.05, "upper": point + 0.05})
+    for spread_of_errors, wider in ((0.001, False), (0.2, True)):
+        rows = judged.assign(actual=np.clip(point + spread_of_errors * rng.standard_normal(n), 0.26, 0.99))
+        out = interval_variants.factor_intervals(rows)
+        assert (out["lower"] >= 0.25).all() and (out["upper"] <= 1).all()
+        assert (out["lower"] <= point).all() and (point <= out["upper"]).all()
+        width = out["upper"] - out["lower"]
+        assert (width > 0.1).all() if wider else (width < 0.1).all()  # the other group's errors set the width
 
 
 def test_the_line_ladder_is_a_line_in_log_compute_whose_checkpoints_lag():
