@@ -107,3 +107,17 @@ def test_the_line_ladder_is_a_line_in_log_compute_whose_checkpoints_lag():
     assert 1.3 <= np.log10(final["params"].max() / final["params"].min()) <= 1.7
     train, held, task = fresh_ladders.cut(fresh_ladders.LINE, 3, 16.0)
     assert task == "line_task" and train["compute_flops"].max() <= held["compute_flops"].max() / 16
+
+
+def test_backtest_calibration_judges_coverage_and_sharpness_of_pairs_with_enough_predictions():
+    import backtest_calibration
+
+    summary = pd.DataFrame({"split": ["s", "s", "s", "s", "s"], "method": ["ok", "low", "wide", "few", "ok"],
+                            "task": ["ALL", "ALL", "ALL", "ALL", "piqa"], "n": [20, 20, 20, 9, 20],
+                            "mae": [2.0, 2.0, 2.0, 2.0, 2.0], "coverage": [0.9, 0.7, 1.0, 0.1, 0.0],
+                            "median_width": [8.0, 4.0, 40.0, 1.0, 1.0], "interval_score": [11.0, 13.0, 15.0, 99.0, 99.0]})
+    table = backtest_calibration.judge(summary).set_index("method")
+    assert list(table.index) == ["ok", "low", "wide"]  # per-task rows and pairs under 10 predictions are not judged
+    assert table["passes"].to_dict() == {"ok": True, "low": False, "wide": False}
+    assert not table.loc["low", "calibrated"] and table.loc["low", "sharp"]
+    assert table.loc["wide", "calibrated"] and not table.loc["wide", "sharp"]  # 15 > 7 x 2

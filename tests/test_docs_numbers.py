@@ -111,3 +111,18 @@ def test_the_readme_dvc_metrics_block_shows_the_committed_metrics():
     for path, coverage, mae, n in shown:
         committed = json.loads((ROOT / path).read_text())
         assert (float(coverage), float(mae), int(n)) == (committed["coverage"], committed["mae"], committed["n"]), path
+
+
+def test_the_calibrated_and_sharp_count_in_docs_is_the_committed_backtests():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import backtest_calibration
+
+    table = backtest_calibration.judge(pd.read_csv(ROOT / "reports/backtest.csv"))
+    text = " ".join((ROOT / "docs/laws.md").read_text(encoding="utf-8").split())
+    said = re.search(r"holds for (\d+) of the (\d+) pairs", text)
+    assert said, "docs/laws.md no longer states how many split x method pairs are calibrated and sharp"
+    assert (int(said.group(1)), int(said.group(2))) == (int(table["passes"].sum()), len(table))
+    # the judge can fail a pair on either test
+    assert (~table["calibrated"]).any() and (~table["sharp"]).any()
