@@ -37,7 +37,6 @@ About 7 minutes for the default variants (410 s measured on one core; own_errors
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,6 +164,15 @@ def summary(judged: dict[str, pd.DataFrame], variant: str, classes=CLASSES) -> p
     return pd.DataFrame(out)
 
 
+def _numbered(variant: str) -> bool:
+    """Whether ``variant`` is ridge=R (R >= 0) or neighbours=K (K >= 1)."""
+    name, _, value = variant.partition("=")
+    try:
+        return (name == "ridge" and float(value) >= 0) or (name == "neighbours" and int(value) >= 1)
+    except ValueError:
+        return False
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -173,9 +181,9 @@ def main(argv=None) -> int:
                     help="some: real, emergent and ALL; all: every ladder class")
     args = ap.parse_args(argv)
     variants = args.variants.split(",")
-    unknown = [v for v in variants if v not in VARIANTS and not re.fullmatch(r"ridge=[0-9.e-]+|neighbours=[0-9]+", v)]
+    unknown = [v for v in variants if v not in VARIANTS and not _numbered(v)]
     if unknown:
-        ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)} (or ridge=R, neighbours=K)")
+        ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)} (or ridge=R, neighbours=K with K >= 1)")
     table = calibration.read(args.table)
     candidates = list(calibration.DEFAULT_CANDIDATES)
     classes = "all" if args.classes == "all" else CLASSES
