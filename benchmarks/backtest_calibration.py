@@ -6,7 +6,7 @@ and judges each pair with ``--min-n`` or more predictions by two tests of a 90% 
 * calibrated: coverage >= ``--min-coverage`` (0.80);
 * sharp: interval score (Gneiting & Raftery 2007, alpha = 0.1) <= ``--max-ratio`` x MAE (7; a
   normal error whose interval is exactly right scores about 5.2 x its MAE, so 7 allows an interval
-  about 1.5x too wide).
+  about 1.7x too wide).
 
 Prints every pair (n, MAE, coverage, median width, interval score, its ratio to the MAE, the
 verdict) and the count that pass both; docs/laws.md quotes that count.

@@ -32,7 +32,7 @@ variants are judged on is the one the policy in use was developed on (docs/ladde
     .venv/bin/python benchmarks/interval_variants.py [--variants mixture,signed_tails,ridge=0.03,neighbours=50]
         [--classes all]
 
-About 7 minutes for the default variants (410 s measured on one core; own_errors about half of it).
+About 7 minutes for the default variants (410 s in one run on one core).
 """
 from __future__ import annotations
 
