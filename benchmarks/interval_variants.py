@@ -14,6 +14,10 @@ new-design table), its weights and intervals learned without it.
   factor: the (1 - alpha) quantile, over the ``conformal.NEIGHBOURS`` nearest auto forecasts of the
   other groups, of |actual - the mixture's centre| over its half-width (each scored with its own
   out-of-group interval: one level of nesting, which favours the variant);
+* ``floor_below_chance``: the link's floor moved from chance to chance - 2 x the ladder's noise
+  (median stderr) for every forecast, in place of the measurement band (``conformal.measurement_band``,
+  then also applied, has nothing left to widen below the floor): the other way to let an interval
+  reach measured values below chance;
 * ``signed_tails``: each candidate's interval from the lower and upper conformal quantiles of its
   neighbours' signed errors, in place of a centre (their median) and one quantile of the distances
   from it (:meth:`pipeline.laws.conformal.Conformal.interval`);
@@ -52,7 +56,7 @@ from pipeline.ladders import calibration, lolo, scoring  # noqa: E402
 from pipeline.laws import conformal, policy  # noqa: E402
 from pipeline.laws.policy import AUTO, link_errors, with_spread  # noqa: E402
 
-VARIANTS = ("mixture", "own_errors", "mixture_factor", "signed_tails", "ridge=0.03", "ridge=0.3")
+VARIANTS = ("mixture", "own_errors", "mixture_factor", "floor_below_chance", "signed_tails", "ridge=0.03", "ridge=0.3")
 CLASSES = ("real", "emergent", "ALL")
 LEVEL = 0.9
 
@@ -141,6 +145,9 @@ def variant_code(variant: str):
 def judge(table: pd.DataFrame, candidates: list[str], variant: str) -> dict[str, pd.DataFrame]:
     """The leave-one-ladder-out and new-design forecasts of ``variant``, auto's intervals included."""
     table = table.loc[table["candidate"] != AUTO]  # the table's own auto rows are the variant's to make
+    if variant == "floor_below_chance":
+        floor, noise = table["floor"].to_numpy(float), table["noise"].fillna(0.0).to_numpy(float)
+        table = table.assign(floor=np.where(floor > 0, np.maximum(floor - 2 * noise, 0.0), floor))
     with variant_code(variant):
         judged = {"lolo": lolo.evaluate(table, candidates, LEVEL), "new_design": lolo.new_design(table, candidates, LEVEL)}
     if variant == "mixture_factor":

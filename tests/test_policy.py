@@ -316,3 +316,25 @@ def test_auto_and_a_calibrated_law_on_the_same_rows_fit_each_candidate_once():
     assert line.law_ is auto.fits_["line_final"]
     again = calibrated("line_final", policy, target=ladder.target).fit(train.copy())
     assert again.law_ is not auto.fits_["line_final"]  # other rows: fitted anew
+
+
+@settings(max_examples=80, deadline=None)
+@given(point=st.floats(0, 1), lo=st.floats(0, 1), hi=st.floats(0, 1), noise=st.floats(0, 0.1),
+       level=st.sampled_from([0.5, 0.8, 0.9]))
+def test_an_interval_holds_at_least_the_measurement_noise_around_its_point_inside_zero_one(point, lo, hi, noise, level):
+    lo, hi = min(lo, point), max(hi, point)
+    band_lo, band_hi = conformal.measurement_band(np.array([lo]), np.array([hi]), np.array([point]),
+                                                  np.array([noise]), level)
+    z = conformal.ndtri(0.5 + level / 2)
+    assert 0 <= band_lo[0] <= lo and hi <= band_hi[0] <= 1  # only ever wider, never past [0, 1]
+    assert band_lo[0] <= max(point - z * noise, 0) + 1e-12 and band_hi[0] >= min(point + z * noise, 1) - 1e-12
+
+
+def test_the_measurement_band_reaches_below_chance_where_the_point_sits_at_it():
+    """A forecast at chance (0.25) of a benchmark measured with a 1.5-point stderr: the measured value
+    falls below chance half the time, and the interval reaches down to it; NaN bounds stay NaN."""
+    lo, hi = conformal.measurement_band(np.array([0.25, np.nan]), np.array([0.27, np.nan]), np.array([0.25, 0.5]),
+                                        np.array([0.015, 0.01]), 0.9)
+    assert lo[0] == pytest.approx(0.25 - 1.6449 * 0.015, abs=1e-4)  # 0.225: below chance
+    assert hi[0] == pytest.approx(0.25 + 1.6449 * 0.015, abs=1e-4)  # the band is wider than 0.27 there too
+    assert np.isnan(lo[1]) and np.isnan(hi[1])

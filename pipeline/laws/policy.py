@@ -233,15 +233,23 @@ class Policy:
         for j, method in enumerate(self.candidates):
             ok = np.isfinite(P[:, j])
             if method in self.intervals and ok.any():
-                lower[ok, j], upper[ok, j] = self.interval(method, P[ok, j], feats.loc[ok])
+                lower[ok, j], upper[ok, j] = self._conformal(method, P[ok, j], feats.loc[ok])
         W = self.weights(feats) if W is None else W
         lo, hi = conformal.mixture_interval(W, lower, upper, feats["floor"].to_numpy(float), self.level)
         p = np.asarray(point, float)
-        return np.minimum(lo, p), np.maximum(hi, p)
+        return conformal.measurement_band(np.minimum(lo, p), np.maximum(hi, p), p, feats["noise"].to_numpy(float),
+                                          self.level)
 
     def interval(self, method: str, point, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) of ``method``'s forecasts ``point`` with features ``feats`` (needs
-        floor, noise and the :func:`pipeline.laws.conformal.design` columns)."""
+        floor, noise and the :func:`pipeline.laws.conformal.design` columns): the conformal
+        interval, at least the measurement noise's band around the point."""
+        lo, hi = self._conformal(method, point, feats)
+        p = np.clip(np.asarray(point, float), feats["floor"].to_numpy(float), 1.0)
+        return conformal.measurement_band(lo, hi, p, feats["noise"].to_numpy(float), self.level)
+
+    def _conformal(self, method: str, point, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The conformal interval alone, inside [floor, 1] (what the mixture is made of)."""
         model = self.intervals[method]
         floor = feats["floor"].to_numpy(float)
         p = np.clip(np.asarray(point, float), floor, 1.0)
