@@ -216,3 +216,25 @@ def test_an_interval_spanning_most_of_chance_to_one_says_why():
     # the note of a forecast carries it
     note = caveats.note(rows, "arc_challenge:acc", "sigmoid", wide=wide)
     assert wide in note
+
+
+def test_an_interval_reaching_under_chance_by_the_noise_says_so_unless_the_ladder_is_below_it():
+    rows = at_chance_rows()
+    under, above = caveats.below_chance(rows, "arc_challenge:acc", [0.2403, 0.2500])
+    assert under.startswith("below chance: the interval reaches 0.240, under the chance level 0.25, "
+                            "by the benchmark's measurement noise") and above == ""
+    below = rows.assign(value=np.where(rows["task"] == "arc_challenge", rows["value"] - 0.08, rows["value"]))
+    assert caveats.below_chance(below, "arc_challenge:acc", [0.10]) == [""]  # its floor is 0: not noise
+    assert caveats.below_chance(rows, "toyloss:ppl", [0.0]) == [""]  # not an accuracy
+    assert caveats.below_chance(rows, "arc_challenge:acc", [np.nan]) == [""]  # no interval
+
+
+def test_the_family_forecast_of_a_task_at_chance_names_its_interval_under_chance(tmp_path, capsys):
+    path = table_csv(tmp_path, at_chance_rows())
+    lines, fc = family_lines(capsys, path, "--params", "1e10", "--tokens", str(100000 * 2_097_152),
+                             "--method", "loglinear", out=tmp_path / "fc.csv")
+    (flat,) = fc.loc[fc["task"] == "arc_challenge"].itertuples()
+    assert flat.lower < 0.25 <= flat.predicted  # the measurement band reaches under chance ...
+    assert f"below chance: the interval reaches {flat.lower:.3f}, under the chance level 0.25" in flat.note  # ... and says so
+    (rising,) = fc.loc[fc["task"] == "arc_easy"].itertuples()
+    assert "below chance" not in rising.note

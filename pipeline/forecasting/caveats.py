@@ -15,7 +15,8 @@ its CSV; ``report --family``).  In order:
   past what the calibration ladders support;
 * **wide interval**: an accuracy interval spanning most of [chance, 1] (:data:`WIDE`), with why:
   the ladder's values lie below chance (the interval is then bounded by 0), or forecasts like it
-  erred that much elsewhere;
+  erred that much elsewhere; **below chance**: an interval reaching under the chance level by the
+  measurement noise (:func:`below_chance`);
 * why the ladder's own backtest is missing (family forecast).
 """
 from __future__ import annotations
@@ -121,6 +122,29 @@ def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
     wide = np.isfinite(lo) & np.isfinite(hi) & (hi - lo >= WIDE * (1 - chance))
     return [f"wide interval: {a:.2f}-{b:.2f} spans most of [{chance:.3g}, 1]: {why}" if w else ""
             for a, b, w in zip(lo, hi, wide)]
+
+
+def below_chance(rows: pd.DataFrame, target: str, lower) -> list[str]:
+    """Per lower bound of an accuracy ``target`` forecast from ``rows``: "below chance: ..." where
+    it lies under the task's chance level on a ladder whose values do not (the measurement band,
+    :func:`pipeline.laws.conformal.measurement_band`, reaches there), else ''."""
+    from pipeline.laws.conformal import floor_of
+
+    lo = np.asarray(lower, float)
+    metric = Metric.parse(target)
+    if metric.kind != "accuracy" or not lo.size:
+        return [""] * lo.size
+    try:
+        chance = metric.chance(rows)
+        units = data.values(rows, metric, "forecast")
+    except CapcastError:
+        return [""] * lo.size
+    units = units.loc[units["compute_flops"] > 0]
+    if not len(units) or floor_of(chance, units["value"], units["stderr"]) < chance:
+        return [""] * lo.size  # a ladder below chance: its interval is bounded by 0, and says so when wide
+    return [f"below chance: the interval reaches {a:.3f}, under the chance level {chance:.3g}, by the benchmark's "
+            "measurement noise (a measured value near chance falls below it as often as above)"
+            if np.isfinite(a) and a < chance - 5e-4 else "" for a in lo]
 
 
 def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", law=None, loss: str | None = None,

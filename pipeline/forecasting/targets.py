@@ -307,6 +307,7 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
                 continue
             first = pred.iloc[0]
             (wide,) = caveats.wide_intervals(own, f"{task}:{metric}", [first["lower"]], [first["upper"]])
+            wide = caveats.join([wide, *caveats.below_chance(own, f"{task}:{metric}", [first["lower"]])])
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
                          "upper": first["upper"], "caveats": caveats.join([base["caveats"], wide]),
                          "note": note(law, wide=wide)})
