@@ -100,22 +100,31 @@ def no_losses(rows: pd.DataFrame, target: str, method: str, loss: str | None) ->
     return NO_LOSSES
 
 
-def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
-    """Per interval (``lower``, ``upper``) of an accuracy ``target`` forecast from ``rows``: "wide
-    interval: ..." with why, where it spans :data:`WIDE` of [chance, 1] or more, else ''."""
+def _chance_and_floor(rows: pd.DataFrame, target: str) -> tuple[float, float] | None:
+    """(chance, the link's floor) of an accuracy ``target`` on the ladder ``rows`` (the floor from
+    the rows the policy takes it from: ladder_features), or None for a loss or unreadable rows."""
     from pipeline.laws.conformal import floor_of
 
-    lo, hi = np.asarray(lower, float), np.asarray(upper, float)
     metric = Metric.parse(target)
-    if metric.kind != "accuracy" or not lo.size:
-        return [""] * lo.size
+    if metric.kind != "accuracy":
+        return None
     try:
         chance = metric.chance(rows)
         units = data.values(rows, metric, "forecast")
     except CapcastError:
+        return None
+    units = units.loc[units["compute_flops"] > 0]
+    return chance, (floor_of(chance, units["value"], units["stderr"]) if len(units) else chance)
+
+
+def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
+    """Per interval (``lower``, ``upper``) of an accuracy ``target`` forecast from ``rows``: "wide
+    interval: ..." with why, where it spans :data:`WIDE` of [chance, 1] or more, else ''."""
+    lo, hi = np.asarray(lower, float), np.asarray(upper, float)
+    levels = _chance_and_floor(rows, target) if lo.size else None
+    if levels is None:
         return [""] * lo.size
-    units = units.loc[units["compute_flops"] > 0]  # the rows the policy's floor is taken from (ladder_features)
-    floor = floor_of(chance, units["value"], units["stderr"]) if len(units) else chance
+    chance, floor = levels
     why = (f"the ladder's values lie below its chance level {chance:.3g}, so the interval is bounded by 0"
            if floor < chance else "forecasts like this one erred that much on other ladders, or the law's refits "
            "disagree that much")
@@ -128,20 +137,11 @@ def below_chance(rows: pd.DataFrame, target: str, lower) -> list[str]:
     """Per lower bound of an accuracy ``target`` forecast from ``rows``: "below chance: ..." where
     it lies under the task's chance level on a ladder whose values do not (the measurement band,
     :func:`pipeline.laws.conformal.measurement_band`, reaches there), else ''."""
-    from pipeline.laws.conformal import floor_of
-
     lo = np.asarray(lower, float)
-    metric = Metric.parse(target)
-    if metric.kind != "accuracy" or not lo.size:
+    levels = _chance_and_floor(rows, target) if lo.size else None
+    if levels is None or levels[1] < levels[0]:  # a ladder below chance: bounded by 0, and says so when wide
         return [""] * lo.size
-    try:
-        chance = metric.chance(rows)
-        units = data.values(rows, metric, "forecast")
-    except CapcastError:
-        return [""] * lo.size
-    units = units.loc[units["compute_flops"] > 0]
-    if not len(units) or floor_of(chance, units["value"], units["stderr"]) < chance:
-        return [""] * lo.size  # a ladder below chance: its interval is bounded by 0, and says so when wide
+    chance = levels[0]
     return [f"below chance: the interval reaches {a:.3f}, under the chance level {chance:.3g}, by the benchmark's "
             "measurement noise (a measured value near chance falls below it as often as above)"
             if np.isfinite(a) and a < chance - 5e-4 else "" for a in lo]
