@@ -121,7 +121,25 @@ def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
     """Per interval (``lower``, ``upper``) of an accuracy ``target`` forecast from ``rows``: "wide
     interval: ..." with why, where it spans :data:`WIDE` of [chance, 1] or more, else ''."""
     lo, hi = np.asarray(lower, float), np.asarray(upper, float)
+    return _wide(lo, hi, _chance_and_floor(rows, target) if lo.size else None)
+
+
+def below_chance(rows: pd.DataFrame, target: str, lower) -> list[str]:
+    """Per lower bound of an accuracy ``target`` forecast from ``rows``: "below chance: ..." where
+    it lies under the task's chance level on a ladder whose values do not (the measurement band,
+    :func:`pipeline.laws.conformal.measurement_band`, reaches there), else ''."""
+    lo = np.asarray(lower, float)
+    return _below(lo, _chance_and_floor(rows, target) if lo.size else None)
+
+
+def interval_words(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
+    """Per interval: :func:`wide_intervals` and :func:`below_chance` joined, the ladder read once."""
+    lo, hi = np.asarray(lower, float), np.asarray(upper, float)
     levels = _chance_and_floor(rows, target) if lo.size else None
+    return [join(pair) for pair in zip(_wide(lo, hi, levels), _below(lo, levels))]
+
+
+def _wide(lo: np.ndarray, hi: np.ndarray, levels) -> list[str]:
     if levels is None:
         return [""] * lo.size
     chance, floor = levels
@@ -133,12 +151,7 @@ def wide_intervals(rows: pd.DataFrame, target: str, lower, upper) -> list[str]:
             for a, b, w in zip(lo, hi, wide)]
 
 
-def below_chance(rows: pd.DataFrame, target: str, lower) -> list[str]:
-    """Per lower bound of an accuracy ``target`` forecast from ``rows``: "below chance: ..." where
-    it lies under the task's chance level on a ladder whose values do not (the measurement band,
-    :func:`pipeline.laws.conformal.measurement_band`, reaches there), else ''."""
-    lo = np.asarray(lower, float)
-    levels = _chance_and_floor(rows, target) if lo.size else None
+def _below(lo: np.ndarray, levels) -> list[str]:
     if levels is None or levels[1] < levels[0]:  # a ladder below chance: bounded by 0, and says so when wide
         return [""] * lo.size
     chance = levels[0]
@@ -153,7 +166,7 @@ def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", 
     ``rows``: the caveats of the module docstring, joined by "; ".  ``law``: the fitted law (None
     where it failed: ``failure`` says why); ``loss``: the loss two_step was told to use;
     ``extrapolation``: the row's words; ``backtest``: why the ladder's backtest is missing;
-    ``wide``: the interval's words (:func:`wide_intervals`)."""
+    ``wide``: the interval's words (:func:`interval_words`)."""
     return join([failure, caveats(rows, target, method, law, loss), wide, extrapolation,
                  f"backtest: {backtest}" if backtest else ""])
 
@@ -161,7 +174,7 @@ def note(rows: pd.DataFrame, target: str, method: str, extrapolation: str = "", 
 def caveats(rows: pd.DataFrame, target: str, method: str, law=None, loss: str | None = None) -> str:
     """The caveats proper of a forecast (a ``caveats`` cell: at chance or no rise, no task losses),
     without its extrapolation or failure: what the report prints in brackets beside the number
-    (the forecast adds :func:`wide_intervals` once it has its interval)."""
+    (the forecast adds :func:`interval_words` once it has its interval)."""
     chance = at_chance(rows, target)
     return join([chance or (no_rise(law) if law is not None else ""), no_losses(rows, target, method, loss)])
 

@@ -240,8 +240,7 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
         part = pred.set_index("model").loc[mine["model"]].reset_index()  # a law returns units in its own order
         first = part.iloc[0]
         ne = mine["params_non_embedding"].iloc[0] if "params_non_embedding" in units else np.nan
-        (wide,) = caveats.wide_intervals(rows, str(target), [first["lower"]], [first["upper"]])
-        wide = caveats.join([wide, *caveats.below_chance(rows, str(target), [first["lower"]])])
+        (wide,) = caveats.interval_words(rows, str(target), [first["lower"]], [first["upper"]])
         out.append({**b, "params_non_embedding": ne, "predicted": first["predicted"], "lower": first["lower"],
                     "upper": first["upper"], "backtest_n": bt.stats.get("n", 0), "backtest_mae": bt.stats.get("mae"),
                     "backtest_coverage": bt.stats.get("coverage"), "backtest_width": bt.stats.get("median_width"),

@@ -306,8 +306,7 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
                 print(f"forecast: {target.name} / {task} / {method}: skipped ({exc})")
                 continue
             first = pred.iloc[0]
-            (wide,) = caveats.wide_intervals(own, f"{task}:{metric}", [first["lower"]], [first["upper"]])
-            wide = caveats.join([wide, *caveats.below_chance(own, f"{task}:{metric}", [first["lower"]])])
+            (wide,) = caveats.interval_words(own, f"{task}:{metric}", [first["lower"]], [first["upper"]])
             rows.append({**base, "predicted": first["predicted"], "lower": first["lower"],
                          "upper": first["upper"], "caveats": caveats.join([base["caveats"], wide]),
                          "note": note(law, wide=wide)})
