@@ -20,6 +20,10 @@ that won on other labs' ladders).
 
     .venv/bin/python benchmarks/fresh_ladders.py [--designs isoflop,checkpoints_constant_lr]
         [--ladders 10] [--factor 16] [--methods auto,line_final,line_frontier,direct,two_step] [--neighbours K]
+        [--variant quantile_average]
+
+``--variant`` runs the forecasts with one of ``benchmarks/interval_variants.py``'s library variants
+(its ``variant_code``): a variant chosen on the forecast table is judged here on ladders it never saw.
 
 About 2 minutes for the defaults on 2 cores.
 """
@@ -155,15 +159,23 @@ def main(argv=None) -> int:
     ap.add_argument("--neighbours", type=int, default=conformal.NEIGHBOURS,
                     help="calibration forecasts each local conformal quantile is taken over (the library's by "
                          "default): compare a neighbourhood on ladders no calibration table holds")
+    ap.add_argument("--variant", default="mixture",
+                    help="a library variant of benchmarks/interval_variants.py (mixture: the code in use)")
     args = ap.parse_args(argv)
     if args.neighbours < 1:
         ap.error("--neighbours: give a count >= 1")
+    import interval_variants
+
+    if args.variant not in interval_variants.CODE_VARIANTS and not interval_variants._numbered(args.variant):
+        ap.error(f"--variant: choose from {', '.join(interval_variants.CODE_VARIANTS)} (or ridge=R, neighbours=K)")
     conformal.NEIGHBOURS = args.neighbours
     methods = args.methods.split(",")
     if BASELINE not in methods:
         methods.append(BASELINE)
-    table = summary(run(args.designs.split(","), args.ladders, args.factor, methods))
-    print(f"fresh zoo seeds {FIRST_SEED}-{FIRST_SEED + args.ladders - 1}, training runs <= top compute / {args.factor:g}")
+    with interval_variants.variant_code(args.variant):
+        table = summary(run(args.designs.split(","), args.ladders, args.factor, methods))
+    print(f"fresh zoo seeds {FIRST_SEED}-{FIRST_SEED + args.ladders - 1}, training runs <= top compute / {args.factor:g}"
+          + (f", variant {args.variant}" if args.variant != "mixture" else ""))
     print(table.round(3).to_string(index=False))
     return 0
 

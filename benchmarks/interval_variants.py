@@ -21,6 +21,10 @@ new-design table), its weights and intervals learned without it.
 * ``signed_tails``: each candidate's interval from the lower and upper conformal quantiles of its
   neighbours' signed errors, in place of a centre (their median) and one quantile of the distances
   from it (:meth:`pipeline.laws.conformal.Conformal.interval`);
+* ``quantile_average``: auto's interval as the same weights' average of the candidates' calibrated
+  bounds in link space (Vincentization: averaging quantiles rather than probabilities, Lichtendahl,
+  Grushka-Cockayne & Winkler 2013), in place of their mixture: as wide as the candidates are, not
+  as wide as their disagreement;
 * ``ridge=R``: the gate's ridge on its feature slopes (``policy.GATE_RIDGE``) set to R; the
   interval as in use;
 * ``neighbours=K``: each candidate's local conformal quantile taken over its K nearest calibration
@@ -56,7 +60,10 @@ from pipeline.ladders import calibration, lolo, scoring  # noqa: E402
 from pipeline.laws import conformal, policy  # noqa: E402
 from pipeline.laws.policy import AUTO, link_errors, with_spread  # noqa: E402
 
-VARIANTS = ("mixture", "own_errors", "mixture_factor", "floor_below_chance", "signed_tails", "ridge=0.03", "ridge=0.3")
+VARIANTS = ("mixture", "own_errors", "mixture_factor", "floor_below_chance", "signed_tails", "quantile_average",
+            "ridge=0.03", "ridge=0.3")
+# the variants that are library code alone (the others also change the table or post-process it)
+CODE_VARIANTS = ("mixture", "signed_tails", "quantile_average")
 CLASSES = ("real", "emergent", "ALL")
 LEVEL = 0.9
 
@@ -125,11 +132,35 @@ def signed_interval(self, point, floor, noise_z, phi):
             np.maximum(conformal.from_link(z + high * sigma, floor), p))
 
 
+def quantile_average_interval(self, point, feats, P, W=None):
+    """Policy.auto_interval with the weighted average of the candidates' link-space bounds."""
+    P = np.asarray(P, float)
+    floor = feats["floor"].to_numpy(float)
+    zl, zu = np.full(P.shape, np.nan), np.full(P.shape, np.nan)
+    for j, method in enumerate(self.candidates):
+        ok = np.isfinite(P[:, j])
+        if method in self.intervals and ok.any():
+            lo, hi = self._conformal(method, P[ok, j], feats.loc[ok])
+            zl[ok, j], zu[ok, j] = conformal.to_link(lo, floor[ok]), conformal.to_link(hi, floor[ok])
+    W = self.weights(feats) if W is None else W
+    w = np.where(np.isfinite(zl) & np.isfinite(zu), W, 0.0)
+    total = w.sum(axis=1)
+    w = np.divide(w, total[:, None], out=np.zeros_like(w), where=total[:, None] > 0)
+    lo = np.where(total > 0, conformal.from_link(np.nansum(w * np.nan_to_num(zl), axis=1), floor), np.nan)
+    hi = np.where(total > 0, conformal.from_link(np.nansum(w * np.nan_to_num(zu), axis=1), floor), np.nan)
+    p = np.asarray(point, float)
+    return conformal.measurement_band(np.minimum(lo, p), np.maximum(hi, p), p, feats["noise"].to_numpy(float),
+                                      self.level)
+
+
 @contextmanager
 def variant_code(variant: str):
     """The library code as the variant has it, for the duration of the block."""
     if variant == "signed_tails":
         with mock.patch.object(conformal.Conformal, "interval", signed_interval):
+            yield
+    elif variant == "quantile_average":
+        with mock.patch.object(policy.Policy, "auto_interval", quantile_average_interval):
             yield
     elif variant.startswith("ridge="):
         ridge, fit = float(variant.split("=", 1)[1]), policy.Gate.fit.__func__

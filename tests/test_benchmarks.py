@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.paths import ROOT
 
@@ -121,3 +122,42 @@ def test_backtest_calibration_judges_coverage_and_sharpness_of_pairs_with_enough
     assert table["passes"].to_dict() == {"ok": True, "low": False, "wide": False}
     assert not table.loc["low", "calibrated"] and table.loc["low", "sharp"]
     assert table.loc["wide", "calibrated"] and not table.loc["wide", "sharp"]  # 15 > 7 x 2
+
+
+def test_quantile_averaging_averages_the_candidates_bounds_where_the_mixture_spans_them():
+    import types
+
+    import interval_variants
+    from pipeline.laws import conformal
+
+    bounds = {"a": (0.30, 0.40), "b": (0.50, 0.60)}  # two candidates that disagree
+    fake = types.SimpleNamespace(candidates=["a", "b"], intervals=bounds, level=0.9,
+                                 _conformal=lambda m, p, f: tuple(np.full(len(p), v) for v in bounds[m]))
+    feats = pd.DataFrame({"floor": [0.0], "noise": [0.001]})
+    P, W = np.array([[0.35, 0.55]]), np.array([[0.5, 0.5]])
+    lo, hi = interval_variants.quantile_average_interval(fake, np.array([0.45]), feats, P, W)
+    link = {k: conformal.to_link(np.array(v), 0.0) for k, v in bounds.items()}
+    expect = conformal.from_link((link["a"] + link["b"]) / 2, 0.0)
+    assert np.allclose([lo[0], hi[0]], expect)
+    mix = conformal.mixture_interval(W, np.array([[0.30, 0.50]]), np.array([[0.40, 0.60]]), np.array([0.0]), 0.9)
+    assert hi[0] - lo[0] < mix[1][0] - mix[0][0]  # the mixture spans both candidates' intervals
+    assert mix[0][0] < 0.35 and mix[1][0] > 0.55
+
+
+def test_fresh_ladders_refuses_an_unknown_variant_in_one_line(capsys):
+    import fresh_ladders
+
+    with pytest.raises(SystemExit) as exc:
+        fresh_ladders.main(["--variant", "no_such"])
+    assert exc.value.code == 2 and "--variant: choose from" in capsys.readouterr().err
+
+
+def test_neighbour_purity_reads_each_class_against_the_other_groups_forecasts():
+    import neighbour_purity
+    from pipeline.ladders import calibration
+
+    table = calibration.read(calibration.DEFAULT_PATH)
+    out = neighbour_purity.run(table.loc[table["factor"] == 16], "line_final").set_index("kind")
+    assert out[["purity", "share", "coverage"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert abs(out["share"].sum() - 1) < 1e-9
+    assert out.loc["isoflop", "purity"] > 5 * out.loc["isoflop", "share"]  # a design its features betray
