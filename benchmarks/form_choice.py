@@ -16,12 +16,12 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pipeline  # noqa: E402,F401  (pins the numerical kernels before numpy does any work)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 from pipeline import scores  # noqa: E402
 from pipeline.forecasting.backtest import run_split  # noqa: E402
 from pipeline.laws import nested  # noqa: E402

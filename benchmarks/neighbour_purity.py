@@ -22,12 +22,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pipeline  # noqa: E402,F401  (pins the numerical kernels before numpy does any work)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from pipeline.ladders import calibration  # noqa: E402
 from pipeline.laws import conformal, policy  # noqa: E402
 from pipeline.laws.policy import AUTO, link_errors, with_spread  # noqa: E402

@@ -29,11 +29,11 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pipeline  # noqa: E402,F401  (pins the numerical kernels before numpy does any work)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from pipeline import scores  # noqa: E402
 from pipeline.errors import CapcastError  # noqa: E402
 from pipeline.laws import make  # noqa: E402

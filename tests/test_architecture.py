@@ -148,3 +148,22 @@ def test_every_stage_is_a_module_with_main_and_is_listed():
         assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body), stage
     listed = [line[2:].split("  ")[0] for line in usage().splitlines() if line.startswith("  ")]
     assert set(STAGES) | {"ingest lm-eval"} <= set(listed), listed
+
+
+NUMERIC = ("numpy", "pandas", "scipy", "sklearn", "yaml")
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_a_benchmark_that_runs_the_package_imports_it_before_numpy(script):
+    """``import pipeline`` pins the BLAS and numpy kernels (pipeline/__init__.py) only before numpy
+    loads: a benchmark that loads numpy first computes with other kernels than the pipeline, and
+    its 'in use' numbers drift from the committed tables' in the last digits."""
+    top = [node for node in ast.parse((ROOT / "benchmarks" / script).read_text()).body
+           if isinstance(node, (ast.Import, ast.ImportFrom))]
+    names = [(a.name if isinstance(node, ast.Import) else node.module or "") for node in top
+             for a in (node.names if isinstance(node, ast.Import) else [node])]
+    runs_package = [i for i, n in enumerate(names) if n == "pipeline" or n.startswith("pipeline.")]
+    if not runs_package:
+        return  # runs other revisions in subprocesses (their own pipeline pins them)
+    numeric = [i for i, n in enumerate(names) if n.split(".")[0] in NUMERIC]
+    assert not numeric or min(numeric) > min(runs_package), f"{script}: import pipeline before {names[min(numeric)]}"

@@ -9,6 +9,7 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -126,3 +127,21 @@ def test_the_calibrated_and_sharp_count_in_docs_is_the_committed_backtests():
     assert (int(said.group(1)), int(said.group(2))) == (int(table["passes"].sum()), len(table))
     # the judge can fail a pair on either test
     assert (~table["calibrated"]).any() and (~table["sharp"]).any()
+
+
+def test_the_interval_variant_tables_in_use_row_is_the_committed_leave_one_ladder_out_table():
+    """The first row of docs/ladders.md's variant table (auto as in use, from
+    benchmarks/interval_variants.py) is auto's rows of reports/ladders/lolo.csv and new_design.csv
+    (to its rounding: the CSVs hold three decimals, the benchmark rounds the unrounded score)."""
+    doc = (ROOT / "docs/ladders.md").read_text(encoding="utf-8").splitlines()
+    row = next(line for line in doc if line.startswith("| in use:"))
+    cells = [[float(v) for v in c.split(",")] for c in [c.strip() for c in row.strip("|").split("|")][1:]]
+    expected = [("lolo.csv", "real", "coverage", 2), ("lolo.csv", "real", "interval_score", 1),
+                ("lolo.csv", "ALL", "coverage", 2), ("lolo.csv", "ALL", "median_width", 1),
+                ("lolo.csv", "ALL", "interval_score", 1), ("new_design.csv", "ALL", "coverage", 2),
+                ("new_design.csv", "ALL", "interval_score", 1)]
+    assert len(cells) == len(expected)
+    for shown, (name, cls, column, digits) in zip(cells, expected):
+        t = pd.read_csv(ROOT / "reports/ladders" / name)
+        committed = t.loc[(t["method"] == "auto") & (t["ladder_class"] == cls)].sort_values("factor")[column]
+        assert np.allclose(shown, committed, rtol=0, atol=0.5 * 10**-digits + 0.0005), (name, cls, column)
