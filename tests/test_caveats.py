@@ -116,6 +116,30 @@ def test_family_lines_and_csv_carry_the_caveats(tmp_path, capsys):
     assert "x the largest training run's compute" in by["arc_easy", 1e10]
 
 
+def test_a_bigger_model_inside_the_ladders_compute_is_not_called_an_interpolation(tmp_path, capsys):
+    from pipeline.forecasting import targets
+    from pipeline.report import evidence
+
+    rows = at_chance_rows()
+    path = table_csv(tmp_path, rows)
+    final = rows.loc[rows["task"] == "arc_easy"].sort_values("tokens").drop_duplicates("model", keep="last")
+    n_max, d_max = final["params"].max(), final["tokens"].max()
+    out = tmp_path / "fc.csv"
+    # 3x the largest N on a tenth of its tokens (inside the compute), and half of both
+    family_lines(capsys, path, "--params", f"{3 * n_max},{n_max / 2}", "--tokens", f"{d_max / 10},{d_max / 2}",
+                 "--method", "loglinear", out=out)
+    fc = pd.read_csv(out, keep_default_na=False)
+    bigger = fc.loc[(fc["task"] == "arc_easy") & (fc["params"] == 3 * n_max), "extrapolation"].iloc[0]
+    assert bigger.startswith(evidence.INSIDE_BUT) and evidence.INSIDE_BUT == targets.INSIDE_BUT
+    assert "N 3x the largest training model's" in bigger and "D " not in bigger
+    inside = fc.loc[(fc["task"] == "arc_easy") & (fc["params"] == n_max / 2), "extrapolation"].iloc[0]
+    assert inside == "interpolation: inside the training runs' compute"
+    longer = targets.extrapolation(rows, "arc_easy:acc", 6 * (n_max / 4) * (3 * d_max), None, n_max / 4, 3 * d_max)
+    assert longer["distance"] < 0 and "D 3x the longest training run's tokens" in longer["extrapolation"]
+    beyond = targets.extrapolation(rows, "arc_easy:acc", 6 * 30 * n_max * d_max, None, 30 * n_max, d_max)
+    assert beyond["distance"] > 0 and "x the largest training run's compute" in beyond["extrapolation"]
+
+
 def test_a_target_far_past_the_calibration_says_so(tmp_path, capsys):
     path = table_csv(tmp_path, ladder_rows(sizes=SIZES, steps=(10000, 40000, 100000), noise=0.003))
     lines, fc = family_lines(capsys, path, "--params", "1e30", "--tokens-per-param", "20", "--loss", "toyloss:ppl",

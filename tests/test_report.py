@@ -593,6 +593,13 @@ def test_flags_say_low_coverage_a_missed_backtest_a_wide_interval_and_interpolat
     assert "missed its backtest: MAE 10.9 points against line_final's 1.9 on the same 10 held-out predictions" in flags
     assert report.glance_table(inp, chosen, cfg)["note"].iloc[0] == "no rise: flat; interpolation: inside the ladder's compute"
     assert set(evidence["method"]) == {"auto", "line_final", "line_frontier"}
+    # a bigger model inside the ladder's compute: the forecast's words, not "interpolation"
+    words = "inside the training runs' compute, but N 3x the largest training model's: a run the ladder does not hold"
+    inp.forecast = forecast.assign(extrapolation=words)
+    chosen, _ = report.choose_methods(inp, cfg)
+    glance = report.glance_table(inp, chosen, cfg).iloc[0]
+    assert words in glance["flags"] and "interpolation" not in glance["flags"]
+    assert glance["note"] == f"no rise: flat; {words}"
 
 
 def test_method_choice_takes_new_methods_and_columns():

@@ -11,8 +11,8 @@ its CSV; ``report --family``).  In order:
 * **no task losses**: two_step (alone or as a candidate of auto) has no loss to go through,
   because the rows hold none of the task's (lm-eval ran without ``--log_samples``);
 * the extrapolation (:func:`pipeline.forecasting.targets.extrapolation`): "interpolation" inside
-  the ladder's compute, else the multiple of the largest training run's compute, with the warning
-  past what the calibration ladders support;
+  the ladder's compute (or, past its runs' N or D, which), else the multiple of the largest
+  training run's compute, with the warning past what the calibration ladders support;
 * **wide interval**: an accuracy interval spanning most of [chance, 1] (:data:`WIDE`), with why:
   the ladder's values lie below chance (the interval is then bounded by 0), or forecasts like it
   erred that much elsewhere; **below chance**: an interval reaching under the chance level by the

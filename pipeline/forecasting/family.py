@@ -217,7 +217,7 @@ def forecast_task(table: pd.DataFrame, rows: pd.DataFrame, task: str, req: Reque
     bt = tried[0]  # the method asked for: its backtest is printed beside its forecast
     base = _base(tgts, req, task, cfg, req.method)
     for b, t in zip(base, tgts):
-        b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy))
+        b.update(forecast.extrapolation(rows, str(target), t.compute_flops, policy, t.params, t.tokens))
         b["caveats"] = caveats.caveats(rows, str(target), req.method, None, req.loss)
 
     def note(b, law=None, failure="", backtest="", wide=""):

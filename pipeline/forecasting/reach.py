@@ -215,7 +215,7 @@ def answer(rows: pd.DataFrame, goal: Goal, req: family.Request, recipe: Recipe, 
     if out["reached"]:
         out["factor"] = 10 ** (cr.point - cr.largest)
         out["extrapolation"] = forecast.extrapolation(rows, f"{goal.task}:{goal.metric}", out["compute_flops"],
-                                                      policy)["extrapolation"]
+                                                      policy, out["params"], out["tokens"])["extrapolation"]
         # the extrapolation words already say "interpolation" inside the ladder; the note adds only
         # that a goal met from the grid's start is met by the smallest model (not found there)
         out["note"] = ("already reached by the family's smallest model: the goal lies at or below its forecast"

@@ -244,9 +244,12 @@ def fit_predict(table: pd.DataFrame, target: Target, task: str, method: str, opt
     return law, law.predict(units)
 
 
-def extrapolation(rows: pd.DataFrame, target: str, compute: float, policy=None) -> dict:
+def extrapolation(rows: pd.DataFrame, target: str, compute: float, policy=None, params: float | None = None,
+                  tokens: float | None = None) -> dict:
     """``distance`` (decades of compute beyond the largest training run) and ``extrapolation``,
-    the same in words (:func:`pipeline.laws.policy.extrapolation`), of a forecast at ``compute``."""
+    the same in words (:func:`pipeline.laws.policy.extrapolation`), of a forecast at ``compute``;
+    inside the training runs' compute, a target of ``params`` or ``tokens`` beyond every training
+    run's is said to be (:func:`outside_the_runs`), not called an interpolation."""
     from pipeline.laws.policy import extrapolation as words, training_range
 
     try:
@@ -254,7 +257,29 @@ def extrapolation(rows: pd.DataFrame, target: str, compute: float, policy=None) 
     except CapcastError:
         return {"distance": np.nan, "extrapolation": ""}
     d = float(np.log10(compute) - top)
-    return {"distance": d, "extrapolation": words([d], [span], policy.support if policy is not None else {})[0]}
+    text = words([d], [span], policy.support if policy is not None else {})[0]
+    return {"distance": d, "extrapolation": (d <= 0 and outside_the_runs(rows, target, params, tokens)) or text}
+
+
+INSIDE_BUT = "inside the training runs' compute, but"  # how the words of such a target begin (the report reads them)
+SAME_SCALE = 0.01  # a target within 1% of the largest training N (or D) is that size
+
+
+def outside_the_runs(rows: pd.DataFrame, target: str, params: float | None, tokens: float | None) -> str:
+    """Words for a target whose N is beyond the largest training model's, or whose D is beyond the
+    longest training run's ("" where neither): inside the ladder's compute is not inside the ladder
+    (a bigger model on fewer tokens is a run no rung holds, and no calibration ladder forecast one)."""
+    from pipeline.laws import data
+    from pipeline.laws.data import Metric
+
+    final = data.final_units(data.values(rows, Metric.parse(target), "forecast"))
+    beyond = []
+    for value, largest, what in ((params, final["params"].max(), "N {:.3g}x the largest training model's"),
+                                 (tokens, final["tokens"].max(), "D {:.3g}x the longest training run's tokens")):
+        if value is not None and np.isfinite(value) and largest > 0 and value > largest * (1 + SAME_SCALE):
+            beyond.append(what.format(value / largest))
+    return f"{INSIDE_BUT} {' and '.join(beyond)}: a run the ladder does not hold" if beyond else ""
+
 
 
 def method_options(target: Target, method: str, cfg: dict) -> dict:
@@ -291,7 +316,8 @@ def forecast_target(table: pd.DataFrame, target: Target, cfg: dict, interval: fl
                     "params": target.params, "params_non_embedding": ne, "tokens": target.tokens, "compute_flops": target.compute_flops,
                     "task": task, "metric": metric, "num_fewshot": shots, "method": method, "level": interval}
             own = training_rows(table, target, "carry", cfg)
-            base.update(extrapolation(own, f"{task}:{metric}", target.compute_flops, policy))
+            base.update(extrapolation(own, f"{task}:{metric}", target.compute_flops, policy, target.params,
+                                      target.tokens))
             options = method_options(target, method, cfg)
 
             def note(law=None, failure="", wide=""):

@@ -240,11 +240,22 @@ def chance_of(inp: ReportInput, task: str, metric: str) -> float:
         return 0.0
 
 
+INSIDE_BUT = "inside the training runs' compute, but"  # forecast.csv's words for a target beyond the runs' N or D
+
+
+def _outside_the_runs(row) -> bool:
+    """A target inside the ladder's compute but beyond its runs' N or D (the forecast's words say
+    which: pipeline.forecasting.targets.outside_the_runs): not an interpolation."""
+    return _text(row.get("extrapolation_text")).startswith(INSIDE_BUT)
+
+
 def note(row, ratio: float) -> str:
     """The caveats of a forecast (at_a_glance.csv ``note``): the forecast's own (forecast.csv ``caveats``:
     at chance, no rise, no task losses) and where the target lies: interpolation, or extrapolation x."""
     parts = [_text(row.get("caveats"))]
-    if np.isfinite(ratio):
+    if _outside_the_runs(row):
+        parts.append(_text(row.get("extrapolation_text")))
+    elif np.isfinite(ratio):
         parts.append("interpolation: inside the ladder's compute" if ratio <= 1 else
                      f"extrapolation: {ratio:.3g}× the family's largest compute")
     return "; ".join(p for p in parts if p)
@@ -268,7 +279,9 @@ def flags(row, ratio: float, cfg: ReportConfig, chance: float = 0.0, level: floa
         out.append(f"interval spans {100 * share:.0f}% of [chance, 1]: {why}")
     if far:
         out.append(f"{ratio:.3g}× the largest {row['family']} model's compute")
-    if np.isfinite(ratio) and ratio <= 1:
+    if _outside_the_runs(row):
+        out.append(_text(row.get("extrapolation_text")))
+    elif np.isfinite(ratio) and ratio <= 1:
         out.append("interpolation: the target lies inside the ladder")
     out += [c for c in _text(row.get("caveats")).split("; ") if c]  # at chance, no rise, no task losses
     if beyond:
