@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline import files, scores
 from pipeline.errors import CapcastError
 from pipeline.forecasting import caveats, diagnostics
-from pipeline.laws.data import IdentityCache
+from pipeline.laws.data import IdentityCache, Metric, final_units, values
 from pipeline.parallel import fork_map
 
 FORECAST_COLUMNS = ["target", "family", "suite", "params", "params_non_embedding", "tokens", "compute_flops",
@@ -268,18 +268,15 @@ SAME_SCALE = 0.01  # a target within 1% of the largest training N (or D) is that
 def outside_the_runs(rows: pd.DataFrame, target: str, params: float | None, tokens: float | None) -> str:
     """Words for a target whose N is beyond the largest training model's, or whose D is beyond the
     longest training run's ("" where neither): inside the ladder's compute is not inside the ladder
-    (a bigger model on fewer tokens is a run no rung holds, and no calibration ladder forecast one)."""
-    from pipeline.laws import data
-    from pipeline.laws.data import Metric
-
-    final = data.final_units(data.values(rows, Metric.parse(target), "forecast"))
+    (a bigger model on fewer tokens is a run no rung holds, and every calibration forecast lies past
+    its training runs' compute)."""
+    final = final_units(values(rows, Metric.parse(target), "forecast"))
     beyond = []
     for value, largest, what in ((params, final["params"].max(), "N {:.3g}x the largest training model's"),
                                  (tokens, final["tokens"].max(), "D {:.3g}x the longest training run's tokens")):
         if value is not None and np.isfinite(value) and largest > 0 and value > largest * (1 + SAME_SCALE):
             beyond.append(what.format(value / largest))
     return f"{INSIDE_BUT} {' and '.join(beyond)}: a run the ladder does not hold" if beyond else ""
-
 
 
 def method_options(target: Target, method: str, cfg: dict) -> dict:
