@@ -25,6 +25,9 @@ new-design table), its weights and intervals learned without it.
   bounds in link space (Vincentization: averaging quantiles rather than probabilities, Lichtendahl,
   Grushka-Cockayne & Winkler 2013), in place of their mixture: as wide as the candidates are, not
   as wide as their disagreement;
+* ``gate_interactions``: the gate (auto's weights) reads, beside the features it has, their
+  products with the distance (distance x level, x |slope|, x curvature), so that how far a
+  forecast goes can change which candidate a flat, near-chance or bending ladder trusts;
 * ``ridge=R``: the gate's ridge on its feature slopes (``policy.GATE_RIDGE``) set to R; the
   interval as in use;
 * ``neighbours=K``: each candidate's local conformal quantile taken over its K nearest calibration
@@ -60,9 +63,9 @@ from pipeline.laws import conformal, policy  # noqa: E402
 from pipeline.laws.policy import AUTO, link_errors, with_spread  # noqa: E402
 
 VARIANTS = ("mixture", "own_errors", "mixture_factor", "floor_below_chance", "signed_tails", "quantile_average",
-            "ridge=0.03", "ridge=0.3")
+            "gate_interactions", "ridge=0.03", "ridge=0.3")
 # the variants that are library code alone (the others also change the table or post-process it)
-CODE_VARIANTS = ("mixture", "signed_tails", "quantile_average")
+CODE_VARIANTS = ("mixture", "signed_tails", "quantile_average", "gate_interactions")
 CLASSES = ("real", "emergent", "ALL")
 LEVEL = 0.9
 
@@ -152,6 +155,25 @@ def quantile_average_interval(self, point, feats, P, W=None):
                                       self.level)
 
 
+INTERACTING = ("level", "abs_slope", "curvature")  # gate_interactions: features multiplied by the distance
+
+
+def gate_design(feats: pd.DataFrame) -> np.ndarray:
+    """conformal.design with the distance's products with :data:`INTERACTING` appended."""
+    phi = conformal.design(feats)
+    d = phi[:, conformal.PHI.index("distance")]
+    return np.hstack([phi, np.column_stack([d * phi[:, conformal.PHI.index(f)] for f in INTERACTING])])
+
+
+def learn_gate_interacting(data: pd.DataFrame, candidates: list[str]) -> policy.Gate:
+    """policy.learn_gate on :func:`gate_design`."""
+    units, P = policy.prediction_matrix(data, candidates)
+    ok = np.isfinite(P).all(axis=1) & np.isfinite(units["actual"].to_numpy(float))
+    units, P = units.loc[ok].reset_index(drop=True), P[ok]
+    wu = 1.0 / units.groupby("ladder")["ladder"].transform("size").to_numpy(float)
+    return policy.Gate.fit(P, units["actual"].to_numpy(float), gate_design(units), wu)
+
+
 @contextmanager
 def variant_code(variant: str):
     """The library code as the variant has it, for the duration of the block."""
@@ -160,6 +182,10 @@ def variant_code(variant: str):
             yield
     elif variant == "quantile_average":
         with mock.patch.object(policy.Policy, "auto_interval", quantile_average_interval):
+            yield
+    elif variant == "gate_interactions":
+        with mock.patch.object(policy, "learn_gate", learn_gate_interacting), \
+                mock.patch.object(policy.Policy, "weights", lambda self, feats: self.gate.weights(gate_design(feats))):
             yield
     elif variant.startswith("ridge="):
         ridge, fit = float(variant.split("=", 1)[1]), policy.Gate.fit.__func__
@@ -179,7 +205,7 @@ def judge(table: pd.DataFrame, candidates: list[str], variant: str) -> dict[str,
     points are the table's own, as ``python -m pipeline ladders`` scores them (the ``mixture`` row
     is then reports/ladders/lolo.csv's); else auto is forecast again from the table's rounded
     predictions (a point moves by up to 0.1 of a point)."""
-    keeps_auto = variant != "floor_below_chance" and not variant.startswith("ridge=")
+    keeps_auto = variant not in ("floor_below_chance", "gate_interactions") and not variant.startswith("ridge=")
     stored = table
     table = table.loc[table["candidate"] != AUTO]
     if variant == "floor_below_chance":

@@ -161,3 +161,19 @@ def test_neighbour_purity_reads_each_class_against_the_other_groups_forecasts():
     assert out[["purity", "share", "coverage"]].apply(lambda c: c.between(0, 1)).all().all()
     assert abs(out["share"].sum() - 1) < 1e-9
     assert out.loc["isoflop", "purity"] > 5 * out.loc["isoflop", "share"]  # a design its features betray
+
+
+def test_the_gate_interactions_variant_gives_the_gate_the_distance_products_only_inside_its_block():
+    import interval_variants
+    from pipeline.laws import conformal, policy
+
+    in_use = policy.learn_gate
+    feats = pd.DataFrame({"distance": [0.5, 1.0], "span": 1.0, "noise": 0.01, "level": [0.2, 0.4], "spread": 0.1,
+                          "slope": [0.05, -0.1], "top_slope": 0.0, "curvature": [0.1, 0.0], "checkpoints": 1.0,
+                          "runs_per_budget": 1.0, "misfit": 1.0, "rung_error": 1.0})
+    phi = interval_variants.gate_design(feats)
+    assert phi.shape == (2, len(conformal.PHI) + len(interval_variants.INTERACTING))
+    assert np.allclose(phi[:, len(conformal.PHI)], [0.5 * 0.2, 1.0 * 0.4])  # distance x level
+    with interval_variants.variant_code("gate_interactions"):
+        assert policy.learn_gate is interval_variants.learn_gate_interacting
+    assert policy.learn_gate is in_use
