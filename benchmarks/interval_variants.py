@@ -43,7 +43,7 @@ variants are judged on is the one the policy in use was developed on (docs/ladde
     .venv/bin/python benchmarks/interval_variants.py [--variants mixture,signed_tails,ridge=0.03,neighbours=50]
         [--classes all]
 
-About 8 minutes for the default variants (450 s in one run on one core).
+About 8 minutes for the default variants on one core (450 s before gate_interactions, which adds 40 s).
 """
 from __future__ import annotations
 
