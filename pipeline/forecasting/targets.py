@@ -276,7 +276,8 @@ def outside_the_runs(rows: pd.DataFrame, target: str, params: float | None, toke
                                  (tokens, final["tokens"].max(), "D {:.3g}x the longest training run's tokens")):
         if value is not None and np.isfinite(value) and largest > 0 and value > largest * (1 + SAME_SCALE):
             beyond.append(what.format(value / largest))
-    return f"{INSIDE_BUT} {' and '.join(beyond)}: a run the ladder does not hold" if beyond else ""
+    return (f"{INSIDE_BUT} {' and '.join(beyond)}: a run the ladder does not hold, and no calibration forecast is of "
+            "this kind, so its interval is that of forecasts just past a ladder's top" if beyond else "")
 
 
 def method_options(target: Target, method: str, cfg: dict) -> dict:
