@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
@@ -122,11 +123,9 @@ def factor_intervals(judged: pd.DataFrame) -> pd.DataFrame:
 def signed_interval(self, point, floor, noise_z, phi):
     """Conformal.interval with a lower and an upper tail quantile of the neighbours' signed scores."""
     sigma = self.sigma(noise_z, phi)
-    psi = (self._inside(phi) - self.centre) / self.scale
     low, high = np.empty(len(phi)), np.empty(len(phi))
     tail = 1 - (1 - self.level) / 2
-    for i, row in enumerate(psi):
-        near = np.argpartition(np.sum((self.psi - row) ** 2, axis=1), conformal.NEIGHBOURS - 1)[:conformal.NEIGHBOURS]
+    for i, near in enumerate(self.neighbours(phi)):
         s, w = self.scores[near], self.weights[near]
         high[i], low[i] = conformal._quantile(s, w, tail), -conformal._quantile(-s, w, tail)
     z, p = conformal.to_link(point, floor), np.asarray(point, float)
@@ -165,13 +164,7 @@ def gate_design(feats: pd.DataFrame) -> np.ndarray:
     return np.hstack([phi, np.column_stack([d * phi[:, conformal.PHI.index(f)] for f in INTERACTING])])
 
 
-def learn_gate_interacting(data: pd.DataFrame, candidates: list[str]) -> policy.Gate:
-    """policy.learn_gate on :func:`gate_design`."""
-    units, P = policy.prediction_matrix(data, candidates)
-    ok = np.isfinite(P).all(axis=1) & np.isfinite(units["actual"].to_numpy(float))
-    units, P = units.loc[ok].reset_index(drop=True), P[ok]
-    wu = 1.0 / units.groupby("ladder")["ladder"].transform("size").to_numpy(float)
-    return policy.Gate.fit(P, units["actual"].to_numpy(float), gate_design(units), wu)
+learn_gate_interacting = partial(policy.learn_gate, design=gate_design)  # the gate on :func:`gate_design`
 
 
 @contextmanager

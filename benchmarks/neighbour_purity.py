@@ -41,12 +41,9 @@ def read_group(cal: pd.DataFrame, mine: pd.DataFrame) -> pd.DataFrame:
     fitted = np.isfinite(cal["e"]) & np.isfinite(cal["nz"]) & np.isfinite(conformal.design(cal)).all(axis=1)
     kinds = cal.loc[fitted, "kind"].to_numpy()
     phi = conformal.design(mine)
-    psi = (model._inside(phi) - model.centre) / model.scale
     shift, q = model.local_shift_q(phi)
     score = mine["e"].to_numpy(float) / model.sigma(mine["nz"].to_numpy(float), phi)
-    k = min(conformal.NEIGHBOURS, len(kinds))
-    purity = [float(np.mean(kinds[np.argpartition(np.sum((model.psi - row) ** 2, axis=1), k - 1)[:k]] == kind))
-              for row, kind in zip(psi, mine["kind"])]
+    purity = [float(np.mean(kinds[near] == kind)) for near, kind in zip(model.neighbours(phi), mine["kind"])]
     return mine[["kind", "factor"]].assign(purity=purity, covered=np.abs(score - shift) <= q, q=q)
 
 

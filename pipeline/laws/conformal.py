@@ -182,15 +182,19 @@ class Conformal:
         from it (0 and the global q where there are too few)."""
         if self.psi is None or len(self.scores) < NEIGHBOURS:
             return np.zeros(len(phi)), np.full(len(phi), self.q)
-        psi = (self._inside(phi) - self.centre) / self.scale
         shift, q = np.empty(len(phi)), np.empty(len(phi))
-        for i, row in enumerate(psi):
-            d2 = np.sum((self.psi - row) ** 2, axis=1)
-            near = np.argpartition(d2, NEIGHBOURS - 1)[:NEIGHBOURS]
+        for i, near in enumerate(self.neighbours(phi)):
             s, w = self.scores[near], self.weights[near]
             shift[i] = _quantile(s, w, 0.5, finite=False)
             q[i] = _quantile(np.abs(s - shift[i]), w, self.level)
         return shift, q
+
+    def neighbours(self, phi: np.ndarray) -> list[np.ndarray]:
+        """Per forecast of ``phi``, the indices of its ``NEIGHBOURS`` nearest calibration forecasts
+        (all of them where there are fewer), in standardised features read inside the box."""
+        psi = (self._inside(phi) - self.centre) / self.scale
+        k = min(NEIGHBOURS, len(self.psi))
+        return [np.argpartition(np.sum((self.psi - row) ** 2, axis=1), k - 1)[:k] for row in psi]
 
     def sigma(self, noise_z, phi: np.ndarray) -> np.ndarray:
         return _sigma(self.theta, np.asarray(noise_z, float), self._inside(phi))

@@ -318,16 +318,16 @@ class Gate:
         return gate
 
 
-def learn_gate(data: pd.DataFrame, candidates: list[str]) -> Gate:
-    """The gate from every forecast unit of ``data`` (each ladder weighted once)."""
+def learn_gate(data: pd.DataFrame, candidates: list[str], design=conformal.design) -> Gate:
+    """The gate from every forecast unit of ``data`` (each ladder weighted once), on the features
+    ``design`` makes of them (:func:`pipeline.laws.conformal.design`)."""
     units, P = prediction_matrix(data, candidates)
     ok = np.isfinite(P).all(axis=1) & np.isfinite(units["actual"].to_numpy(float))
     units, P = units.loc[ok].reset_index(drop=True), P[ok]
-    phi = conformal.design(units) if len(units) else np.zeros((0, len(conformal.PHI)))
     if not len(units):
         return Gate(np.zeros((len(candidates), len(conformal.PHI))), np.zeros(len(conformal.PHI)), np.ones(len(conformal.PHI)))
     wu = 1.0 / units.groupby("ladder")["ladder"].transform("size").to_numpy(float)
-    return Gate.fit(P, units["actual"].to_numpy(float), phi, wu)
+    return Gate.fit(P, units["actual"].to_numpy(float), design(units), wu)
 
 
 def training_range(train: pd.DataFrame, target: str) -> tuple[float, float]:
