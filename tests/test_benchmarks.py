@@ -177,3 +177,27 @@ def test_the_gate_interactions_variant_gives_the_gate_the_distance_products_only
     with interval_variants.variant_code("gate_interactions"):
         assert policy.learn_gate is interval_variants.learn_gate_interacting
     assert policy.learn_gate is in_use
+
+
+def test_the_local_stacking_variant_leans_each_forecast_towards_the_candidate_its_neighbours_favour():
+    import interval_variants
+    from pipeline.laws import conformal, policy
+
+    n_phi = len(conformal.PHI)
+    gate = interval_variants.LocalGate(np.zeros((2, n_phi)), np.zeros(n_phi), np.ones(n_phi))  # alone: 0.5 each
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0.3, 0.7, 120)
+    near_a = np.arange(120) < 60  # calibration forecasts near psi = 0 (candidate 0 exact), the rest near 5 (candidate 1)
+    gate.cal_psi = np.where(near_a[:, None], 0.0, 5.0) + rng.normal(0, 0.1, (120, n_phi - 1))
+    gate.cal_P = np.column_stack([np.where(near_a, y, y + 0.1), np.where(near_a, y - 0.1, y)])
+    gate.cal_y, gate.cal_w = y, np.ones(120)
+    phi = np.zeros((2, n_phi))
+    phi[:, 0], phi[1, 1:] = 1.0, 5.0
+    W = gate.weights(phi)
+    assert np.allclose(W.sum(axis=1), 1.0)
+    share = interval_variants.LOCAL_SHARE
+    assert np.allclose(W[:, 0], [(1 - share) * 0.5 + share, (1 - share) * 0.5], atol=1e-6)
+    in_use = policy.learn_gate
+    with interval_variants.variant_code("local_stacking"):
+        assert policy.learn_gate is interval_variants.learn_gate_local
+    assert policy.learn_gate is in_use
