@@ -37,6 +37,9 @@ from pipeline.laws.optim import BatchResult, best_of, fit_batch
 
 REFIT_ITER = 40
 REFIT_TOL = 1e-6
+# the best start's own iterations where the batch's ran out before it converged: a long, flat
+# valley (the floor E trading against A and the exponent) can need a few hundred more steps
+FINISH_ITER = 2000
 
 
 def _exp(x) -> float:
@@ -120,7 +123,14 @@ class Curve:
             rough = self.fit_batch(X, y, starts, weights, max_iter=self.rough_iter)
             order = np.argsort(np.where(np.isfinite(rough.loss), rough.loss, np.inf), kind="stable")[:keep]
             starts = rough.theta[order]
-        return best_of(self.fit_batch(X, y, starts, weights))
+        theta, loss, ok = best_of(self.fit_batch(X, y, starts, weights))
+        if not ok and np.isfinite(loss):
+            # still descending when the batch's iterations ran out: the best start is run on alone
+            # (it is the fit; the batch's iteration cap is for the starts that lose)
+            more = best_of(self.fit_batch(X, y, theta[None], weights, max_iter=FINISH_ITER))
+            if more[1] <= loss:
+                return more
+        return theta, loss, ok
 
 
 class Chinchilla(Curve):
