@@ -48,7 +48,7 @@ variants are judged on is the one the policy in use was developed on (docs/ladde
     .venv/bin/python benchmarks/interval_variants.py [--variants mixture,signed_tails,ridge=0.03,neighbours=50]
         [--classes all]
 
-About 9 minutes for the default variants on one core (450 s before gate_interactions and local_stacking, which add 40 s and 40 s).
+About 8 minutes for the default variants on one core.
 """
 from __future__ import annotations
 

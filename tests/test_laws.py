@@ -142,13 +142,11 @@ def test_the_best_start_is_run_to_convergence_past_the_batch_iteration_cap(seed,
 
     from pipeline.laws.optim import best_of, huber
 
-    X, L = _constant_lr_loss(seed)[design], _constant_lr_loss(seed)[2]
+    ladder = _constant_lr_loss(seed)
+    X, L = ladder[design], ladder[2]
     c = curve(delta=1e-3)
-    starts = c.grid(X, L)
-    if len(starts) > c.keep:  # the starts fit() runs to the cap, as it picks them
-        rough = c.fit_batch(X, L, starts, max_iter=c.rough_iter)
-        starts = rough.theta[np.argsort(np.where(np.isfinite(rough.loss), rough.loss, np.inf), kind="stable")[:c.keep]]
-    assert not best_of(c.fit_batch(X, L, starts))[2]  # the premise: capped, the best start has not converged
+    # the premise: capped at the batch's iterations, the best of the starts fit() keeps has not converged
+    assert not best_of(c.fit_batch(X, L, c.kept_starts(X, L)))[2]
     theta, loss, ok = c.fit(X, L)
     assert ok
     objective = lambda t: float(np.sum(huber(c.evaluate(t[None], X)[0][0] - np.log(L), 1e-3)))  # noqa: E731

@@ -114,16 +114,20 @@ class Curve:
 
     keep, rough_iter = 32, 3  # multi-start: the `keep` best starts after `rough_iter` iterations
 
-    def fit(self, X, y, weights=None) -> tuple[np.ndarray, float, bool]:
-        """Multi-start fit: ``rough_iter`` LM iterations from every grid point, then the ``keep``
-        best run to convergence; returns (theta, objective, converged) of the best."""
+    def kept_starts(self, X, y, weights=None) -> np.ndarray:
+        """The starts :meth:`fit` runs to convergence: the ``keep`` best grid points after
+        ``rough_iter`` LM iterations from each (every grid point where there are no more)."""
         starts = self.grid(X, y)
-        keep = self.keep
-        if len(starts) > keep:
+        if len(starts) > self.keep:
             rough = self.fit_batch(X, y, starts, weights, max_iter=self.rough_iter)
-            order = np.argsort(np.where(np.isfinite(rough.loss), rough.loss, np.inf), kind="stable")[:keep]
+            order = np.argsort(np.where(np.isfinite(rough.loss), rough.loss, np.inf), kind="stable")[:self.keep]
             starts = rough.theta[order]
-        theta, loss, ok = best_of(self.fit_batch(X, y, starts, weights))
+        return starts
+
+    def fit(self, X, y, weights=None) -> tuple[np.ndarray, float, bool]:
+        """Multi-start fit: the :meth:`kept_starts` run to convergence; returns (theta, objective,
+        converged) of the best."""
+        theta, loss, ok = best_of(self.fit_batch(X, y, self.kept_starts(X, y, weights), weights))
         if not ok and np.isfinite(loss):
             # still descending when the batch's iterations ran out: the best start is run on alone
             # (it is the fit; the batch's iteration cap is for the starts that lose)
