@@ -140,14 +140,9 @@ def signed_interval(self, point, floor, noise_z, phi):
 
 def quantile_average_interval(self, point, feats, P, W=None):
     """Policy.auto_interval with the weighted average of the candidates' link-space bounds."""
-    P = np.asarray(P, float)
     floor = feats["floor"].to_numpy(float)
-    zl, zu = np.full(P.shape, np.nan), np.full(P.shape, np.nan)
-    for j, method in enumerate(self.candidates):
-        ok = np.isfinite(P[:, j])
-        if method in self.intervals and ok.any():
-            lo, hi = self._conformal(method, P[ok, j], feats.loc[ok])
-            zl[ok, j], zu[ok, j] = conformal.to_link(lo, floor[ok]), conformal.to_link(hi, floor[ok])
+    lower, upper = self.candidate_intervals(feats, P)
+    zl, zu = conformal.to_link(lower, floor[:, None]), conformal.to_link(upper, floor[:, None])
     W = self.weights(feats) if W is None else W
     w = np.where(np.isfinite(zl) & np.isfinite(zu), W, 0.0)
     total = w.sum(axis=1)
@@ -196,13 +191,10 @@ class LocalGate(policy.Gate):
 def learn_gate_local(data: pd.DataFrame, candidates: list[str], design=conformal.design) -> LocalGate:
     """policy.learn_gate's gate as a :class:`LocalGate` that keeps the calibration forecasts it learned from."""
     gate = _learn_gate(data, candidates, design)
-    units, P = policy.prediction_matrix(data, candidates)
-    ok = np.isfinite(P).all(axis=1) & np.isfinite(units["actual"].to_numpy(float))
-    units = units.loc[ok].reset_index(drop=True)
+    units, P = policy.gate_units(data, candidates)
     local = LocalGate(**vars(gate))
-    local.cal_psi, local.cal_P = gate.psi(design(units))[:, 1:], P[ok]
-    local.cal_y = units["actual"].to_numpy(float)
-    local.cal_w = 1.0 / units.groupby("ladder")["ladder"].transform("size").to_numpy(float)
+    local.cal_psi, local.cal_P = gate.psi(design(units))[:, 1:], P
+    local.cal_y, local.cal_w = units["actual"].to_numpy(float), policy._group_weights(units)
     return local
 
 

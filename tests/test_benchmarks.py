@@ -128,11 +128,12 @@ def test_quantile_averaging_averages_the_candidates_bounds_where_the_mixture_spa
     import types
 
     import interval_variants
-    from pipeline.laws import conformal
+    from pipeline.laws import conformal, policy
 
     bounds = {"a": (0.30, 0.40), "b": (0.50, 0.60)}  # two candidates that disagree
     fake = types.SimpleNamespace(candidates=["a", "b"], intervals=bounds, level=0.9,
                                  _conformal=lambda m, p, f: tuple(np.full(len(p), v) for v in bounds[m]))
+    fake.candidate_intervals = types.MethodType(policy.Policy.candidate_intervals, fake)  # the library's, on these bounds
     feats = pd.DataFrame({"floor": [0.0], "noise": [0.001]})
     P, W = np.array([[0.35, 0.55]]), np.array([[0.5, 0.5]])
     lo, hi = interval_variants.quantile_average_interval(fake, np.array([0.45]), feats, P, W)

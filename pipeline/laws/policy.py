@@ -228,17 +228,23 @@ class Policy:
         """(lower, upper) of the auto forecasts ``point``: the stacking mixture of the candidates'
         calibrated predictive distributions (``P``: their predictions, NaN = none), with the weights
         that make the point (:func:`pipeline.laws.conformal.mixture_interval`); each holds its point."""
+        lower, upper = self.candidate_intervals(feats, P)
+        W = self.weights(feats) if W is None else W
+        lo, hi = conformal.mixture_interval(W, lower, upper, feats["floor"].to_numpy(float), self.level)
+        p = np.asarray(point, float)
+        return conformal.measurement_band(np.minimum(lo, p), np.maximum(hi, p), p, feats["noise"].to_numpy(float),
+                                          self.level)
+
+    def candidate_intervals(self, feats: pd.DataFrame, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each (n, candidates): every candidate's conformal interval (without the
+        measurement band) around its predictions ``P`` (NaN where it made none or has no model)."""
         P = np.asarray(P, float)
         lower, upper = np.full(P.shape, np.nan), np.full(P.shape, np.nan)
         for j, method in enumerate(self.candidates):
             ok = np.isfinite(P[:, j])
             if method in self.intervals and ok.any():
                 lower[ok, j], upper[ok, j] = self._conformal(method, P[ok, j], feats.loc[ok])
-        W = self.weights(feats) if W is None else W
-        lo, hi = conformal.mixture_interval(W, lower, upper, feats["floor"].to_numpy(float), self.level)
-        p = np.asarray(point, float)
-        return conformal.measurement_band(np.minimum(lo, p), np.maximum(hi, p), p, feats["noise"].to_numpy(float),
-                                          self.level)
+        return lower, upper
 
     def interval(self, method: str, point, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) of ``method``'s forecasts ``point`` with features ``feats`` (needs
@@ -318,16 +324,21 @@ class Gate:
         return gate
 
 
-def learn_gate(data: pd.DataFrame, candidates: list[str], design=conformal.design) -> Gate:
-    """The gate from every forecast unit of ``data`` (each ladder weighted once), on the features
-    ``design`` makes of them (:func:`pipeline.laws.conformal.design`)."""
+def gate_units(data: pd.DataFrame, candidates: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """(units, P): the forecast units of ``data`` a gate learns from (a known actual, every
+    candidate's prediction or the others' mean in its place) and their predictions."""
     units, P = prediction_matrix(data, candidates)
     ok = np.isfinite(P).all(axis=1) & np.isfinite(units["actual"].to_numpy(float))
-    units, P = units.loc[ok].reset_index(drop=True), P[ok]
+    return units.loc[ok].reset_index(drop=True), P[ok]
+
+
+def learn_gate(data: pd.DataFrame, candidates: list[str], design=conformal.design) -> Gate:
+    """The gate from every forecast unit of ``data`` (:func:`gate_units`; each ladder weighted
+    once), on the features ``design`` makes of them (:func:`pipeline.laws.conformal.design`)."""
+    units, P = gate_units(data, candidates)
     if not len(units):
         return Gate(np.zeros((len(candidates), len(conformal.PHI))), np.zeros(len(conformal.PHI)), np.ones(len(conformal.PHI)))
-    wu = 1.0 / units.groupby("ladder")["ladder"].transform("size").to_numpy(float)
-    return Gate.fit(P, units["actual"].to_numpy(float), design(units), wu)
+    return Gate.fit(P, units["actual"].to_numpy(float), design(units), _group_weights(units))
 
 
 def training_range(train: pd.DataFrame, target: str) -> tuple[float, float]:
