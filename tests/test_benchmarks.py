@@ -202,3 +202,26 @@ def test_the_local_stacking_variant_leans_each_forecast_towards_the_candidate_it
     with interval_variants.variant_code("local_stacking"):
         assert policy.learn_gate is interval_variants.learn_gate_local
     assert policy.learn_gate is in_use
+
+
+def test_class_tension_reproduces_auto_in_use_and_relearns_without_a_class():
+    import class_tension
+    from pipeline.ladders import calibration
+
+    table = calibration.read(calibration.DEFAULT_PATH)
+    out = class_tension.run(table, list(calibration.DEFAULT_CANDIDATES), ["emergent"])
+    out = out.loc[out["factor"] == 16].set_index("kind")
+    lolo = pd.read_csv(ROOT / "reports" / "ladders" / "lolo.csv")
+    auto = lolo.loc[(lolo["factor"] == 16) & (lolo["method"] == "auto")].set_index("ladder_class")
+    # the weights in use are the leave-one-ladder-out table's: the same MAE where auto forecast every unit
+    for kind in ("near_chance", "isoflop", "multi_budget"):
+        assert out.loc[kind, "n"] == auto.loc[kind, "shared_n"]
+        assert out.loc[kind, "in use"] == pytest.approx(auto.loc[kind, "mae"], abs=0.006)
+    assert np.isfinite(out["without emergent"]).all()
+    assert (out["in use"] != out["without emergent"]).any()  # the weights were learned again
+    assert (out["which"].isin(calibration.DEFAULT_CANDIDATES)).all()
+    # docs/ladders.md quotes this run
+    docs = " ".join((ROOT / "docs" / "ladders.md").read_text().split())
+    near = out.loc["near_chance"]
+    assert (f"near-chance tasks at 16× falls from {near['in use']:.2f} to {near['without emergent']:.2f}, still above "
+            f"the final-checkpoint line's {near['line_final']:.2f}") in docs
