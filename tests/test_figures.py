@@ -219,3 +219,17 @@ def test_no_text_is_clipped_or_overlapping(kind, n):
         assert text_problems(fig) == []
     finally:
         plotting.plt.close(fig)
+
+
+def test_the_forecast_band_starts_at_the_familys_largest_run():
+    from matplotlib.collections import PolyCollection
+
+    inp, chosen, held = forecast_inputs(2)
+    fig = figures.plot_target(inp, TARGET, chosen, held, None)
+    largest = 6 * max(SIZES) * 3e11  # the family's largest run in scores_table
+    bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, PolyCollection)]
+    assert bands  # one per task: the shown method's
+    for band in bands:
+        xs = np.concatenate([p.vertices[:, 0] for p in band.get_paths()])
+        assert xs.min() >= largest * (1 - 1e-9) and xs.max() == pytest.approx(6 * 3e10 * 3e11)
+    plotting.plt.close(fig)

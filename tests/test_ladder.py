@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline import scores
+from pipeline.errors import CapcastError
 from pipeline.forecasting import family as ladder
 from pipeline.forecasting import targets as forecast
 from pipeline.forecasting.backtest import make_law
@@ -121,6 +122,15 @@ def test_bad_requests_are_one_line(table_csv, capsys, extra, words):
     argv = ["--scores", str(table_csv), "--family", "toy", "--params", "7e9", "--tokens", "2e11", *extra]
     rc, out, err = run(capsys, forecast_stage.main, *argv)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+
+
+@pytest.mark.parametrize("target", [(0.0, 2e11), (7e9, -1.0), (float("nan"), 2e11), (7e9, float("inf")), (7e9,)])
+def test_a_request_built_in_python_refuses_a_target_without_a_size_and_token_count(table_csv, target):
+    table = scores.read(table_csv)
+    req = ladder.Request("toy", ((1e9, 2e10), target), method="line_final", n_bootstrap=0)
+    with pytest.raises(CapcastError) as exc:
+        ladder.run(table, req)
+    assert "target 2 of 'toy'" in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_several_suites_need_suite(table_csv, tmp_path, capsys):

@@ -202,6 +202,13 @@ def nested_backtest(rows: pd.DataFrame, target: Metric, method: str, req: Reques
 
 # ------------------------------------------------------------------------------------- forecast
 def target_objects(req: Request, suite: str) -> list[forecast.Target]:
+    """The request's (N, D) pairs as targets; CapcastError naming the first that is not two numbers > 0
+    (the command line checks its own; this holds for a request built in Python too)."""
+    for i, pair in enumerate(req.targets, 1):
+        n, d = (tuple(pair) + (None, None))[:2]
+        if not all(isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0 for v in (n, d)):
+            raise CapcastError(f"target {i} of {req.family!r}: (N, D) = ({n!r}, {d!r}); give a model size and a "
+                               "token count, both finite numbers > 0")
     return [forecast.Target(f"{req.family} N={n:.3g} D={d:.3g}", req.family, suite, n, d) for n, d in req.targets]
 
 

@@ -151,7 +151,10 @@ def plot_target(inp: ReportInput, target: str, chosen: pd.DataFrame, held: pd.Da
                 mc = plotting.method_color(m)
                 ax.plot(c["compute_flops"], c["predicted"], "-", lw=2.2 if m == best else 1.0, color=mc, label=m)
                 if m == best:
-                    ax.fill_between(c["compute_flops"], c["lower"], c["upper"], color=mc, alpha=0.15, lw=0)
+                    # the band from the family's largest run on: an interval is a forecast's, and inside the
+                    # ladder the runs themselves are drawn (no calibration forecast lies inside a ladder)
+                    past = c[c["compute_flops"] >= (g["compute_flops"].max() if len(g) else 0)]
+                    ax.fill_between(past["compute_flops"], past["lower"], past["upper"], color=mc, alpha=0.15, lw=0)
         if held is not None and len(held):
             h = held[held["task"] == task]
             if len(h):

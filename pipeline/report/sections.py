@@ -199,7 +199,8 @@ def section_targets(page: Page, rep: Report) -> None:
         page.figure(rep.plots / f"target-{slug(target)}.png", figures.plot_target, (rep.inp, target, ch, held),
                     f"forecast curves for {target}",
                     f"Per task: the family's data (final checkpoints, {_bars(fam)}; faint dots: intermediate "
-                    "checkpoints), each method's fitted curve (thick, with its interval band: the method shown) and "
+                    "checkpoints), each method's fitted curve (thick: the method shown, with its interval band beyond the "
+                    "family's largest run) and "
                     "the forecasts at the target compute (dashed line; diamonds with intervals)"
                     + (f"; held-out {first['family']} models of backtest split {split} (stars) with the shown "
                        f"method's predictions from that split (open squares)." if split else
