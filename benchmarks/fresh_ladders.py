@@ -50,6 +50,8 @@ FIRST_SEED = 5000  # the calibration zoo's seeds are 0..ladders.n_per_design - 1
 BASELINE = "line_final"
 METHODS = ("auto", "line_final", "line_frontier", "direct", "two_step")
 TOP_RUNG = 1.5  # the runs within this factor of the top compute are the ones forecast (as the harness)
+MIN_TRAIN_RUNS = 3  # runs a cut ladder needs to be forecast (the harness's min_train_runs)
+COLUMNS = ["design", "seed", "model", "method", "actual", "predicted", "lower", "upper", "baseline_weight"]
 
 
 LINE = "line_in_log_c"  # a ladder of one candidate's own form (not a zoo design)
@@ -97,10 +99,13 @@ def _key(params: float, tokens: float) -> str:
 
 def run(designs, ladders: int, factor: float, methods=METHODS) -> pd.DataFrame:
     """One row per (design, seed, held-out run, method): truth, forecast and interval (NaN: failed)."""
-    out, source = [], Source()
+    out, source, skipped = [], Source(), []
     for design in designs:
         for seed in range(FIRST_SEED, FIRST_SEED + ladders):
             train, final, task = cut(design, seed, factor)
+            if train["model"].nunique() < MIN_TRAIN_RUNS:  # as the harness: too narrow to cut this far
+                skipped.append(f"{design}/{seed}")
+                continue
             fam = str(train["family"].iloc[0])
             targets = tuple((float(r.params), float(r.tokens)) for r in final.itertuples())
             for method in methods:
@@ -117,7 +122,11 @@ def run(designs, ladders: int, factor: float, methods=METHODS) -> pd.DataFrame:
                                 "actual": float(truth.value), "predicted": float(row.predicted),
                                 "lower": float(row.lower), "upper": float(row.upper),
                                 "baseline_weight": baseline_weight(getattr(row, "form", ""), method)})
-    return pd.DataFrame(out)
+    if skipped:
+        print(f"{len(skipped)} ladder(s) with fewer than {MIN_TRAIN_RUNS} runs {factor:g}x below the top left out: "
+              + ", ".join(skipped), file=sys.stderr)
+    numbers = {c: float for c in ("actual", "predicted", "lower", "upper", "baseline_weight")}
+    return pd.DataFrame(out, columns=COLUMNS).astype({"seed": int, **numbers})
 
 
 def baseline_weight(form, method: str) -> float:

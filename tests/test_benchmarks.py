@@ -225,3 +225,12 @@ def test_class_tension_reproduces_auto_in_use_and_relearns_without_a_class():
     near = out.loc["near_chance"]
     assert (f"near-chance tasks at 16× falls from {near['in use']:.2f} to {near['without emergent']:.2f}, still above "
             f"the final-checkpoint line's {near['line_final']:.2f}") in docs
+
+
+def test_fresh_ladders_leave_out_a_ladder_too_narrow_to_cut_that_far(capsys):
+    import fresh_ladders
+
+    out = fresh_ladders.run(["near_chance"], 1, 1e9, ("line_final",))
+    assert out.empty and list(out.columns) == fresh_ladders.COLUMNS
+    assert "1 ladder(s) with fewer than 3 runs 1e+09x below the top left out: near_chance/5000" in capsys.readouterr().err
+    assert fresh_ladders.summary(out).empty

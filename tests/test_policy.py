@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.errors import FitError
 from pipeline.laws import conformal, make
 from pipeline.laws.data import Metric, row_set
 from pipeline.laws.policy import Policy, ladder_features, stack
@@ -41,8 +42,6 @@ def test_frontier_keeps_the_best_run_of_each_budget_where_it_improves():
 
 def test_a_preset_law_is_named_by_its_preset_in_its_messages():
     """line_frontier is loglinear through the frontier: its errors say line_frontier, the method asked for."""
-    from pipeline.errors import FitError
-
     rows = _rows([("a", None, 1e8, 1e9, .40), ("b", None, 2e8, 5e8, .45), ("d", None, 1e9, 1e10, .6)])
     with pytest.raises(FitError, match="^line_frontier: 2 training points"):
         make("line_frontier", target="t:acc", n_bootstrap=0).fit(rows)
@@ -277,6 +276,23 @@ def test_auto_clones_and_refits_to_the_same_forecast():
     assert twin.get_params(deep=False).keys() == law.get_params(deep=False).keys()
     a, b = law.fit(train).predict(test), twin.fit(train).predict(test)
     assert np.allclose(a["predicted"], b["predicted"]) and np.allclose(a["upper"], b["upper"])
+
+
+def test_auto_offers_no_forecast_where_only_carry_could_be_fitted():
+    """Every run of one compute budget (a single isoFLOP sweep): no trend law can be fitted, and no
+    calibration ladder was such a one, so auto says why rather than carrying the top value with the
+    interval of ladders that rise."""
+    budget = 1e19
+    rows = _rows([(f"m{i}", None, n, budget / (6 * n), 0.40 + 0.01 * i) for i, n in enumerate((5e7, 1e8, 2e8, 4e8))])
+    table = _table()
+    table = table.assign(candidate=table["candidate"].map({"good": "carry", "bad": "line_final"}))
+    law = make("auto", target="t:acc", policy=Policy.learn(table, ["line_final", "carry"]))
+    with pytest.raises(FitError) as exc:
+        law.fit(rows)
+    message = str(exc.value)
+    assert "only carry could be fitted" in message and "line_final:" in message and "--method carry" in message
+    assert "\n" not in message
+    make("carry", target="t:acc", n_bootstrap=0).fit(rows)  # asked for by name, carry forecasts
 
 
 def test_auto_does_not_carry_the_top_value_to_a_model_inside_the_training_runs():

@@ -132,6 +132,13 @@ class Auto(_Calibrated):
         failed = {m: str(f) for m, f in self.fits_.items() if isinstance(f, Exception)}
         if len(failed) == len(self.fits_):
             raise FitError(f"auto: no candidate method could be fitted ({next(iter(failed.values()))})")
+        if set(self.fits_) - set(failed) <= {CarryForward.method}:
+            # no calibration ladder is one where every trend failed (a single compute budget, say): the
+            # weights and the interval would be those of carrying a value forward on ladders that rise
+            first = next(m for m in self.fits_ if m in failed)
+            raise FitError(f"auto: of its candidates only {CarryForward.method} could be fitted ({failed[first]}); "
+                           f"with no trend to extrapolate there is no forecast to weigh: give "
+                           f"runs at more compute budgets, or ask for --method {CarryForward.method}")
         self.failed_ = failed
         self.form_, self.inner_error_, self.params_used_ = "-", float("nan"), ""
         return self
