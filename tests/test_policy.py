@@ -81,6 +81,22 @@ def test_conformal_covers_at_the_stated_rate_where_the_scale_varies():
     assert wide > 3 * narrow  # it learned where the errors are larger
 
 
+def test_an_unknown_disagreement_is_read_as_the_largest_the_calibration_saw():
+    """Fewer than two candidates fitted: the spread is unknown (NaN), and no calibration forecast has
+    one; the scale model reads it at the calibration's largest spread, not as candidates that agree."""
+    rng = np.random.default_rng(1)
+    n = 2000
+    feats = pd.DataFrame({"distance": rng.uniform(0.3, 1.2, n), "span": 1.5, "noise": 0.01, "level": 0.5,
+                          "spread": np.exp(rng.uniform(np.log(0.03), np.log(0.5), n)), "slope": 0.05,
+                          "top_slope": 0.05, "curvature": 0.0, "checkpoints": 1, "runs_per_budget": 1.0,
+                          "misfit": 1.0, "rung_error": 1.0})
+    e = rng.standard_normal(n) * 2 * feats["spread"].to_numpy()  # errors grow with the disagreement
+    fit = conformal.Conformal.fit(e, np.zeros(n), conformal.design(feats), 0.9)
+    probe = feats.iloc[:3].assign(distance=0.6, spread=[np.nan, feats["spread"].max(), feats["spread"].min()])
+    unknown, largest, smallest = fit.sigma(np.zeros(3), conformal.design(probe))
+    assert unknown == pytest.approx(largest) and largest > 5 * smallest
+
+
 def test_a_local_bias_moves_the_interval_and_coverage_holds_on_both_sides():
     """Where the calibration forecasts ran low (errors mostly positive), the interval is centred
     above the point; where they did not, it stays centred; both cover at the stated rate."""

@@ -93,13 +93,16 @@ def spread(predictions, floor) -> np.ndarray:
 
 def design(feats: pd.DataFrame) -> np.ndarray:
     """phi(x): the columns :data:`PHI` of a frame with distance, span, noise, level, slope,
-    checkpoints and spread."""
+    checkpoints and spread (NaN spread: +inf, read at the calibration's edge)."""
     d = np.maximum(feats["distance"].to_numpy(float), 0.0)
     span = np.maximum(feats["span"].to_numpy(float), 0.1)
     noise = feats["noise"].to_numpy(float)
     noise = np.where(np.isfinite(noise) & (noise > 0), noise, 0.01)
     level = np.nan_to_num(feats["level"].to_numpy(float), nan=0.5)
-    spread = np.nan_to_num(feats["spread"].to_numpy(float), nan=MIN_SPREAD)
+    # unknown disagreement (fewer than two candidates fitted; no calibration forecast is such a one):
+    # read at the largest the calibration saw, where the scale model and the gate clip it
+    spread = feats["spread"].to_numpy(float)
+    spread = np.where(np.isnan(spread), np.inf, spread)
     slope = np.clip(np.nan_to_num(feats["slope"].to_numpy(float)), -1, 1)
     return np.column_stack([np.ones(len(d)), d, np.minimum(d / span, 10.0), np.log(noise), np.clip(level, -1, 2),
                             slope, np.abs(slope), np.clip(np.nan_to_num(feats["top_slope"].to_numpy(float)), -1, 1),
