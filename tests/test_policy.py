@@ -97,6 +97,14 @@ def test_an_unknown_disagreement_is_read_as_the_largest_the_calibration_saw():
     assert unknown == pytest.approx(largest) and largest > 5 * smallest
 
 
+def test_a_gate_with_nothing_to_learn_from_weighs_equally_whatever_the_features():
+    from pipeline.laws.policy import learn_gate
+
+    gate = learn_gate(_table().iloc[:0], ["line_final", "carry"])
+    feats = _table().iloc[:2].assign(spread=[np.nan, 0.3])
+    assert np.allclose(gate.weights(conformal.design(feats)), 0.5)
+
+
 def test_a_local_bias_moves_the_interval_and_coverage_holds_on_both_sides():
     """Where the calibration forecasts ran low (errors mostly positive), the interval is centred
     above the point; where they did not, it stays centred; both cover at the stated rate."""

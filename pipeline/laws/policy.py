@@ -337,7 +337,8 @@ def learn_gate(data: pd.DataFrame, candidates: list[str], design=conformal.desig
     once), on the features ``design`` makes of them (:func:`pipeline.laws.conformal.design`)."""
     units, P = gate_units(data, candidates)
     if not len(units):
-        return Gate(np.zeros((len(candidates), len(conformal.PHI))), np.zeros(len(conformal.PHI)), np.ones(len(conformal.PHI)))
+        k = len(conformal.PHI)  # nothing to learn from: equal weights, whatever the features (its box is a point)
+        return Gate(np.zeros((len(candidates), k)), np.zeros(k), np.ones(k), np.zeros(k), np.zeros(k))
     return Gate.fit(P, units["actual"].to_numpy(float), design(units), _group_weights(units))
 
 
