@@ -209,7 +209,8 @@ def test_class_tension_reproduces_auto_in_use_and_relearns_without_a_class():
     from pipeline.ladders import calibration
 
     table = calibration.read(calibration.DEFAULT_PATH)
-    out = class_tension.run(table, list(calibration.DEFAULT_CANDIDATES), ["emergent"])
+    out = class_tension.run(table, list(calibration.DEFAULT_CANDIDATES), ["emergent"],
+                            ["near_chance", "isoflop", "multi_budget"])
     out = out.loc[out["factor"] == 16].set_index("kind")
     lolo = pd.read_csv(ROOT / "reports" / "ladders" / "lolo.csv")
     auto = lolo.loc[(lolo["factor"] == 16) & (lolo["method"] == "auto")].set_index("ladder_class")
