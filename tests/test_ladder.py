@@ -133,6 +133,25 @@ def test_a_request_built_in_python_refuses_a_target_without_a_size_and_token_cou
     assert "target 2 of 'toy'" in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_the_family_report_says_why_where_no_method_could_forecast_a_target(tmp_path, capsys, monkeypatch):
+    """Every run at one compute budget (a single isoFLOP sweep): no trend law can be fitted, so auto
+    gives no forecast; the report draws no figure for the target and says why, instead of failing."""
+    monkeypatch.chdir(tmp_path)
+    budget = 1e19
+    rows = ladder_rows(sizes=SIZES, steps=(100000,), noise=0.003)
+    rows = rows.assign(tokens=budget / (6 * rows["params"]), compute_flops=budget)
+    path = tmp_path / "sweep.csv"
+    rows.to_csv(path, index=False)
+    out = tmp_path / "rep"
+    rc, stdout, err = run(capsys, report_cli._main, "--scores", str(path), *COMMON, "--params", "7e9",
+                          "--tokens", "2e11", "--out", str(out))
+    assert rc == 0, err
+    assert "0 of " in stdout and "forecasts made" in stdout
+    md = (out / "forecast.md").read_text()
+    assert "No method forecast toy N=7e+09 D=2e+11" in md and "only carry could be fitted" in md
+    assert not list((out / "plots").glob("target-*.png"))
+
+
 def test_several_suites_need_suite(table_csv, tmp_path, capsys):
     rows = scores.read(table_csv)
     path = tmp_path / "two.csv"

@@ -196,16 +196,10 @@ def section_targets(page: Page, rep: Report) -> None:
         first = fc[fc["target"] == target].iloc[0]
         fam = rep.inp.scores[(rep.inp.scores["suite"] == first["suite"]) & (rep.inp.scores["family"] == first["family"])]
         held, split = _heldout_points(rep, target)
-        page.figure(rep.plots / f"target-{slug(target)}.png", figures.plot_target, (rep.inp, target, ch, held),
-                    f"forecast curves for {target}",
-                    f"Per task: the family's data (final checkpoints, {_bars(fam)}; faint dots: intermediate "
-                    "checkpoints), each method's fitted curve (thick: the method shown, with its interval band beyond the "
-                    "family's largest run) and "
-                    "the forecasts at the target compute (dashed line; diamonds with intervals)"
-                    + (f"; held-out {first['family']} models of backtest split {split} (stars) with the shown "
-                       f"method's predictions from that split (open squares)." if split else
-                       f"; no backtest holds out {first['family']} in {first['suite']}, so no held-out points "
-                       "are drawn."))
+        if fc.loc[fc["target"] == target, "predicted"].isna().all():  # nothing to draw: every method failed
+            page.note(f"No method forecast {target}; why, per task and method, under 'All methods' below.")
+        else:
+            _target_figure(page, rep, target, ch, held, split, first, fam)
         _two_step_figures(page, rep, target)
         with page.details(f"All methods for {target}"):
             sub = fc[fc["target"] == target]
@@ -223,6 +217,20 @@ def section_targets(page: Page, rep: Report) -> None:
                                   "coverage": coverage_unit(_backtest_level(rep))})
             for _, r in sub[sub["predicted"].isna()].iterrows():
                 page.note(f"{r['task']} / {r['method']}: not forecast ({r.get('note', '')})")
+
+
+def _target_figure(page: Page, rep: Report, target: str, chosen, held, split: str, first, fam) -> None:
+    """The target's forecast curves, one panel per task (:func:`pipeline.report.figures.plot_target`)."""
+    page.figure(rep.plots / f"target-{slug(target)}.png", figures.plot_target, (rep.inp, target, chosen, held),
+                f"forecast curves for {target}",
+                f"Per task: the family's data (final checkpoints, {_bars(fam)}; faint dots: intermediate "
+                "checkpoints), each method's fitted curve (thick: the method shown, with its interval band beyond the "
+                "family's largest run) and "
+                "the forecasts at the target compute (dashed line; diamonds with intervals)"
+                + (f"; held-out {first['family']} models of backtest split {split} (stars) with the shown "
+                   f"method's predictions from that split (open squares)." if split else
+                   f"; no backtest holds out {first['family']} in {first['suite']}, so no held-out points "
+                   "are drawn."))
 
 
 def _two_step_figures(page: Page, rep: Report, target: str) -> None:

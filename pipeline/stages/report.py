@@ -137,5 +137,6 @@ def main_report(argv) -> int:
     # the tables the report cites, beside it (written with it, or not at all)
     write(*report_inputs(res, req), out, tables=dict(zip(FAMILY_TABLES, (res.forecast, res.curves, res.backtest,
                                                                           res.predictions, res.diagnostics))))
-    print(f"wrote {out}/index.html and {out}/forecast.md ({len(res.forecast)} forecasts)")
+    made = int(res.forecast["predicted"].notna().sum())
+    print(f"wrote {out}/index.html and {out}/forecast.md ({made} of {len(res.forecast)} task x target forecasts made)")
     return 0
