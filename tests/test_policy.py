@@ -317,6 +317,8 @@ def test_auto_offers_no_forecast_where_only_carry_could_be_fitted():
     assert "only carry could be fitted" in message and "line_final:" in message and "--method carry" in message
     assert "\n" not in message
     make("carry", target="t:acc", n_bootstrap=0).fit(rows)  # asked for by name, carry forecasts
+    carry_only = table.loc[table["candidate"] == "carry"]  # a policy of carry alone carries, as calibrated
+    make("auto", target="t:acc", policy=Policy.learn(carry_only, ["carry"])).fit(rows)
 
 
 def test_auto_does_not_carry_the_top_value_to_a_model_inside_the_training_runs():

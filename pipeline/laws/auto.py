@@ -130,13 +130,14 @@ class Auto(_Calibrated):
         self._fit_context(rows, self.estimators)
         self.fits_ = {name: fit_candidate(est, rows) for name, est in self.estimators}
         failed = {m: str(f) for m, f in self.fits_.items() if isinstance(f, Exception)}
+        first = next(iter(failed.values()), "")  # the first failure, in the candidates' order
         if len(failed) == len(self.fits_):
-            raise FitError(f"auto: no candidate method could be fitted ({next(iter(failed.values()))})")
-        if set(self.fits_) - set(failed) <= {CarryForward.method}:
+            raise FitError(f"auto: no candidate method could be fitted ({first})")
+        if failed and set(self.fits_) - set(failed) <= {CarryForward.method}:
             # no calibration ladder is one where every trend failed (a single compute budget, say): the
             # weights and the interval would be those of carrying a value forward on ladders that rise
-            first = next(m for m in self.fits_ if m in failed)
-            raise FitError(f"auto: of its candidates only {CarryForward.method} could be fitted ({failed[first]}); "
+            # (a policy of carry alone has no trend to fail: it carries, as it was calibrated to)
+            raise FitError(f"auto: of its candidates only {CarryForward.method} could be fitted ({first}); "
                            f"with no trend to extrapolate there is no forecast to weigh: give "
                            f"runs at more compute budgets, or ask for --method {CarryForward.method}")
         self.failed_ = failed

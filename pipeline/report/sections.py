@@ -192,17 +192,14 @@ def section_targets(page: Page, rep: Report) -> None:
                "the family's published counts where it has them")
     for target in overview["target"]:
         page.heading(3, target, "target-" + slug(target))
-        ch = rep.chosen[rep.chosen["target"] == target]
-        first = fc[fc["target"] == target].iloc[0]
-        fam = rep.inp.scores[(rep.inp.scores["suite"] == first["suite"]) & (rep.inp.scores["family"] == first["family"])]
-        held, split = _heldout_points(rep, target)
-        if fc.loc[fc["target"] == target, "predicted"].isna().all():  # nothing to draw: every method failed
+        sub = fc[fc["target"] == target]
+        first = sub.iloc[0]
+        if sub["predicted"].isna().all():  # nothing to draw: every method failed
             page.note(f"No method forecast {target}; why, per task and method, under 'All methods' below.")
         else:
-            _target_figure(page, rep, target, ch, held, split, first, fam)
+            _target_figure(page, rep, target, first)
         _two_step_figures(page, rep, target)
         with page.details(f"All methods for {target}"):
-            sub = fc[fc["target"] == target]
             value = value_unit(sub["metric"])
             page.table(display(sub, ["task", "method", "predicted", "lower", "upper", "caveats"]), "forecast.csv",
                        units={"predicted": value, "lower": value, "upper": value})
@@ -219,8 +216,12 @@ def section_targets(page: Page, rep: Report) -> None:
                 page.note(f"{r['task']} / {r['method']}: not forecast ({r.get('note', '')})")
 
 
-def _target_figure(page: Page, rep: Report, target: str, chosen, held, split: str, first, fam) -> None:
-    """The target's forecast curves, one panel per task (:func:`pipeline.report.figures.plot_target`)."""
+def _target_figure(page: Page, rep: Report, target: str, first) -> None:
+    """The target's forecast curves, one panel per task (:func:`pipeline.report.figures.plot_target`);
+    ``first``: one of its forecast rows (its family and suite)."""
+    chosen = rep.chosen[rep.chosen["target"] == target]
+    fam = rep.inp.scores[(rep.inp.scores["suite"] == first["suite"]) & (rep.inp.scores["family"] == first["family"])]
+    held, split = _heldout_points(rep, target)
     page.figure(rep.plots / f"target-{slug(target)}.png", figures.plot_target, (rep.inp, target, chosen, held),
                 f"forecast curves for {target}",
                 f"Per task: the family's data (final checkpoints, {_bars(fam)}; faint dots: intermediate "
